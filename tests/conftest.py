@@ -1,0 +1,15 @@
+"""Shared fixtures.
+
+The `hass` fixture puts the plugin's own testing config dir first on
+sys.path, so our package must be imported before it runs for Home Assistant
+to find `custom_components.realtime_assist`.
+"""
+
+import pytest
+
+import custom_components.realtime_assist  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load our custom integration in every test."""
