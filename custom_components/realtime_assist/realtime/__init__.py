@@ -1,0 +1,1 @@
+"""Provider-neutral realtime session core. No Home Assistant imports here."""

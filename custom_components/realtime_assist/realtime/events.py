@@ -1,0 +1,171 @@
+"""What comes out of a realtime session: typed, provider-neutral events.
+
+Providers translate their wire events into these; consumers (the Home
+Assistant glue, benchmarks, tests) never see provider JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class ResponseStatus(StrEnum):
+    """How a model response ended."""
+
+    COMPLETED = "completed"
+    # Stopped on request (response.cancel, a new text turn).
+    CANCELLED = "cancelled"
+    # The user spoke over the model (server VAD barge-in).
+    INTERRUPTED = "interrupted"
+    # Ended early by a limit (max output tokens, content filter).
+    INCOMPLETE = "incomplete"
+    # The provider failed, or the connection dropped mid-response.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage of one response, for diagnostics."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReady:
+    """The provider accepted the configuration; input may flow."""
+
+    provider_session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The provider's VAD heard the user start speaking."""
+
+    audio_start_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    """The provider's VAD decided the user stopped speaking: the turn ended."""
+
+    audio_end_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscript:
+    """The provider's transcript of what the user said (partial or final)."""
+
+    text: str
+    final: bool
+    item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseStarted:
+    """The model started a response."""
+
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Model audio: 16-bit little-endian mono PCM at `sample_rate`."""
+
+    response_id: str
+    pcm: bytes
+    sample_rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDelta:
+    """A piece of the model's reply text (audio transcript or text output)."""
+
+    response_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks for a tool; answer with `RealtimeSession.send_tool_result`."""
+
+    response_id: str
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallsCancelled:
+    """The provider withdrew tool calls (Gemini): don't start them, drop their results."""
+
+    call_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """A response ended; `transcript` is what the model said (or wrote)."""
+
+    response_id: str
+    status: ResponseStatus
+    transcript: str = ""
+    reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The user barged in: audio of `response_id` already queued was discarded."""
+
+    response_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderError:
+    """An error the provider reported; the session carries on unless `fatal`."""
+
+    code: str
+    message: str
+    fatal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """The connection dropped (or was recycled) and a new one carries on.
+
+    `restored_items` conversation items were replayed into the new connection;
+    `lost_response` is true when a response in progress was lost with the old one.
+    """
+
+    reason: str
+    restored_items: int
+    lost_response: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    """The session ended; no more events follow. `error` says why, if it failed."""
+
+    error: str | None = None
+
+
+type SessionEvent = (
+    SessionReady
+    | SpeechStarted
+    | SpeechStopped
+    | InputTranscript
+    | ResponseStarted
+    | AudioChunk
+    | TranscriptDelta
+    | ToolCall
+    | ToolCallsCancelled
+    | ResponseDone
+    | Interrupted
+    | ProviderError
+    | Reconnected
+    | SessionClosed
+)

@@ -1,0 +1,16 @@
+"""Realtime providers: one module per wire protocol."""
+
+from ..config import Endpoint
+from .base import Provider
+from .openai import OpenAIRealtimeProvider
+
+PROVIDER_OPENAI = "openai"
+
+PROVIDERS: dict[str, type[Provider]] = {
+    PROVIDER_OPENAI: OpenAIRealtimeProvider,
+}
+
+
+def create_provider(name: str, endpoint: Endpoint) -> Provider:
+    """Build the provider registered under `name` (a config entry's `provider`)."""
+    return PROVIDERS[name](endpoint)

@@ -1,0 +1,481 @@
+"""One long-lived, duplex realtime session, whatever the provider.
+
+Input goes in through methods (audio, text, images, tool results, control);
+output comes out of `events()`. The session owns the provider connection:
+it reads it in one task, reconnects when it drops, recycles it before the
+provider's time limit, and replays the conversation into the new connection.
+
+Backpressure policy (`EventBuffer`): the reader never waits for the consumer,
+so tool calls and barge-in events are never held up behind audio. Control
+events are always kept (they are few and small). Audio is kept up to
+`max_buffered_audio_s` seconds; beyond that a stalled consumer loses the
+newest audio (counted in `stats`, logged once per response) instead of memory
+growing without bound. On barge-in, audio of the interrupted response that the
+consumer has not read yet is discarded at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+import contextlib
+from dataclasses import dataclass
+import logging
+from typing import Any
+
+from .audio import Resampler, duration_ms
+from .config import SessionConfig
+from .errors import AuthenticationError, ConnectError, RealtimeError, SessionClosedError
+from .events import (
+    AudioChunk,
+    InputTranscript,
+    Interrupted,
+    ProviderError,
+    Reconnected,
+    ResponseDone,
+    ResponseStarted,
+    ResponseStatus,
+    SessionClosed,
+    SessionEvent,
+    SpeechStarted,
+)
+from .providers.base import (
+    ConnectionLost,
+    HistoryItem,
+    HistoryRole,
+    Provider,
+    ProviderConnection,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectPolicy:
+    """How hard to try when the connection drops."""
+
+    attempts: int = 5
+    first_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    # Recycle a connection this long before the provider would end it.
+    recycle_margin_s: float = 60.0
+    # Audio pushed while reconnecting is kept (up to this) and sent after.
+    max_pending_audio_s: float = 10.0
+
+
+class EventBuffer:
+    """The session's output queue; see the module docstring for its policy."""
+
+    def __init__(self, max_audio_s: float) -> None:
+        self._events: deque[SessionEvent] = deque()
+        self._wakeup = asyncio.Event()
+        self._max_audio_ms = max_audio_s * 1000.0
+        self._audio_ms = 0.0
+        self._warned_for: str | None = None
+        self.dropped_audio_ms = 0.0
+        self.closed = False
+
+    def put(self, event: SessionEvent) -> None:
+        if isinstance(event, AudioChunk):
+            chunk_ms = duration_ms(len(event.pcm), event.sample_rate)
+            if self._audio_ms + chunk_ms > self._max_audio_ms:
+                self.dropped_audio_ms += chunk_ms
+                if self._warned_for != event.response_id:
+                    self._warned_for = event.response_id
+                    _LOGGER.warning(
+                        "Realtime consumer is not reading: dropping audio of response %s",
+                        event.response_id,
+                    )
+                return
+            self._audio_ms += chunk_ms
+        self._events.append(event)
+        self._wakeup.set()
+
+    def discard_audio(self, response_id: str) -> None:
+        """Forget unread audio of a response the user talked over."""
+        kept: deque[SessionEvent] = deque()
+        for event in self._events:
+            if isinstance(event, AudioChunk) and event.response_id == response_id:
+                self._audio_ms -= duration_ms(len(event.pcm), event.sample_rate)
+            else:
+                kept.append(event)
+        self._events = kept
+
+    async def get(self) -> SessionEvent | None:
+        """The next event, or None once closed and drained."""
+        while not self._events:
+            if self.closed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        event = self._events.popleft()
+        if isinstance(event, AudioChunk):
+            self._audio_ms -= duration_ms(len(event.pcm), event.sample_rate)
+        return event
+
+    @property
+    def buffered_audio_ms(self) -> float:
+        return self._audio_ms
+
+    def close(self) -> None:
+        self.closed = True
+        self._wakeup.set()
+
+
+class RealtimeSession:
+    """A realtime conversation with a model that survives dropped connections."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        config: SessionConfig,
+        *,
+        input_sample_rate: int = 16000,
+        max_buffered_audio_s: float = 120.0,
+        max_history_items: int = 40,
+        reconnect: ReconnectPolicy | None = None,
+    ) -> None:
+        self._provider = provider
+        self._config = config
+        self._input_rate = input_sample_rate
+        self._policy = reconnect or ReconnectPolicy()
+        self._buffer = EventBuffer(max_buffered_audio_s)
+        self._connection: ProviderConnection | None = None
+        self._connected = asyncio.Event()
+        self._resampler: Resampler | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._recycle_timer: asyncio.TimerHandle | None = None
+        self._recycle_due = False
+        self._closing = False
+        self._closed = False
+        self._active_response: str | None = None
+        self._interrupted_responses: set[str] = set()
+        self._history: deque[HistoryItem] = deque(maxlen=max_history_items)
+        self._pending_audio: deque[bytes] = deque()
+        self._pending_audio_ms = 0.0
+        self.stats: dict[str, Any] = {
+            "connects": 0,
+            "reconnects": 0,
+            "responses": 0,
+            "interruptions": 0,
+            "input_audio_ms": 0.0,
+            "output_audio_ms": 0.0,
+            "usage_total_tokens": 0,
+            "last_error": None,
+        }
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect; raises AuthenticationError or ConnectError if that fails."""
+        await self._open()
+        self._reader = asyncio.create_task(self._read(), name="realtime_session_reader")
+
+    async def close(self) -> None:
+        """End the session: the socket closes, `events()` ends after what is queued."""
+        if self._closed:
+            return
+        self._closing = True
+        if self._recycle_timer is not None:
+            self._recycle_timer.cancel()
+        for task in (self._reader, *self._tasks):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+        self._finish(None)
+
+    async def __aenter__(self) -> RealtimeSession:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def config(self) -> SessionConfig:
+        return self._config
+
+    @property
+    def active_response_id(self) -> str | None:
+        """The response the model is generating now, if any."""
+        return self._active_response
+
+    @property
+    def history(self) -> list[HistoryItem]:
+        """Finished turns, oldest first, as replayed after a reconnect."""
+        return list(self._history)
+
+    def events(self) -> AsyncIterator[SessionEvent]:
+        """The output stream; one consumer at a time. Ends after SessionClosed."""
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[SessionEvent]:
+        while (event := await self._buffer.get()) is not None:
+            yield event
+
+    # -- input ---------------------------------------------------------------
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """Push user audio: PCM16 mono at the session's input sample rate."""
+        self._ensure_open()
+        self.stats["input_audio_ms"] += duration_ms(len(pcm), self._input_rate)
+        if not self._connected.is_set() or self._connection is None:
+            self._hold_audio(pcm)
+            return
+        assert self._resampler is not None
+        await self._send_or_hold(self._resampler.process(pcm))
+
+    async def commit_audio(self) -> None:
+        """End the user's turn by hand (when turn detection is off)."""
+        await (await self._ready()).commit_audio()
+
+    async def clear_audio(self) -> None:
+        await (await self._ready()).clear_audio()
+
+    async def send_text(self, text: str, *, respond: bool = True) -> None:
+        """A user message typed rather than spoken."""
+        self._remember(HistoryRole.USER, text)
+        await (await self._ready()).send_text(text, respond=respond)
+
+    async def send_image(self, image: bytes, mime_type: str = "image/jpeg") -> None:
+        await (await self._ready()).send_image(image, mime_type)
+
+    async def send_tool_result(self, call_id: str, name: str, result: dict[str, Any]) -> None:
+        """Answer a ToolCall; the model goes on when every call of its response is answered."""
+        await (await self._ready()).send_tool_result(call_id, name, result)
+
+    async def create_response(self, instructions: str | None = None) -> None:
+        await (await self._ready()).create_response(instructions)
+
+    async def interrupt(self, played_ms: int | None = None) -> None:
+        """The user cut the model off: stop its audio, keep only `played_ms` of it in memory."""
+        connection = await self._ready()
+        self._mark_interrupted(self._active_response)
+        await connection.interrupt(played_ms)
+
+    def report_played(self, played_ms: int) -> None:
+        """How much of the current response's audio the user has heard so far."""
+        if self._connection is not None:
+            self._connection.report_played(played_ms)
+
+    async def update(self, config: SessionConfig) -> None:
+        """Change instructions, tools or turn detection without losing the conversation."""
+        self._config = config
+        await (await self._ready()).update(config)
+
+    def _ensure_open(self) -> None:
+        if self._closed or self._closing:
+            raise SessionClosedError("the realtime session has ended")
+
+    async def _ready(self) -> ProviderConnection:
+        """The live connection, waiting out a reconnect in progress."""
+        self._ensure_open()
+        if not self._connected.is_set():
+            async with asyncio.timeout(self._reconnect_budget_s()):
+                await self._connected.wait()
+        self._ensure_open()
+        assert self._connection is not None
+        return self._connection
+
+    def _reconnect_budget_s(self) -> float:
+        policy = self._policy
+        return policy.attempts * (policy.max_delay_s + 10.0)
+
+    def _hold_audio(self, pcm: bytes) -> None:
+        """Keep audio that arrives while reconnecting, up to the policy's limit."""
+        self._pending_audio.append(pcm)
+        self._pending_audio_ms += duration_ms(len(pcm), self._input_rate)
+        while self._pending_audio_ms > self._policy.max_pending_audio_s * 1000:
+            dropped = self._pending_audio.popleft()
+            self._pending_audio_ms -= duration_ms(len(dropped), self._input_rate)
+
+    async def _send_or_hold(self, resampled: bytes) -> None:
+        assert self._connection is not None
+        try:
+            await self._connection.send_audio(resampled)
+        except Exception:  # the reader sees the drop and reconnects
+            _LOGGER.debug("Audio send failed; the reader will reconnect")
+
+    # -- connection management -----------------------------------------------
+
+    async def _open(self) -> None:
+        connection = await self._provider.connect(self._config)
+        self.stats["connects"] += 1
+        self._connection = connection
+        self._resampler = Resampler(self._input_rate, connection.input_sample_rate)
+        self._recycle_due = False
+        if connection.max_duration_s is not None:
+            delay = max(1.0, connection.max_duration_s - self._policy.recycle_margin_s)
+            self._recycle_timer = asyncio.get_running_loop().call_later(
+                delay, self._request_recycle
+            )
+        self._connected.set()
+
+    def _request_recycle(self) -> None:
+        """The connection nears its time limit: replace it once no response is in flight."""
+        self._recycle_due = True
+        if self._active_response is None:
+            self._close_for_recycle()
+
+    def _close_for_recycle(self) -> None:
+        """Close the connection; the reader then opens the next one."""
+        if self._connection is None:
+            return
+        task = asyncio.create_task(self._connection.close(), name="realtime_session_recycle")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read(self) -> None:
+        error: str | None = None
+        try:
+            while True:
+                assert self._connection is not None
+                reason = await self._pump(self._connection)
+                if reason is None:
+                    return
+                if not await self._reconnect(reason):
+                    error = self.stats["last_error"] or reason
+                    return
+        except AuthenticationError as err:
+            error = f"authentication failed: {err}"
+        except Exception as err:
+            _LOGGER.exception("Realtime session reader failed")
+            error = str(err) or type(err).__name__
+        finally:
+            if not self._closing:
+                self._connected.clear()
+                if self._connection is not None:
+                    with contextlib.suppress(Exception):
+                        await self._connection.close()
+                self._finish(error)
+
+    async def _pump(self, connection: ProviderConnection) -> str | None:
+        """Forward one connection's events; the reason to reconnect, or None to stop."""
+        try:
+            async for event in connection.events():
+                self._observe(event)
+                if isinstance(event, ProviderError) and event.fatal:
+                    self.stats["last_error"] = f"{event.code}: {event.message}"
+                    return None
+        except ConnectionLost as lost:
+            if lost.retryable:
+                return lost.reason
+            self.stats["last_error"] = lost.reason
+            return None
+        if self._recycle_due and not self._closing:
+            return "recycled before the provider's session limit"
+        return None
+
+    async def _reconnect(self, reason: str) -> bool:
+        """Open a new connection and replay the conversation into it."""
+        self._connected.clear()
+        if self._recycle_timer is not None:
+            self._recycle_timer.cancel()
+        lost_response = self._active_response
+        if lost_response is not None:
+            self._active_response = None
+            self._emit(ResponseDone(lost_response, ResponseStatus.FAILED, reason="connection_lost"))
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+        if not self._recycle_due:
+            _LOGGER.warning("Realtime connection lost (%s); reconnecting", reason)
+        delay = self._policy.first_delay_s
+        for attempt in range(self._policy.attempts):
+            if attempt or not self._recycle_due:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._policy.max_delay_s)
+            try:
+                await self._open()
+            except AuthenticationError:
+                raise
+            except (ConnectError, RealtimeError) as err:
+                self.stats["last_error"] = str(err)
+                _LOGGER.info("Reconnect attempt %d failed: %s", attempt + 1, err)
+                continue
+            break
+        else:
+            return False
+        assert self._connection is not None
+        history = list(self._history)
+        await self._connection.restore(history)
+        await self._flush_pending_audio()
+        self.stats["reconnects"] += 1
+        self._emit(Reconnected(reason, len(history), lost_response is not None))
+        return True
+
+    async def _flush_pending_audio(self) -> None:
+        assert self._resampler is not None
+        while self._pending_audio:
+            await self._send_or_hold(self._resampler.process(self._pending_audio.popleft()))
+        self._pending_audio_ms = 0.0
+
+    def _finish(self, error: str | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._connected.set()  # wake waiters; they see the session closed
+        if self._recycle_timer is not None:
+            self._recycle_timer.cancel()
+        self._buffer.put(SessionClosed(error))
+        self._buffer.close()
+
+    # -- event bookkeeping ---------------------------------------------------
+
+    def _observe(self, event: SessionEvent) -> None:
+        """Keep history and turn state, then hand the event to the consumer."""
+        match event:
+            case ResponseStarted(response_id=response_id):
+                self._active_response = response_id
+                self.stats["responses"] += 1
+            case AudioChunk(response_id=response_id) if response_id in self._interrupted_responses:
+                return  # stale audio of a response the user talked over
+            case AudioChunk():
+                self.stats["output_audio_ms"] += duration_ms(len(event.pcm), event.sample_rate)
+            case SpeechStarted() if self._active_response is not None:
+                if self._config.turn_detection.interrupt_response:
+                    self._emit(event)
+                    self._mark_interrupted(self._active_response)
+                    return
+            case InputTranscript(final=True, text=text) if text.strip():
+                self._remember(HistoryRole.USER, text)
+            case ResponseDone():
+                self._response_done(event)
+            case ProviderError():
+                self.stats["last_error"] = f"{event.code}: {event.message}"
+        self._emit(event)
+
+    def _response_done(self, event: ResponseDone) -> None:
+        if event.response_id == self._active_response:
+            self._active_response = None
+        self._interrupted_responses.discard(event.response_id)
+        if event.usage is not None:
+            self.stats["usage_total_tokens"] += event.usage.total_tokens
+        if event.transcript.strip() and event.status is not ResponseStatus.FAILED:
+            self._remember(HistoryRole.ASSISTANT, event.transcript)
+        if self._recycle_due:
+            self._close_for_recycle()
+
+    def _mark_interrupted(self, response_id: str | None) -> None:
+        if response_id is None:
+            return
+        self.stats["interruptions"] += 1
+        self._interrupted_responses.add(response_id)
+        self._buffer.discard_audio(response_id)
+        self._emit(Interrupted(response_id))
+
+    def _remember(self, role: HistoryRole, text: str) -> None:
+        self._history.append(HistoryItem(role, text))
+
+    def _emit(self, event: SessionEvent) -> None:
+        self._buffer.put(event)

@@ -1,0 +1,72 @@
+"""The resampler keeps speech intact across the rates satellites and providers use."""
+
+import numpy as np
+import pytest
+
+from custom_components.realtime_assist.realtime.audio import Resampler, duration_ms
+
+
+def _tone(freq: float, rate: int, seconds: float = 0.5, amplitude: float = 10000.0) -> bytes:
+    t = np.arange(int(rate * seconds)) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype("<i2").tobytes()
+
+
+def _samples(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+
+
+def _peak_frequency(pcm: bytes, rate: int) -> float:
+    samples = _samples(pcm)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[np.argmax(spectrum)])
+
+
+def _rms(pcm: bytes) -> float:
+    samples = _samples(pcm)
+    # Skip the filter's settling at both ends.
+    return float(np.sqrt(np.mean(samples[200:-200] ** 2)))
+
+
+@pytest.mark.parametrize(
+    ("rate_in", "rate_out"), [(16000, 24000), (24000, 16000), (24000, 22050), (22050, 16000)]
+)
+def test_tone_keeps_pitch_loudness_and_duration(rate_in: int, rate_out: int) -> None:
+    resampler = Resampler(rate_in, rate_out)
+    source = _tone(440.0, rate_in)
+    out = resampler.process(source) + resampler.flush()
+
+    assert _peak_frequency(out, rate_out) == pytest.approx(440.0, abs=3.0)
+    assert _rms(out) == pytest.approx(_rms(source), rel=0.02)
+    assert duration_ms(len(out), rate_out) == pytest.approx(
+        duration_ms(len(source), rate_in), abs=2.0
+    )
+
+
+def test_chunked_stream_equals_one_block() -> None:
+    """10 ms satellite chunks (and odd byte splits) give exactly the one-shot result."""
+    source = _tone(300.0, 16000, seconds=1.0) + _tone(1200.0, 16000, seconds=0.3)
+    whole = Resampler(16000, 24000)
+    expected = whole.process(source) + whole.flush()
+
+    chunked = Resampler(16000, 24000)
+    pieces = []
+    cuts = [0, 320, 641, 963, 1600, 1601, 5000, 9999, len(source)]
+    for start, end in zip(cuts, cuts[1:], strict=False):
+        pieces.append(chunked.process(source[start:end]))
+    pieces.append(chunked.flush())
+
+    assert b"".join(pieces) == expected
+
+
+def test_downsampling_removes_what_the_lower_rate_cannot_carry() -> None:
+    """A 10 kHz tone at 24 kHz would alias to 6 kHz at 16 kHz; the filter stops it."""
+    resampler = Resampler(24000, 16000)
+    out = resampler.process(_tone(10000.0, 24000))
+    assert _rms(out) < _rms(_tone(10000.0, 24000)) * 0.01  # at least -40 dB
+
+
+def test_same_rate_passes_bytes_through() -> None:
+    resampler = Resampler(16000, 16000)
+    source = _tone(440.0, 16000, seconds=0.05)
+    assert resampler.process(source) == source
+    assert resampler.flush() == b""
