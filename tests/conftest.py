@@ -9,7 +9,14 @@ import pytest
 
 import custom_components.realtime_assist  # noqa: F401
 
+pytest_plugins = ["tests.fixtures_entry"]
+
 
 @pytest.fixture(autouse=True)
-def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
-    """Let Home Assistant load our custom integration in every test."""
+def auto_enable_custom_integrations(request: pytest.FixtureRequest) -> None:
+    """Let Home Assistant load our custom integration in every test that runs it.
+
+    Tests of the Home Assistant-free core do not start Home Assistant at all.
+    """
+    if "hass" in request.fixturenames:
+        request.getfixturevalue("enable_custom_integrations")

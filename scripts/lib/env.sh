@@ -71,5 +71,6 @@ in_env() {
         exec chroot '$ROOTFS' /usr/bin/env -i $passthrough LANG=C.UTF-8 \
             HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
             PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
+            UV_SYSTEM_CERTS=1 \
             /bin/bash -c 'cd \"\$0\" && exec \"\$@\"' '$PROJECT_DIR' $quoted"
 }

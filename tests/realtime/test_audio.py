@@ -1,5 +1,7 @@
 """The resampler keeps speech intact across the rates satellites and providers use."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -51,7 +53,7 @@ def test_chunked_stream_equals_one_block() -> None:
     chunked = Resampler(16000, 24000)
     pieces = []
     cuts = [0, 320, 641, 963, 1600, 1601, 5000, 9999, len(source)]
-    for start, end in zip(cuts, cuts[1:], strict=False):
+    for start, end in itertools.pairwise(cuts):
         pieces.append(chunked.process(source[start:end]))
     pieces.append(chunked.flush())
 

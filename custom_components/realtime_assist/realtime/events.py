@@ -100,6 +100,17 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class AwaitingToolResults:
+    """The model has asked for all the calls it will ask for now and waits for their results.
+
+    Consumers that collect a batch of tool calls (Home Assistant's chat log
+    runs them concurrently and records them per message) close it here.
+    """
+
+    call_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallsCancelled:
     """The provider withdrew tool calls (Gemini): don't start them, drop their results."""
 
@@ -162,6 +173,7 @@ type SessionEvent = (
     | AudioChunk
     | TranscriptDelta
     | ToolCall
+    | AwaitingToolResults
     | ToolCallsCancelled
     | ResponseDone
     | Interrupted

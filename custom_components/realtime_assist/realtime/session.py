@@ -1,11 +1,11 @@
 """One long-lived, duplex realtime session, whatever the provider.
 
 Input goes in through methods (audio, text, images, tool results, control);
-output comes out of `events()`. The session owns the provider connection:
+output comes out of subscriptions (`subscribe()`). The session owns the provider connection:
 it reads it in one task, reconnects when it drops, recycles it before the
 provider's time limit, and replays the conversation into the new connection.
 
-Backpressure policy (`EventBuffer`): the reader never waits for the consumer,
+Backpressure policy (per `Subscription`): the reader never waits for a consumer,
 so tool calls and barge-in events are never held up behind audio. Control
 events are always kept (they are few and small). Audio is kept up to
 `max_buffered_audio_s` seconds; beyond that a stalled consumer loses the
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
 import contextlib
 from dataclasses import dataclass
 import logging
@@ -39,6 +38,7 @@ from .events import (
     SessionClosed,
     SessionEvent,
     SpeechStarted,
+    SpeechStopped,
 )
 from .providers.base import (
     ConnectionLost,
@@ -51,6 +51,10 @@ from .providers.base import (
 _LOGGER = logging.getLogger(__name__)
 
 
+class _SessionFailed(Exception):
+    """The provider ended the session for good (fatal error, unrecoverable close)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReconnectPolicy:
     """How hard to try when the connection drops."""
@@ -60,14 +64,20 @@ class ReconnectPolicy:
     max_delay_s: float = 8.0
     # Recycle a connection this long before the provider would end it.
     recycle_margin_s: float = 60.0
-    # Audio pushed while reconnecting is kept (up to this) and sent after.
-    max_pending_audio_s: float = 10.0
+    # The user's audio since the last end of turn is kept (up to this) and
+    # replayed into a new connection: a drop mid-utterance loses no words.
+    max_replay_audio_s: float = 10.0
 
 
-class EventBuffer:
-    """The session's output queue; see the module docstring for its policy."""
+class Subscription:
+    """One consumer's view of the session's events, with its own bounded buffer.
 
-    def __init__(self, max_audio_s: float) -> None:
+    See the module docstring for the buffering policy. Iterate it (async for),
+    and close it (or use it as a context manager) when done listening.
+    """
+
+    def __init__(self, session: RealtimeSession, max_audio_s: float) -> None:
+        self._session = session
         self._events: deque[SessionEvent] = deque()
         self._wakeup = asyncio.Event()
         self._max_audio_ms = max_audio_s * 1000.0
@@ -77,6 +87,8 @@ class EventBuffer:
         self.closed = False
 
     def put(self, event: SessionEvent) -> None:
+        if self.closed:
+            return
         if isinstance(event, AudioChunk):
             chunk_ms = duration_ms(len(event.pcm), event.sample_rate)
             if self._audio_ms + chunk_ms > self._max_audio_ms:
@@ -102,11 +114,32 @@ class EventBuffer:
                 kept.append(event)
         self._events = kept
 
-    async def get(self) -> SessionEvent | None:
-        """The next event, or None once closed and drained."""
+    @property
+    def buffered_audio_ms(self) -> float:
+        return self._audio_ms
+
+    @property
+    def buffered_events(self) -> int:
+        return len(self._events)
+
+    def end(self) -> None:
+        """No more events will come: iteration stops once the buffer is drained."""
+        self.closed = True
+        self._wakeup.set()
+
+    def close(self) -> None:
+        """Stop listening; unread events are dropped."""
+        self.end()
+        self._events.clear()
+        self._session.unsubscribe(self)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> SessionEvent:
         while not self._events:
             if self.closed:
-                return None
+                raise StopAsyncIteration
             self._wakeup.clear()
             await self._wakeup.wait()
         event = self._events.popleft()
@@ -114,13 +147,11 @@ class EventBuffer:
             self._audio_ms -= duration_ms(len(event.pcm), event.sample_rate)
         return event
 
-    @property
-    def buffered_audio_ms(self) -> float:
-        return self._audio_ms
+    def __enter__(self) -> Subscription:
+        return self
 
-    def close(self) -> None:
-        self.closed = True
-        self._wakeup.set()
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class RealtimeSession:
@@ -140,7 +171,8 @@ class RealtimeSession:
         self._config = config
         self._input_rate = input_sample_rate
         self._policy = reconnect or ReconnectPolicy()
-        self._buffer = EventBuffer(max_buffered_audio_s)
+        self._max_buffered_audio_s = max_buffered_audio_s
+        self._subscribers: set[Subscription] = set()
         self._connection: ProviderConnection | None = None
         self._connected = asyncio.Event()
         self._resampler: Resampler | None = None
@@ -153,8 +185,8 @@ class RealtimeSession:
         self._active_response: str | None = None
         self._interrupted_responses: set[str] = set()
         self._history: deque[HistoryItem] = deque(maxlen=max_history_items)
-        self._pending_audio: deque[bytes] = deque()
-        self._pending_audio_ms = 0.0
+        self._turn_audio: deque[bytes] = deque()
+        self._turn_audio_ms = 0.0
         self.stats: dict[str, Any] = {
             "connects": 0,
             "reconnects": 0,
@@ -215,31 +247,45 @@ class RealtimeSession:
         """Finished turns, oldest first, as replayed after a reconnect."""
         return list(self._history)
 
-    def events(self) -> AsyncIterator[SessionEvent]:
-        """The output stream; one consumer at a time. Ends after SessionClosed."""
-        return self._iterate()
+    def subscribe(self, max_buffered_audio_s: float | None = None) -> Subscription:
+        """Listen to events from now on (subscribe before `start` to see them all).
 
-    async def _iterate(self) -> AsyncIterator[SessionEvent]:
-        while (event := await self._buffer.get()) is not None:
-            yield event
+        Iteration ends after SessionClosed. Several consumers may listen at once
+        (speech-to-text, the agent, text-to-speech), each with its own buffer.
+        """
+        subscription = Subscription(self, max_buffered_audio_s or self._max_buffered_audio_s)
+        if self._closed:
+            subscription.end()
+        else:
+            self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    @property
+    def dropped_audio_ms(self) -> float:
+        """Audio that slow consumers did not get (see the buffering policy)."""
+        return sum(subscription.dropped_audio_ms for subscription in self._subscribers)
 
     # -- input ---------------------------------------------------------------
 
     async def send_audio(self, pcm: bytes) -> None:
         """Push user audio: PCM16 mono at the session's input sample rate."""
         self._ensure_open()
-        self.stats["input_audio_ms"] += duration_ms(len(pcm), self._input_rate)
-        if not self._connected.is_set() or self._connection is None:
-            self._hold_audio(pcm)
-            return
-        assert self._resampler is not None
-        await self._send_or_hold(self._resampler.process(pcm))
+        chunk_ms = duration_ms(len(pcm), self._input_rate)
+        self.stats["input_audio_ms"] += chunk_ms
+        self._keep_turn_audio(pcm, chunk_ms)
+        if self._connected.is_set() and self._connection is not None:
+            await self._send_audio(self._connection, pcm)
 
     async def commit_audio(self) -> None:
         """End the user's turn by hand (when turn detection is off)."""
+        self._forget_turn_audio()
         await (await self._ready()).commit_audio()
 
     async def clear_audio(self) -> None:
+        self._forget_turn_audio()
         await (await self._ready()).clear_audio()
 
     async def send_text(self, text: str, *, respond: bool = True) -> None:
@@ -291,20 +337,25 @@ class RealtimeSession:
         policy = self._policy
         return policy.attempts * (policy.max_delay_s + 10.0)
 
-    def _hold_audio(self, pcm: bytes) -> None:
-        """Keep audio that arrives while reconnecting, up to the policy's limit."""
-        self._pending_audio.append(pcm)
-        self._pending_audio_ms += duration_ms(len(pcm), self._input_rate)
-        while self._pending_audio_ms > self._policy.max_pending_audio_s * 1000:
-            dropped = self._pending_audio.popleft()
-            self._pending_audio_ms -= duration_ms(len(dropped), self._input_rate)
+    def _keep_turn_audio(self, pcm: bytes, chunk_ms: float) -> None:
+        """Remember the user's audio of the turn in progress, up to the policy's limit."""
+        self._turn_audio.append(pcm)
+        self._turn_audio_ms += chunk_ms
+        while self._turn_audio_ms > self._policy.max_replay_audio_s * 1000:
+            dropped = self._turn_audio.popleft()
+            self._turn_audio_ms -= duration_ms(len(dropped), self._input_rate)
 
-    async def _send_or_hold(self, resampled: bytes) -> None:
-        assert self._connection is not None
+    def _forget_turn_audio(self) -> None:
+        """The provider has the turn (it ended): nothing to replay any more."""
+        self._turn_audio.clear()
+        self._turn_audio_ms = 0.0
+
+    async def _send_audio(self, connection: ProviderConnection, pcm: bytes) -> None:
+        assert self._resampler is not None
         try:
-            await self._connection.send_audio(resampled)
-        except Exception:  # the reader sees the drop and reconnects
-            _LOGGER.debug("Audio send failed; the reader will reconnect")
+            await connection.send_audio(self._resampler.process(pcm))
+        except Exception:  # the reader sees the drop, reconnects and replays the turn
+            _LOGGER.debug("Audio send failed; it will be replayed after reconnecting")
 
     # -- connection management -----------------------------------------------
 
@@ -346,6 +397,8 @@ class RealtimeSession:
                 if not await self._reconnect(reason):
                     error = self.stats["last_error"] or reason
                     return
+        except _SessionFailed as err:
+            error = str(err)
         except AuthenticationError as err:
             error = f"authentication failed: {err}"
         except Exception as err:
@@ -360,18 +413,16 @@ class RealtimeSession:
                 self._finish(error)
 
     async def _pump(self, connection: ProviderConnection) -> str | None:
-        """Forward one connection's events; the reason to reconnect, or None to stop."""
+        """Forward one connection's events; the reason to reconnect, or None when closed."""
         try:
             async for event in connection.events():
                 self._observe(event)
                 if isinstance(event, ProviderError) and event.fatal:
-                    self.stats["last_error"] = f"{event.code}: {event.message}"
-                    return None
+                    raise _SessionFailed(f"{event.code}: {event.message}")
         except ConnectionLost as lost:
             if lost.retryable:
                 return lost.reason
-            self.stats["last_error"] = lost.reason
-            return None
+            raise _SessionFailed(lost.reason) from lost
         if self._recycle_due and not self._closing:
             return "recycled before the provider's session limit"
         return None
@@ -409,16 +460,11 @@ class RealtimeSession:
         assert self._connection is not None
         history = list(self._history)
         await self._connection.restore(history)
-        await self._flush_pending_audio()
+        for pcm in list(self._turn_audio):
+            await self._send_audio(self._connection, pcm)
         self.stats["reconnects"] += 1
         self._emit(Reconnected(reason, len(history), lost_response is not None))
         return True
-
-    async def _flush_pending_audio(self) -> None:
-        assert self._resampler is not None
-        while self._pending_audio:
-            await self._send_or_hold(self._resampler.process(self._pending_audio.popleft()))
-        self._pending_audio_ms = 0.0
 
     def _finish(self, error: str | None) -> None:
         if self._closed:
@@ -427,8 +473,10 @@ class RealtimeSession:
         self._connected.set()  # wake waiters; they see the session closed
         if self._recycle_timer is not None:
             self._recycle_timer.cancel()
-        self._buffer.put(SessionClosed(error))
-        self._buffer.close()
+        for subscription in self._subscribers:
+            subscription.put(SessionClosed(error))
+            subscription.end()
+        self._subscribers.clear()
 
     # -- event bookkeeping ---------------------------------------------------
 
@@ -447,6 +495,8 @@ class RealtimeSession:
                     self._emit(event)
                     self._mark_interrupted(self._active_response)
                     return
+            case SpeechStopped():
+                self._forget_turn_audio()
             case InputTranscript(final=True, text=text) if text.strip():
                 self._remember(HistoryRole.USER, text)
             case ResponseDone():
@@ -471,11 +521,13 @@ class RealtimeSession:
             return
         self.stats["interruptions"] += 1
         self._interrupted_responses.add(response_id)
-        self._buffer.discard_audio(response_id)
+        for subscription in self._subscribers:
+            subscription.discard_audio(response_id)
         self._emit(Interrupted(response_id))
 
     def _remember(self, role: HistoryRole, text: str) -> None:
         self._history.append(HistoryItem(role, text))
 
     def _emit(self, event: SessionEvent) -> None:
-        self._buffer.put(event)
+        for subscription in self._subscribers:
+            subscription.put(event)

@@ -28,6 +28,7 @@ from ..config import Endpoint, SessionConfig, TurnDetectionMode
 from ..errors import AuthenticationError, ConnectError
 from ..events import (
     AudioChunk,
+    AwaitingToolResults,
     InputTranscript,
     ProviderError,
     ResponseDone,
@@ -52,6 +53,8 @@ HANDSHAKE_TIMEOUT_S = 10.0
 MAX_CONNECTION_S = 55 * 60
 # Close codes after which a new socket may succeed (as the SDK retries).
 RECOVERABLE_CLOSE_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1015})
+# The key itself is bad: only a new key helps.
+AUTH_ERROR_CODES = frozenset({"invalid_api_key", "account_deactivated"})
 # Errors that end the session: retrying cannot help.
 FATAL_ERROR_CODES = frozenset(
     {"invalid_api_key", "insufficient_quota", "account_deactivated", "billing_hard_limit_reached"}
@@ -166,6 +169,9 @@ class OpenAIRealtimeProvider(Provider):
         connection = OpenAIRealtimeConnection(socket, config)
         try:
             await asyncio.wait_for(connection.configure(), HANDSHAKE_TIMEOUT_S)
+        except TimeoutError as err:
+            await socket.close()
+            raise ConnectError("the server did not confirm the session configuration") from err
         except BaseException:
             await socket.close()
             raise
@@ -207,7 +213,7 @@ class _Response:
 
     response_id: str
     transcript: list[str] = field(default_factory=list)
-    tool_calls: set[str] = field(default_factory=set)
+    tool_calls: list[str] = field(default_factory=list)
 
 
 class OpenAIRealtimeConnection(ProviderConnection):
@@ -351,7 +357,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
             arguments = {"value": arguments}
         call_id = event["call_id"]
         if self._response is not None:
-            self._response.tool_calls.add(call_id)
+            self._response.tool_calls.append(call_id)
         return [ToolCall(event["response_id"], call_id, event["name"], arguments)]
 
     async def _on_response_done(self, event: dict[str, Any]) -> list[SessionEvent]:
@@ -365,7 +371,11 @@ class OpenAIRealtimeConnection(ProviderConnection):
         reason = details.get("reason") or error.get("code") or error.get("message")
         current = self._response or _Response(response["id"])
         self._response = None
-        outputs: list[SessionEvent] = [
+        outputs: list[SessionEvent] = []
+        if status is ResponseStatus.COMPLETED and current.tool_calls:
+            # OpenAI knows a response's calls once it is done; results go in after.
+            outputs.append(AwaitingToolResults(tuple(current.tool_calls)))
+        outputs.append(
             ResponseDone(
                 response["id"],
                 status,
@@ -373,10 +383,10 @@ class OpenAIRealtimeConnection(ProviderConnection):
                 reason=reason,
                 usage=_usage(response.get("usage")),
             )
-        ]
+        )
         if status is ResponseStatus.COMPLETED and current.tool_calls:
             self._continue_after_results = True
-            self._awaiting_results |= current.tool_calls
+            self._awaiting_results.update(current.tool_calls)
         await self._maybe_continue()
         return outputs
 
@@ -548,7 +558,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
 def _configure_error(event: dict[str, Any]) -> Exception:
     error = event.get("error") or {}
     message = str(error.get("message") or error.get("code") or "session rejected")
-    if error.get("code") in FATAL_ERROR_CODES:
+    if error.get("code") in AUTH_ERROR_CODES:
         return AuthenticationError(message)
     return ConnectError(message)
 

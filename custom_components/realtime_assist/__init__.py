@@ -1,0 +1,83 @@
+"""Realtime Assist: a realtime speech-to-speech model session behind Assist."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+
+from .const import CONF_PROVIDER, DOMAIN, PROVIDER_PROFILES
+from .realtime.config import Endpoint, SessionConfig
+from .realtime.errors import AuthenticationError, ConnectError
+from .realtime.providers import create_provider
+from .realtime.providers.base import Provider
+
+# Each realtime agent (config subentry) adds its entities on these platforms.
+PLATFORMS: list[Platform] = []
+
+
+@dataclass(slots=True)
+class RealtimeAssistData:
+    """What a loaded entry keeps at runtime."""
+
+    # Opens realtime sessions with the entry's endpoint and key.
+    provider: Provider
+
+
+type RealtimeAssistConfigEntry = ConfigEntry[RealtimeAssistData]
+
+
+async def async_build_provider(data: Mapping[str, Any]) -> Provider:
+    """Build the provider for entry data and prove the endpoint takes the key.
+
+    Realtime keys can be scoped or deployment-bound (Azure), so the only
+    reliable check is opening a real session; it is closed right away.
+    Raises AuthenticationError for a rejected key and ConnectError when the
+    endpoint cannot be reached.
+    """
+    name: str = data[CONF_PROVIDER]
+    provider = create_provider(name, Endpoint(api_key=data[CONF_API_KEY], url=data.get(CONF_URL)))
+    connection = await provider.connect(SessionConfig(model=PROVIDER_PROFILES[name].default_model))
+    await connection.close()
+    return provider
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> bool:
+    """Set up Realtime Assist from a config entry.
+
+    Returns a bool because Home Assistant 2026.10 requires one; 2026.11
+    still accepts it from custom integrations.
+    """
+    try:
+        provider = await async_build_provider(entry.data)
+    except AuthenticationError as err:
+        # Home Assistant starts the reauth flow and tells the user.
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN, translation_key="invalid_auth"
+        ) from err
+    except ConnectError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"error": str(err)},
+        ) from err
+
+    entry.runtime_data = RealtimeAssistData(provider=provider)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    entry.async_on_unload(entry.add_update_listener(_async_reload_entry))
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> bool:
+    """Unload a config entry."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def _async_reload_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> None:
+    """Reload after the key or an agent changed, so sessions use the new settings."""
+    await hass.config_entries.async_reload(entry.entry_id)

@@ -1,0 +1,66 @@
+"""Glue between a realtime agent's subentry data and the provider-neutral core.
+
+The subentry stores plain JSON values edited in the UI; the realtime core
+takes typed dataclasses. Keeping the mapping here means the config flow, the
+entities and the session manager agree on defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT
+from homeassistant.helpers import llm
+
+from .const import (
+    CONF_IDLE_TIMEOUT,
+    CONF_MODEL,
+    CONF_SILENCE_DURATION_MS,
+    CONF_TURN_DETECTION,
+    CONF_VAD_EAGERNESS,
+    CONF_VOICE,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_SILENCE_DURATION_MS,
+    DEFAULT_TURN_DETECTION,
+    DEFAULT_VAD_EAGERNESS,
+    PROVIDER_PROFILES,
+)
+from .realtime.config import Eagerness, SessionConfig, TurnDetection, TurnDetectionMode
+
+
+def recommended_agent_options(provider: str) -> dict[str, Any]:
+    """Subentry data for a new agent of `provider`, as the form first shows it."""
+    profile = PROVIDER_PROFILES[provider]
+    return {
+        CONF_MODEL: profile.default_model,
+        CONF_VOICE: profile.default_voice,
+        CONF_PROMPT: llm.DEFAULT_INSTRUCTIONS_PROMPT,
+        CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
+        CONF_TURN_DETECTION: DEFAULT_TURN_DETECTION.value,
+        CONF_VAD_EAGERNESS: DEFAULT_VAD_EAGERNESS.value,
+        CONF_SILENCE_DURATION_MS: DEFAULT_SILENCE_DURATION_MS,
+        CONF_IDLE_TIMEOUT: DEFAULT_IDLE_TIMEOUT,
+    }
+
+
+def session_config_from_options(options: Mapping[str, Any], provider: str) -> SessionConfig:
+    """Build the session configuration of an agent's subentry data.
+
+    `provider` is the parent entry's provider: it supplies the defaults for
+    keys the subentry lacks and the input transcription model. The prompt is
+    passed through unrendered; combining it with Home Assistant's LLM API
+    prompt and tools is the session owner's job.
+    """
+    profile = PROVIDER_PROFILES[provider]
+    return SessionConfig(
+        model=options.get(CONF_MODEL, profile.default_model),
+        instructions=options.get(CONF_PROMPT, ""),
+        voice=options.get(CONF_VOICE, profile.default_voice),
+        turn_detection=TurnDetection(
+            mode=TurnDetectionMode(options.get(CONF_TURN_DETECTION, DEFAULT_TURN_DETECTION)),
+            eagerness=Eagerness(options.get(CONF_VAD_EAGERNESS, DEFAULT_VAD_EAGERNESS)),
+            silence_ms=int(options.get(CONF_SILENCE_DURATION_MS, DEFAULT_SILENCE_DURATION_MS)),
+        ),
+        input_transcription_model=profile.input_transcription_model,
+    )

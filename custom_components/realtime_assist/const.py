@@ -1,0 +1,91 @@
+"""Constants for Realtime Assist: config keys, defaults and per-provider choices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import logging
+from typing import Final
+
+from .realtime.config import Eagerness, TurnDetectionMode
+from .realtime.providers import PROVIDER_OPENAI
+
+DOMAIN: Final = "realtime_assist"
+LOGGER = logging.getLogger(__package__)
+
+# Parent entry data (CONF_API_KEY and CONF_URL come from homeassistant.const).
+CONF_PROVIDER: Final = "provider"
+# The collapsed form section that holds the endpoint override.
+SECTION_ADVANCED: Final = "advanced"
+
+# One subentry per realtime agent; its conversation, STT and TTS entities
+# share the session configuration below.
+SUBENTRY_CONVERSATION: Final = "conversation"
+DEFAULT_AGENT_NAME: Final = "Realtime Assist"
+
+# Subentry data (CONF_PROMPT and CONF_LLM_HASS_API come from homeassistant.const).
+CONF_MODEL: Final = "model"
+CONF_VOICE: Final = "voice"
+CONF_TURN_DETECTION: Final = "turn_detection"
+CONF_VAD_EAGERNESS: Final = "vad_eagerness"
+CONF_SILENCE_DURATION_MS: Final = "silence_duration_ms"
+CONF_IDLE_TIMEOUT: Final = "idle_timeout"
+
+DEFAULT_TURN_DETECTION: Final = TurnDetectionMode.SERVER_VAD
+DEFAULT_VAD_EAGERNESS: Final = Eagerness.AUTO
+DEFAULT_SILENCE_DURATION_MS: Final = 500
+# Seconds a conversation's session stays open without activity; reopening
+# costs a handshake, keeping it open costs nothing until audio flows.
+DEFAULT_IDLE_TIMEOUT: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderProfile:
+    """What the UI offers and defaults to for one realtime provider.
+
+    Adding a provider is one entry in PROVIDER_PROFILES (plus its label in
+    the `provider` selector translations and its class in realtime.providers).
+    """
+
+    # Entry title and device manufacturer.
+    title: str
+    manufacturer: str
+    # Suggested models; the first is the default. Users may type others.
+    models: tuple[str, ...]
+    voices: tuple[str, ...]
+    default_voice: str
+    turn_detection_modes: tuple[TurnDetectionMode, ...]
+    # Model that transcribes the user's audio (the STT result).
+    input_transcription_model: str | None
+
+    @property
+    def default_model(self) -> str:
+        """The model new agents start with."""
+        return self.models[0]
+
+
+PROVIDER_PROFILES: Final[dict[str, ProviderProfile]] = {
+    PROVIDER_OPENAI: ProviderProfile(
+        title="OpenAI Realtime",
+        manufacturer="OpenAI",
+        models=("gpt-realtime", "gpt-realtime-mini"),
+        voices=(
+            "alloy",
+            "ash",
+            "ballad",
+            "coral",
+            "echo",
+            "sage",
+            "shimmer",
+            "verse",
+            "marin",
+            "cedar",
+        ),
+        default_voice="marin",
+        turn_detection_modes=(
+            TurnDetectionMode.SERVER_VAD,
+            TurnDetectionMode.SEMANTIC_VAD,
+            TurnDetectionMode.OFF,
+        ),
+        input_transcription_model="gpt-4o-mini-transcribe",
+    ),
+}

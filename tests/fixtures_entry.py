@@ -1,0 +1,82 @@
+"""Fixtures for a Realtime Assist config entry against the fake OpenAI server.
+
+A pytest plugin (loaded by tests/conftest.py), so the entry
+always talks to a real websocket server over loopback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+import socket
+
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.realtime_assist.agent_config import recommended_agent_options
+from custom_components.realtime_assist.const import (
+    DEFAULT_AGENT_NAME,
+    DOMAIN,
+    SUBENTRY_CONVERSATION,
+)
+from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
+from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
+from tests.helpers import entry_data
+
+
+@pytest.fixture
+async def ha_core(hass: HomeAssistant) -> None:
+    """Set up the `homeassistant` integration, which `conversation` (our dependency) needs."""
+    assert await async_setup_component(hass, "homeassistant", {})
+
+
+@pytest.fixture
+async def fake_server(socket_enabled: None) -> AsyncIterator[FakeOpenAIRealtimeServer]:
+    """A fake OpenAI Realtime server on loopback."""
+    async with FakeOpenAIRealtimeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def unreachable_url(socket_enabled: None) -> str:
+    """A base URL on a loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"ws://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture
+def mock_config_entry(
+    hass: HomeAssistant, fake_server: FakeOpenAIRealtimeServer
+) -> MockConfigEntry:
+    """An entry as the config flow creates it, pointed at the fake server."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="OpenAI Realtime",
+        data=entry_data(fake_server.url),
+        version=1,
+        minor_version=1,
+        subentries_data=[
+            ConfigSubentryData(
+                data=recommended_agent_options(PROVIDER_OPENAI),
+                subentry_type=SUBENTRY_CONVERSATION,
+                title=DEFAULT_AGENT_NAME,
+                unique_id=None,
+            )
+        ],
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def loaded_entry(
+    hass: HomeAssistant, ha_core: None, mock_config_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """The entry, set up."""
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    return mock_config_entry

@@ -1,0 +1,516 @@
+"""The realtime session against the fake OpenAI Realtime server over loopback.
+
+Every test ends with the fake's verdict that each client event was valid per
+the `openai` SDK's GA types (see the `make_session` fixture).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig
+from custom_components.realtime_assist.realtime.errors import AuthenticationError, ConnectError
+from custom_components.realtime_assist.realtime.events import (
+    AudioChunk,
+    AwaitingToolResults,
+    InputTranscript,
+    Interrupted,
+    ProviderError,
+    Reconnected,
+    ResponseDone,
+    ResponseStarted,
+    ResponseStatus,
+    SessionClosed,
+    SessionEvent,
+    SpeechStarted,
+    SpeechStopped,
+    ToolCall,
+    TranscriptDelta,
+)
+from custom_components.realtime_assist.realtime.providers.openai import (
+    MAX_CONNECTION_S,
+    OpenAIRealtimeProvider,
+)
+from custom_components.realtime_assist.realtime.session import (
+    RealtimeSession,
+    ReconnectPolicy,
+    Subscription,
+)
+from tests.fakes.audio_samples import silence, speech_like
+from tests.fakes.openai_realtime import (
+    FakeOpenAIRealtimeServer,
+    FunctionCallItem,
+    ScriptedResponse,
+    SpeechItem,
+)
+
+SATELLITE_RATE = 16000
+FAST_RECONNECT = ReconnectPolicy(attempts=3, first_delay_s=0.01, max_delay_s=0.05)
+LONG_REPLY = "This is a long answer that keeps the model talking for a few seconds. " * 2
+
+type MakeSession = Callable[..., Awaitable[tuple[RealtimeSession, Subscription]]]
+
+
+def _config(**changes: Any) -> SessionConfig:
+    return SessionConfig(
+        model="gpt-realtime",
+        instructions="You are a helpful home assistant.",
+        voice="marin",
+        input_transcription_model="gpt-4o-mini-transcribe",
+        **changes,
+    )
+
+
+@pytest.fixture
+async def make_session(fake_server: FakeOpenAIRealtimeServer) -> AsyncIterator[MakeSession]:
+    """Open sessions against the fake; on teardown close them and check for leaks."""
+    sessions: list[RealtimeSession] = []
+
+    async def make(
+        config: SessionConfig | None = None, **kwargs: Any
+    ) -> tuple[RealtimeSession, Subscription]:
+        provider = OpenAIRealtimeProvider(
+            Endpoint(api_key=FakeOpenAIRealtimeServer.API_KEY, url=fake_server.url)
+        )
+        kwargs.setdefault("reconnect", FAST_RECONNECT)
+        session = RealtimeSession(provider, config or _config(), **kwargs)
+        subscription = session.subscribe()
+        await session.start()
+        sessions.append(session)
+        return session, subscription
+
+    yield make
+    for session in sessions:
+        await session.close()
+    await asyncio.sleep(0)
+    leaked = [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name().startswith("realtime_session") and not task.done()
+    ]
+    assert leaked == []
+    assert fake_server.protocol_errors == []
+
+
+async def _until(
+    subscription: Subscription,
+    predicate: Callable[[SessionEvent], bool],
+    within_s: float = 5.0,
+) -> list[SessionEvent]:
+    """Events up to and including the first that matches."""
+    events: list[SessionEvent] = []
+    async with asyncio.timeout(within_s):
+        async for event in subscription:
+            events.append(event)
+            if predicate(event):
+                return events
+    raise AssertionError(f"the session ended before the expected event: {events}")
+
+
+def _final_done(event: SessionEvent) -> bool:
+    return isinstance(event, ResponseDone)
+
+
+def _audio(events: list[SessionEvent], response_id: str | None = None) -> bytes:
+    return b"".join(
+        e.pcm for e in events if isinstance(e, AudioChunk) and response_id in (None, e.response_id)
+    )
+
+
+async def _until_audio(subscription: Subscription, ms: int) -> list[SessionEvent]:
+    """Events until at least `ms` of model audio (24 kHz) has arrived."""
+    seen: list[SessionEvent] = []
+    while len(_audio(seen)) < ms * 48:
+        seen += await _until(subscription, lambda e: isinstance(e, AudioChunk))
+    return seen
+
+
+async def _speak(session: RealtimeSession, pcm: bytes, chunk_ms: int = 20) -> None:
+    """Stream satellite audio (16 kHz) in chunks, as a satellite does."""
+    step = SATELLITE_RATE * 2 * chunk_ms // 1000
+    for start in range(0, len(pcm), step):
+        await session.send_audio(pcm[start : start + step])
+
+
+async def test_spoken_turn_gives_transcript_audio_and_text(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """Speech in → the provider's VAD ends the turn → transcript, then the model's voice."""
+    fake_server.add_input_transcript("Turn on the kitchen light.")
+    fake_server.add_response(ScriptedResponse(SpeechItem("Turning on the kitchen light.")))
+    session, events = await make_session()
+
+    await _speak(
+        session,
+        silence(0.3, SATELLITE_RATE)
+        + speech_like(1.0, SATELLITE_RATE)
+        + silence(1.0, SATELLITE_RATE),
+    )
+    seen = await _until(events, _final_done)
+
+    kinds = [type(e) for e in seen]
+    assert kinds.index(SpeechStarted) < kinds.index(SpeechStopped) < kinds.index(ResponseStarted)
+    finals = [e.text for e in seen if isinstance(e, InputTranscript) and e.final]
+    assert finals == ["Turn on the kitchen light."]
+    conn = fake_server.connections[0]
+    # What the satellite would play is exactly what the model sent.
+    assert _audio(seen) == conn.responses[0].pcm
+    assert len(_audio(seen)) > 0
+    assert "".join(e.text for e in seen if isinstance(e, TranscriptDelta)) == (
+        "Turning on the kitchen light."
+    )
+    done = seen[-1]
+    assert isinstance(done, ResponseDone)
+    assert done.status is ResponseStatus.COMPLETED
+    assert done.transcript == "Turning on the kitchen light."
+    # 16 kHz satellite audio reached the provider resampled to 24 kHz, all of it.
+    assert conn.audio_ms_received == pytest.approx(2300, abs=30)
+    assert [item.text for item in session.history] == [
+        "Turn on the kitchen light.",
+        "Turning on the kitchen light.",
+    ]
+
+
+async def test_tool_call_mid_response_and_follow_up(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """The call arrives while the response is live; its result brings the follow-up."""
+    fake_server.add_response(
+        ScriptedResponse(
+            SpeechItem("Sure, one moment."),
+            FunctionCallItem("HassTurnOn", {"name": "kitchen light"}),
+        )
+    )
+    fake_server.add_response(ScriptedResponse(SpeechItem("The kitchen light is on.")))
+    session, events = await make_session()
+
+    await session.send_text("Turn on the kitchen light")
+    before_call = await _until(events, lambda e: isinstance(e, ToolCall))
+    call = before_call[-1]
+    assert isinstance(call, ToolCall)
+    assert call.name == "HassTurnOn"
+    assert call.arguments == {"name": "kitchen light"}
+    # Mid-response: the model's audio is already here, the response is not done.
+    assert _audio(before_call)
+    assert not any(isinstance(e, ResponseDone) for e in before_call)
+
+    awaiting = await _until(events, lambda e: isinstance(e, AwaitingToolResults))
+    assert awaiting[-1] == AwaitingToolResults((call.call_id,))
+    await session.send_tool_result(call.call_id, call.name, {"success": True})
+    rest = await _until(
+        events, lambda e: isinstance(e, ResponseDone) and e.transcript.endswith("is on.")
+    )
+
+    conn = fake_server.connections[0]
+    outputs = [i for i in conn.items if i["type"] == "function_call_output"]
+    assert outputs[0]["call_id"] == call.call_id
+    assert json.loads(outputs[0]["output"]) == {"success": True}
+    assert [r.status for r in conn.responses] == ["completed", "completed"]
+    assert conn.errors_sent == []
+    assert any(isinstance(e, ResponseStarted) for e in rest)
+
+
+async def test_two_tool_calls_in_one_response_get_one_follow_up(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """The model continues once, after both results are in, in whatever order they come."""
+    fake_server.add_response(
+        ScriptedResponse(
+            FunctionCallItem("HassTurnOn", {"name": "kitchen"}),
+            FunctionCallItem("HassTurnOff", {"name": "hallway"}),
+        )
+    )
+    fake_server.add_response(ScriptedResponse(SpeechItem("Done, both.")))
+    session, events = await make_session()
+
+    await session.send_text("Kitchen on, hallway off")
+    seen = await _until(events, lambda e: isinstance(e, AwaitingToolResults))
+    calls = [e for e in seen if isinstance(e, ToolCall)]
+    assert [c.name for c in calls] == ["HassTurnOn", "HassTurnOff"]
+    conn = fake_server.connections[0]
+
+    await session.send_tool_result(calls[1].call_id, calls[1].name, {"success": True})
+    await conn.wait_for_event("conversation.item.create", count=2)
+    await asyncio.sleep(0.1)
+    # One result is not enough for the model to go on.
+    assert len([e for e in conn.received if e["type"] == "response.create"]) == 1
+
+    await session.send_tool_result(calls[0].call_id, calls[0].name, {"success": True})
+    await _until(events, lambda e: isinstance(e, ResponseDone) and e.transcript == "Done, both.")
+    assert len([e for e in conn.received if e["type"] == "response.create"]) == 2
+
+
+async def test_barge_in_drops_stale_audio_and_truncates_to_what_was_played(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    fake_server.chunk_delay_s = 0.02
+    fake_server.add_response(ScriptedResponse(SpeechItem(LONG_REPLY)))
+    session, events = await make_session()
+
+    await session.send_text("Tell me a story")
+    seen = await _until_audio(events, 200)
+    session.report_played(150)
+    response_id = next(e.response_id for e in seen if isinstance(e, ResponseStarted))
+
+    await _speak(session, speech_like(0.6, SATELLITE_RATE) + silence(0.2, SATELLITE_RATE))
+    after = await _until(events, lambda e: isinstance(e, ResponseDone))
+
+    kinds = [type(e) for e in after]
+    assert kinds.index(SpeechStarted) < kinds.index(Interrupted)
+    stop = kinds.index(Interrupted)
+    assert after[stop] == Interrupted(response_id)
+    assert not _audio(after[stop:], response_id)
+    done = after[-1]
+    assert isinstance(done, ResponseDone)
+    assert done.status is ResponseStatus.INTERRUPTED
+    conn = fake_server.connections[0]
+    await conn.wait_for_event("conversation.item.truncate")
+    assert conn.truncations == [(conn.responses[0].item_ids[0], 150)]
+
+
+@pytest.mark.parametrize(("played_ms", "expected"), [(100, "truncate"), (0, "delete")])
+async def test_interrupt_cancels_and_keeps_only_what_was_heard(
+    fake_server: FakeOpenAIRealtimeServer,
+    make_session: MakeSession,
+    played_ms: int,
+    expected: str,
+) -> None:
+    """A satellite cut the reply off: cancel it, and the model remembers only what played."""
+    fake_server.chunk_delay_s = 0.02
+    fake_server.add_response(ScriptedResponse(SpeechItem(LONG_REPLY)))
+    session, events = await make_session()
+
+    await session.send_text("Tell me a story")
+    await _until_audio(events, 200)
+    await session.interrupt(played_ms=played_ms)
+    after = await _until(events, lambda e: isinstance(e, ResponseDone))
+
+    assert any(isinstance(e, Interrupted) for e in after)
+    done = after[-1]
+    assert isinstance(done, ResponseDone)
+    assert done.status is ResponseStatus.CANCELLED
+    conn = fake_server.connections[0]
+    item_id = conn.responses[0].item_ids[0]
+    if expected == "truncate":
+        await conn.wait_for_event("conversation.item.truncate")
+        assert conn.truncations == [(item_id, played_ms)]
+    else:
+        deleted = await conn.wait_for_event("conversation.item.delete")
+        assert deleted["item_id"] == item_id
+    assert [e for e in conn.received if e["type"] == "response.cancel"]
+
+
+async def test_reconnect_after_abrupt_close_restores_the_conversation(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    fake_server.add_response(ScriptedResponse(SpeechItem("It is sunny.")))
+    session, events = await make_session()
+    await session.send_text("What's the weather?")
+    await _until(events, _final_done)
+
+    fake_server.connections[0].close_abruptly()
+    seen = await _until(events, lambda e: isinstance(e, Reconnected))
+
+    reconnected = seen[-1]
+    assert reconnected == Reconnected(reconnected.reason, restored_items=2, lost_response=False)
+    second = await fake_server.wait_for_connection(2)
+    await second.wait_for_event("conversation.item.create", count=2)
+    assert second.session["instructions"] == "You are a helpful home assistant."
+    restored = [
+        (item["role"], item["content"][0]["text"])
+        for item in second.items
+        if item["type"] == "message"
+    ]
+    assert restored == [("user", "What's the weather?"), ("assistant", "It is sunny.")]
+
+    fake_server.add_response(ScriptedResponse(SpeechItem("Still sunny.")))
+    await session.send_text("And now?")
+    later = await _until(events, _final_done)
+    assert later[-1].transcript == "Still sunny."  # type: ignore[union-attr]
+    assert second.last_user_text() == "And now?"
+
+
+async def test_drop_mid_response_reports_the_lost_response(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    fake_server.chunk_delay_s = 0.02
+    fake_server.add_response(ScriptedResponse(SpeechItem(LONG_REPLY)))
+    session, events = await make_session()
+    await session.send_text("Tell me a story")
+    started = await _until(events, lambda e: isinstance(e, AudioChunk))
+
+    fake_server.connections[0].close_abruptly()
+    seen = await _until(events, lambda e: isinstance(e, Reconnected))
+
+    response_id = next(e.response_id for e in started if isinstance(e, ResponseStarted))
+    failed = [e for e in seen if isinstance(e, ResponseDone)]
+    assert failed == [ResponseDone(response_id, ResponseStatus.FAILED, reason="connection_lost")]
+    assert seen[-1] == Reconnected(seen[-1].reason, restored_items=1, lost_response=True)  # type: ignore[union-attr]
+
+
+async def test_audio_sent_while_reconnecting_is_delivered_after(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    session, events = await make_session()
+    fake_server.connections[0].close_abruptly()
+    await asyncio.sleep(0)
+    # 500 ms of the user's turn while the socket is gone (or about to be noticed).
+    await _speak(session, speech_like(0.5, SATELLITE_RATE))
+    await _until(events, lambda e: isinstance(e, Reconnected))
+    second = await fake_server.wait_for_connection(2)
+    await second.wait_for_event("input_audio_buffer.append")
+    await asyncio.sleep(0.1)
+    # The whole turn so far reached the new connection.
+    assert second.audio_ms_received == pytest.approx(500, abs=5)
+
+
+async def test_session_expiry_rolls_over_to_a_new_connection(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """OpenAI ends sessions after 60 minutes (error `session_expired`, close 1001)."""
+    fake_server.session_ttl_s = 0.3
+    _session, events = await make_session()
+    seen = await _until(events, lambda e: isinstance(e, Reconnected))
+    assert "maximum duration" in seen[-1].reason  # type: ignore[union-attr]
+    assert not any(isinstance(e, ProviderError) for e in seen)
+    assert len(fake_server.connections) == 2
+
+
+async def test_connection_is_recycled_before_the_provider_limit(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    fake_server.add_response(ScriptedResponse(SpeechItem("Remember me.")))
+    policy = ReconnectPolicy(recycle_margin_s=MAX_CONNECTION_S - 1.0)
+    session, events = await make_session(reconnect=policy)
+    await session.send_text("Hello")
+    await _until(events, _final_done)
+
+    seen = await _until(events, lambda e: isinstance(e, Reconnected), within_s=5.0)
+
+    assert seen[-1] == Reconnected(seen[-1].reason, restored_items=2, lost_response=False)  # type: ignore[union-attr]
+    assert "recycled" in seen[-1].reason  # type: ignore[union-attr]
+    assert fake_server.connections[0].ws.close_code == 1000
+
+
+async def test_slow_consumer_has_bounded_audio_and_keeps_control_events(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """A consumer that stops reading loses the newest audio, never tool calls or turn events."""
+    fake_server.add_response(
+        ScriptedResponse(SpeechItem(LONG_REPLY), FunctionCallItem("HassTurnOn", {"name": "fan"}))
+    )
+    session, stalled = await make_session(max_buffered_audio_s=0.5)
+    eager = session.subscribe(max_buffered_audio_s=60)
+
+    await session.send_text("Talk for a while")
+    eager_events = await _until(eager, lambda e: isinstance(e, ResponseDone))
+    stalled_events = [e async for e in _drain(stalled)]
+
+    full_ms = len(_audio(eager_events)) / 48
+    assert full_ms > 2000
+    assert len(_audio(stalled_events)) / 48 <= 500
+    assert stalled.dropped_audio_ms == pytest.approx(full_ms - len(_audio(stalled_events)) / 48)
+    assert [type(e) for e in stalled_events if not isinstance(e, AudioChunk)] == [
+        type(e) for e in eager_events if not isinstance(e, AudioChunk)
+    ]
+    eager.close()
+
+
+async def _drain(subscription: Subscription) -> AsyncIterator[SessionEvent]:
+    """What is buffered now, without waiting for more."""
+    while subscription.buffered_events:
+        yield await anext(subscription)
+
+
+async def test_malformed_and_unknown_events_are_ignored(
+    fake_server: FakeOpenAIRealtimeServer,
+    make_session: MakeSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session, events = await make_session()
+    conn = fake_server.connections[0]
+    for raw in (
+        "this is not json",
+        '{"no_type": true}',
+        '{"type": "response.brand_new_event", "event_id": "e1"}',
+        '{"type": "response.output_audio.delta", "event_id": "e2"}',
+        '{"type": "response.output_audio.delta", "delta": "***", "item_id": "x"}',
+    ):
+        await fake_server.inject(conn, raw)
+    fake_server.add_response(ScriptedResponse(SpeechItem("Still here.")))
+    with caplog.at_level(logging.WARNING):
+        await session.send_text("Are you there?")
+        seen = await _until(events, _final_done)
+
+    assert seen[-1].transcript == "Still here."  # type: ignore[union-attr]
+    assert not session.closed
+    assert "malformed" in caplog.text
+
+
+async def test_bad_key_and_unreachable_endpoint_fail_to_start(
+    fake_server: FakeOpenAIRealtimeServer, unreachable_url: str
+) -> None:
+    bad_key = OpenAIRealtimeProvider(Endpoint(api_key="sk-wrong", url=fake_server.url))
+    with pytest.raises(AuthenticationError, match="Incorrect API key"):
+        await RealtimeSession(bad_key, _config()).start()
+
+    nowhere = OpenAIRealtimeProvider(Endpoint(api_key="sk-test-valid", url=unreachable_url))
+    with pytest.raises(ConnectError):
+        await RealtimeSession(nowhere, _config()).start()
+
+    fake_server.reject_connections_with_status(503)
+    busy = OpenAIRealtimeProvider(Endpoint(api_key=fake_server.api_key, url=fake_server.url))
+    with pytest.raises(ConnectError, match="503"):
+        await RealtimeSession(busy, _config()).start()
+
+
+async def test_session_closes_with_an_error_when_reconnecting_keeps_failing(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    _session, events = await make_session()
+    fake_server.reject_connections_with_status(503)
+    fake_server.connections[0].close_abruptly()
+
+    seen = await _until(events, lambda e: isinstance(e, SessionClosed))
+
+    closed = seen[-1]
+    assert isinstance(closed, SessionClosed)
+    assert closed.error is not None
+    assert "503" in closed.error
+
+
+async def test_fatal_provider_error_ends_the_session(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    fake_server.fail_next_responses_with(
+        "insufficient_quota", "You exceeded your current quota.", "insufficient_quota"
+    )
+    session, events = await make_session()
+    await session.send_text("Hello")
+    seen = await _until(events, lambda e: isinstance(e, SessionClosed))
+
+    assert ProviderError("insufficient_quota", "You exceeded your current quota.", True) in seen
+    assert session.closed
+    assert "quota" in (seen[-1].error or "")  # type: ignore[union-attr]
+
+
+async def test_rate_limited_response_fails_and_the_session_carries_on(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    fake_server.send_rate_limit_error()
+    session, events = await make_session()
+    await session.send_text("Hello")
+    failed = await _until(events, _final_done)
+    assert failed[-1].status is ResponseStatus.FAILED  # type: ignore[union-attr]
+    assert failed[-1].reason == "rate_limit_exceeded"  # type: ignore[union-attr]
+
+    fake_server.add_response(ScriptedResponse(SpeechItem("Better now.")))
+    await session.send_text("Again")
+    again = await _until(events, _final_done)
+    assert again[-1].transcript == "Better now."  # type: ignore[union-attr]

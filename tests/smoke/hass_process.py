@@ -1,0 +1,263 @@
+"""Run a real `hass` process of the newest Home Assistant release and talk to it.
+
+The unit tests run against the Home Assistant version that
+pytest-homeassistant-custom-component pins; this harness catches what they
+cannot: a manifest, import or config-flow regression that only shows on the
+newest release, with the integration loaded the way a user's installation
+loads it (from `<config>/custom_components`) and driven through HTTP and the
+websocket API like the frontend drives it.
+
+The client opens a fresh aiohttp session for every call, so it belongs to no
+event loop and tests can use it whatever loop pytest-asyncio gives them.
+"""
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+import re
+import secrets
+import signal
+import socket
+import time
+from typing import Any
+
+import aiohttp
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+INTEGRATION_DIR = PROJECT_DIR / "custom_components" / "realtime_assist"
+
+# What the tests talk to, named even where Home Assistant sets it up on its own
+# (frontend pulls in api, config, websocket_api, auth and onboarding); the
+# integration's manifest dependencies come with its config entries. Not
+# `default_config`: it pulls integrations (bluetooth, dhcp, stream, ...) whose
+# requirements the newest venv does not carry and which probe the network. A
+# fixed location, time zone and country keep later tests (pipelines, timers)
+# independent of the machine. Since 2026.11 `http:` from YAML is imported once
+# into .storage/http as a trial that reverts after five minutes unless
+# confirmed: fine for a fresh config dir and a run of seconds.
+CONFIGURATION_YAML = """\
+homeassistant:
+  name: Realtime Assist smoke test
+  latitude: 52.37
+  longitude: 4.89
+  elevation: 0
+  unit_system: metric
+  time_zone: UTC
+  country: NL
+  currency: EUR
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+api:
+config:
+websocket_api:
+logger:
+  default: warning
+  logs:
+    custom_components.realtime_assist: debug
+"""
+
+# Each log record starts on a new line with Home Assistant's date, time and
+# level; the lines up to the next record (a traceback) belong to it.
+RECORD_START = re.compile(r"^(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", re.M)
+ERROR_RECORD = re.compile(r"\S+ \S+ (ERROR|CRITICAL) ")
+
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+POLL_INTERVAL = 0.1
+
+
+class HassApiError(Exception):
+    """A REST call answered with an error status, or a websocket command failed."""
+
+    def __init__(self, status: int | str, body: Any) -> None:
+        """Keep the HTTP status (or websocket error code) and the decoded body."""
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.body = body
+
+
+def free_port() -> int:
+    """Return a loopback port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def error_records(log_text: str, needle: str) -> list[str]:
+    """Return the ERROR and CRITICAL records (tracebacks included) that mention needle."""
+    return [
+        record.rstrip()
+        for record in RECORD_START.split(log_text)
+        if ERROR_RECORD.match(record) and needle in record
+    ]
+
+
+@dataclass(frozen=True)
+class HassClient:
+    """Authenticated access to a running Home Assistant's REST and websocket APIs."""
+
+    url: str
+    token: str
+
+    async def rest(self, method: str, path: str, json: Any = None) -> Any:
+        """Call the REST API and return the decoded body; raise HassApiError on >= 400."""
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.token}"}) as session,
+            session.request(method, self.url + path, json=json) as resp,
+        ):
+            if resp.content_type == "application/json":
+                body = await resp.json()
+            else:
+                body = await resp.text()
+            if resp.status >= 400:
+                raise HassApiError(resp.status, body)
+            return body
+
+    async def ws(self, command: Mapping[str, Any]) -> Any:
+        """Send one websocket command on a fresh connection and return its result.
+
+        Raises HassApiError with Home Assistant's error code if the command fails.
+        """
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(self.url + "/api/websocket") as ws,
+        ):
+            await ws.receive_json()  # auth_required
+            await ws.send_json({"type": "auth", "access_token": self.token})
+            if (auth := await ws.receive_json())["type"] != "auth_ok":
+                raise HassApiError(auth["type"], auth)
+            await ws.send_json({"id": 1, **command})
+            while (message := await ws.receive_json())["type"] != "result":
+                pass  # events of a subscription that raced the result
+            if not message["success"]:
+                raise HassApiError(message["error"]["code"], message["error"])
+            return message["result"]
+
+
+@dataclass
+class HassProcess:
+    """A `hass` process on a throwaway config dir, with everything it prints in hass.log."""
+
+    hass_bin: Path
+    config_dir: Path
+    port: int = field(default_factory=free_port)
+    process: asyncio.subprocess.Process | None = None
+    client: HassClient | None = None
+    # Seconds from spawning hass until HTTP answered / until it was fully started.
+    http_up_after: float = 0.0
+    running_after: float = 0.0
+    version: str = ""
+
+    @property
+    def url(self) -> str:
+        """Base URL of the HTTP server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        """Console output rather than home-assistant.log: it also holds crashes before logging."""
+        return self.config_dir / "hass.log"
+
+    def write_config(self) -> None:
+        """Write configuration.yaml and link the integration in as a user would install it."""
+        config = CONFIGURATION_YAML.format(port=self.port)
+        (self.config_dir / "configuration.yaml").write_text(config)
+        custom_components = self.config_dir / "custom_components"
+        custom_components.mkdir()
+        (custom_components / INTEGRATION_DIR.name).symlink_to(INTEGRATION_DIR)
+
+    async def start(self) -> None:
+        """Start hass, onboard its owner into `client` and wait until it is fully started.
+
+        --skip-pip: Home Assistant pip-installs missing requirements at startup.
+        Here that would mean network access in the middle of a test run, a run far
+        over its time budget, and a venv changed behind scripts/setup's back, which
+        hides a missing install step until the next fresh machine. scripts/setup
+        installs what this configuration needs; a gap shows as an import error in
+        the log, or as recovery mode when it is the frontend's.
+        """
+        started_at = time.monotonic()
+        with self.log_path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                self.hass_bin,
+                *("-c", self.config_dir, "--skip-pip", "--log-no-color"),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            await self._wait_for_onboarding_api(self.process)
+            self.http_up_after = time.monotonic() - started_at
+            self.client = await onboard(self.url)
+            while True:
+                config = await self.client.rest("GET", "/api/config")
+                if config["state"] == "RUNNING":
+                    break
+                await asyncio.sleep(POLL_INTERVAL)
+            self.running_after = time.monotonic() - started_at
+        if config["recovery_mode"]:
+            raise RuntimeError("hass started in recovery mode: a required integration failed")
+        self.version = config["version"]
+
+    async def _wait_for_onboarding_api(self, process: asyncio.subprocess.Process) -> None:
+        """Wait until the onboarding views answer; they need no credentials."""
+        async with aiohttp.ClientSession() as session:
+            while process.returncode is None:
+                try:
+                    async with session.get(self.url + "/api/onboarding") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(POLL_INTERVAL)
+        raise RuntimeError(f"hass exited with code {process.returncode} while starting")
+
+    async def stop(self) -> None:
+        """Stop hass: SIGTERM for a clean shutdown, SIGKILL if it hangs."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await self.process.wait()
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+    def log_text(self) -> str:
+        """The whole log so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 80) -> str:
+        """The last lines of the log, for failure reports."""
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+async def onboard(url: str) -> HassClient:
+    """Create the owner through the onboarding API and log in as them.
+
+    Only the user step: it is the one that hands out credentials. The core_config
+    step would start config flows for met, google_translate and radio_browser,
+    which reach the internet, and nothing the tests call needs onboarding done.
+    """
+    client_id = url + "/"
+    async with aiohttp.ClientSession() as session:
+        user = {
+            "client_id": client_id,
+            "name": "Smoke Test",
+            "username": "smoke",
+            "password": secrets.token_urlsafe(16),
+            "language": "en",
+        }
+        async with session.post(url + "/api/onboarding/users", json=user) as resp:
+            if resp.status != 200:
+                raise HassApiError(resp.status, await resp.text())
+            auth_code = (await resp.json())["auth_code"]
+        grant = {"grant_type": "authorization_code", "code": auth_code, "client_id": client_id}
+        async with session.post(url + "/auth/token", data=grant) as resp:
+            if resp.status != 200:
+                raise HassApiError(resp.status, await resp.text())
+            return HassClient(url, (await resp.json())["access_token"])

@@ -1,0 +1,55 @@
+"""Diagnostics a user may post publicly: settings yes, secrets and prompts no."""
+
+from __future__ import annotations
+
+import json
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import llm
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
+from tests.helpers import VALID_KEY
+
+pytestmark = pytest.mark.usefixtures("ha_core")
+
+
+async def test_diagnostics_redact_key_and_omit_prompt(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    loaded_entry: MockConfigEntry,
+    fake_server: FakeOpenAIRealtimeServer,
+) -> None:
+    """The key, URL and prompt never appear; the agent's settings do."""
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
+
+    assert diagnostics == {
+        "provider": "openai",
+        "entry_version": "1.1",
+        "state": "loaded",
+        "data": {"provider": "openai", "api_key": "**REDACTED**", "url": "**REDACTED**"},
+        "subentries": [
+            {
+                "title": "Realtime Assist",
+                "subentry_type": "conversation",
+                "data": {
+                    "model": "gpt-realtime",
+                    "voice": "marin",
+                    "llm_hass_api": ["assist"],
+                    "turn_detection": "server_vad",
+                    "vad_eagerness": "auto",
+                    "silence_duration_ms": 500,
+                    "idle_timeout": 300,
+                },
+            }
+        ],
+    }
+    dumped = json.dumps(diagnostics)
+    assert VALID_KEY not in dumped
+    assert fake_server.url not in dumped
+    assert llm.DEFAULT_INSTRUCTIONS_PROMPT not in dumped
