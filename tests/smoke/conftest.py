@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
 from tests.smoke.hass_process import HassClient, HassProcess, error_records
 
 HASS_KEY = pytest.StashKey[HassProcess]()
@@ -92,3 +93,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"hass {process.version}: HTTP up after {process.http_up_after:.1f} s, "
             f"running after {process.running_after:.1f} s"
         )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def fake_openai() -> AsyncIterator[FakeOpenAIRealtimeServer]:
+    """The fake OpenAI Realtime server, for hass to connect to over loopback.
+
+    It runs on the session's event loop: tests that use it must too
+    (`@pytest.mark.asyncio(loop_scope="session")`).
+    """
+    async with FakeOpenAIRealtimeServer() as server:
+        yield server
