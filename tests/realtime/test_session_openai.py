@@ -514,3 +514,39 @@ async def test_rate_limited_response_fails_and_the_session_carries_on(
     await session.send_text("Again")
     again = await _until(events, _final_done)
     assert again[-1].transcript == "Better now."  # type: ignore[union-attr]
+
+
+async def test_azure_endpoint_uses_its_path_and_api_key_header(
+    fake_server: FakeOpenAIRealtimeServer,
+) -> None:
+    """Azure OpenAI's GA endpoint: `/openai/v1/realtime?model=<deployment>`, `api-key` header."""
+    provider = OpenAIRealtimeProvider(
+        Endpoint(api_key=fake_server.api_key, url=fake_server.azure_url)
+    )
+    async with RealtimeSession(provider, _config()) as session:
+        events = session.subscribe()
+        fake_server.add_response(ScriptedResponse(SpeechItem("Hello from Azure.")))
+        await session.send_text("Hi")
+        seen = await _until(events, _final_done)
+        events.close()
+    conn = fake_server.connections[0]
+    assert conn.azure
+    assert conn.headers["api-key"] == fake_server.api_key
+    assert "authorization" not in conn.headers
+    assert seen[-1].transcript == "Hello from Azure."  # type: ignore[union-attr]
+
+    wrong = OpenAIRealtimeProvider(Endpoint(api_key="wrong", url=fake_server.azure_url))
+    with pytest.raises(AuthenticationError):
+        await wrong.connect(_config())
+    assert fake_server.protocol_errors == []
+
+
+async def test_image_reaches_the_conversation(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    session, _events = await make_session()
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4 + b"\xff\xd9"
+    await session.send_image(jpeg)
+    conn = fake_server.connections[0]
+    await conn.wait_for_event("conversation.item.create")
+    assert conn.images == [("image/jpeg", jpeg)]
