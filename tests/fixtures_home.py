@@ -1,0 +1,1 @@
+"""Fixtures for a small home: real Home Assistant entities for the model to control."""
