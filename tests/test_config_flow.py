@@ -14,7 +14,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API, CONF_NAME, CONF_PROMPT, CONF_URL
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers import llm
 from homeassistant.helpers.translation import async_get_translations
 import pytest
@@ -26,7 +26,9 @@ from custom_components.realtime_assist.const import (
     CONF_IDLE_TIMEOUT,
     CONF_MODEL,
     CONF_PROVIDER,
+    CONF_SERVICE_DOMAINS,
     CONF_SILENCE_DURATION_MS,
+    CONF_TOOL_TIMEOUT,
     CONF_TURN_DETECTION,
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
@@ -85,6 +87,7 @@ async def test_user_flow_creates_entry_with_default_agent(
         CONF_VAD_EAGERNESS: "auto",
         CONF_SILENCE_DURATION_MS: 500,
         CONF_IDLE_TIMEOUT: 300,
+        CONF_TOOL_TIMEOUT: 10,
     }
 
 
@@ -246,7 +249,17 @@ AGENT_INPUT = {
     CONF_VAD_EAGERNESS: "high",
     CONF_SILENCE_DURATION_MS: 700,
     CONF_IDLE_TIMEOUT: 120,
+    CONF_SERVICE_DOMAINS: ["climate", "media_player"],
+    CONF_TOOL_TIMEOUT: 15,
 }
+
+
+def form_field(result: Any, key: str) -> tuple[Any, Any]:
+    """The schema marker and validator of one field of a shown form."""
+    for marker, validator in result["data_schema"].schema.items():
+        if marker == key:
+            return marker, validator
+    raise AssertionError(f"{key} is not on the form")
 
 
 async def test_subentry_create(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
@@ -282,11 +295,82 @@ async def test_subentry_numbers_are_stored_as_int(
             **AGENT_INPUT,
             CONF_SILENCE_DURATION_MS: 650.0,
             CONF_IDLE_TIMEOUT: 60.0,
+            CONF_TOOL_TIMEOUT: 30.0,
         },
     )
     assert result["data"][CONF_SILENCE_DURATION_MS] == 650
     assert isinstance(result["data"][CONF_SILENCE_DURATION_MS], int)
     assert isinstance(result["data"][CONF_IDLE_TIMEOUT], int)
+    assert result["data"][CONF_TOOL_TIMEOUT] == 30
+    assert isinstance(result["data"][CONF_TOOL_TIMEOUT], int)
+
+
+@pytest.mark.usefixtures("kitchen_light", "thermostat")
+async def test_subentry_service_domains_and_tool_timeout(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """The form offers the exposed entities' action domains; leaving them empty stores nothing."""
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, SUBENTRY_CONVERSATION), context={"source": SOURCE_USER}
+    )
+    _, domains = form_field(result, CONF_SERVICE_DOMAINS)
+    assert domains.config["options"] == ["climate", "light"]
+    assert domains.config["multiple"] is True
+    assert domains.config["custom_value"] is True
+    marker, timeout = form_field(result, CONF_TOOL_TIMEOUT)
+    assert marker.default() == 10
+    number = timeout.validators[0].config
+    assert (number["min"], number["max"], number["unit_of_measurement"]) == (1, 120, "s")
+
+    # Without a choice the tool follows the exposed entities: nothing is stored.
+    agent = {
+        k: v for k, v in AGENT_INPUT.items() if k not in (CONF_SERVICE_DOMAINS, CONF_TOOL_TIMEOUT)
+    }
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_NAME: "Den", **agent}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert CONF_SERVICE_DOMAINS not in result["data"]
+    assert result["data"][CONF_TOOL_TIMEOUT] == 10
+
+    # A typed domain that is not offered is kept, and offered when the agent is edited.
+    await hass.async_block_till_done()
+    (subentry_id,) = (s.subentry_id for s in loaded_entry.subentries.values() if s.title == "Den")
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, SUBENTRY_CONVERSATION),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**agent, CONF_SERVICE_DOMAINS: ["light", "vacuum"]}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert loaded_entry.subentries[subentry_id].data[CONF_SERVICE_DOMAINS] == ["light", "vacuum"]
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, SUBENTRY_CONVERSATION),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+    marker, domains = form_field(result, CONF_SERVICE_DOMAINS)
+    assert domains.config["options"] == ["climate", "light", "vacuum"]
+    assert marker.description["suggested_value"] == ["light", "vacuum"]
+
+    # A tool timeout outside 1-120 s is refused.
+    with pytest.raises(InvalidData):
+        await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {**agent, CONF_TOOL_TIMEOUT: 0}
+        )
+
+
+async def test_subentry_service_domains_without_exposed_entities(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """With nothing exposed, every domain with entity actions is offered, never system ones."""
+    result = await hass.config_entries.subentries.async_init(
+        (loaded_entry.entry_id, SUBENTRY_CONVERSATION), context={"source": SOURCE_USER}
+    )
+    _, domains = form_field(result, CONF_SERVICE_DOMAINS)
+    assert domains.config["options"]
+    assert "homeassistant" not in domains.config["options"]
 
 
 async def test_subentry_reconfigure(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
@@ -340,6 +424,10 @@ async def test_shown_texts_are_translated(hass: HomeAssistant, category: str) ->
             "conversation.abort.entry_not_loaded",
             "conversation.initiate_flow.user",
             "conversation.step.init.data.idle_timeout",
+            "conversation.step.init.data.service_domains",
+            "conversation.step.init.data_description.service_domains",
+            "conversation.step.init.data.tool_timeout",
+            "conversation.step.init.data_description.tool_timeout",
         ],
         "selector": [
             "provider.options.openai",

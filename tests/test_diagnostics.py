@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from homeassistant.core import HomeAssistant
+from homeassistant.components import conversation
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import llm
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -13,7 +14,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
+from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer, ScriptedResponse, SpeechItem
 from tests.helpers import VALID_KEY
 
 pytestmark = pytest.mark.usefixtures("ha_core")
@@ -45,7 +46,9 @@ async def test_diagnostics_redact_key_and_omit_prompt(
                     "vad_eagerness": "auto",
                     "silence_duration_ms": 500,
                     "idle_timeout": 300,
+                    "tool_timeout": 10,
                 },
+                "sessions": {},
             }
         ],
     }
@@ -53,3 +56,26 @@ async def test_diagnostics_redact_key_and_omit_prompt(
     assert VALID_KEY not in dumped
     assert fake_server.url not in dumped
     assert llm.DEFAULT_INSTRUCTIONS_PROMPT not in dumped
+
+
+async def test_diagnostics_show_live_session_counters_not_content(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    loaded_entry: MockConfigEntry,
+    fake_server: FakeOpenAIRealtimeServer,
+) -> None:
+    """After a turn, the agent's live session shows up with its counters only."""
+    fake_server.add_response(ScriptedResponse(SpeechItem("The secret word is marmalade.")))
+    await conversation.async_converse(
+        hass, "Tell me the secret word", None, Context(), agent_id="conversation.realtime_assist"
+    )
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
+
+    [session] = diagnostics["subentries"][0]["sessions"].values()
+    assert session["connects"] == 1
+    assert session["responses"] == 1
+    assert session["last_error"] is None
+    dumped = json.dumps(diagnostics)
+    assert "marmalade" not in dumped
+    assert "secret word" not in dumped

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -11,14 +11,22 @@ from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 
-from .const import CONF_PROVIDER, DOMAIN, PROVIDER_PROFILES
+from .const import (
+    CONF_IDLE_TIMEOUT,
+    CONF_PROVIDER,
+    DEFAULT_IDLE_TIMEOUT,
+    DOMAIN,
+    PROVIDER_PROFILES,
+    SUBENTRY_CONVERSATION,
+)
 from .realtime.config import Endpoint, SessionConfig
 from .realtime.errors import AuthenticationError, ConnectError
+from .realtime.pool import SessionPool
 from .realtime.providers import create_provider
 from .realtime.providers.base import Provider
 
 # Each realtime agent (config subentry) adds its entities on these platforms.
-PLATFORMS: list[Platform] = []
+PLATFORMS: list[Platform] = [Platform.CONVERSATION]
 
 
 @dataclass(slots=True)
@@ -27,6 +35,8 @@ class RealtimeAssistData:
 
     # Opens realtime sessions with the entry's endpoint and key.
     provider: Provider
+    # Each agent's live sessions (one per conversation), by subentry id.
+    pools: dict[str, SessionPool] = field(default_factory=dict)
 
 
 type RealtimeAssistConfigEntry = ConfigEntry[RealtimeAssistData]
@@ -67,15 +77,29 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntr
             translation_placeholders={"error": str(err)},
         ) from err
 
-    entry.runtime_data = RealtimeAssistData(provider=provider)
+    entry.runtime_data = RealtimeAssistData(
+        provider=provider,
+        pools={
+            subentry_id: SessionPool(
+                provider,
+                idle_timeout_s=float(subentry.data.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
+            )
+            for subentry_id, subentry in entry.subentries.items()
+            if subentry.subentry_type == SUBENTRY_CONVERSATION
+        },
+    )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_async_reload_entry))
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> bool:
-    """Unload a config entry."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    """Unload a config entry; its live sessions close."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        for pool in entry.runtime_data.pools.values():
+            await pool.close_all()
+    return unloaded
 
 
 async def _async_reload_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> None:

@@ -45,13 +45,16 @@ from .const import (
     CONF_IDLE_TIMEOUT,
     CONF_MODEL,
     CONF_PROVIDER,
+    CONF_SERVICE_DOMAINS,
     CONF_SILENCE_DURATION_MS,
+    CONF_TOOL_TIMEOUT,
     CONF_TURN_DETECTION,
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
     DEFAULT_AGENT_NAME,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_SILENCE_DURATION_MS,
+    DEFAULT_TOOL_TIMEOUT,
     DEFAULT_TURN_DETECTION,
     DEFAULT_VAD_EAGERNESS,
     DOMAIN,
@@ -63,6 +66,7 @@ from .const import (
 from .realtime.config import Eagerness
 from .realtime.errors import AuthenticationError, ConnectError
 from .realtime.providers import PROVIDER_OPENAI
+from .service_tool import async_service_domain_options
 
 _API_KEY_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 
@@ -263,13 +267,19 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
         suggested[CONF_LLM_HASS_API] = [
             api for api in suggested.get(CONF_LLM_HASS_API, []) if api in valid_apis
         ]
-        schema = self._schema(entry.data[CONF_PROVIDER], is_new)
+        service_domains = await async_service_domain_options(
+            self.hass, suggested.get(CONF_SERVICE_DOMAINS) or ()
+        )
+        schema = self._schema(entry.data[CONF_PROVIDER], is_new, service_domains)
         return self.async_show_form(
             step_id="init", data_schema=self.add_suggested_values_to_schema(schema, suggested)
         )
 
-    def _schema(self, provider: str, is_new: bool) -> probatio.Schema:
-        """The agent form; choices come from the parent entry's provider."""
+    def _schema(self, provider: str, is_new: bool, service_domains: list[str]) -> probatio.Schema:
+        """The agent form; choices come from the parent entry's provider.
+
+        `service_domains` are the domains offered for the call-service tool.
+        """
         profile = PROVIDER_PROFILES[provider]
         fields: VolDictType = {}
         if is_new:
@@ -300,6 +310,27 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
                         multiple=True,
                         mode=SelectSelectorMode.LIST,
                     )
+                ),
+                # Left empty, the tool follows the domains of the exposed entities.
+                probatio.Optional(CONF_SERVICE_DOMAINS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=service_domains,
+                        multiple=True,
+                        custom_value=True,
+                        mode=SelectSelectorMode.DROPDOWN,
+                    )
+                ),
+                probatio.Required(CONF_TOOL_TIMEOUT, default=DEFAULT_TOOL_TIMEOUT): probatio.All(
+                    NumberSelector(
+                        NumberSelectorConfig(
+                            min=1,
+                            max=120,
+                            step=1,
+                            unit_of_measurement="s",
+                            mode=NumberSelectorMode.BOX,
+                        )
+                    ),
+                    probatio.Coerce(int),
                 ),
                 probatio.Required(
                     CONF_TURN_DETECTION, default=DEFAULT_TURN_DETECTION.value

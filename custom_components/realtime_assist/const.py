@@ -29,6 +29,11 @@ CONF_TURN_DETECTION: Final = "turn_detection"
 CONF_VAD_EAGERNESS: Final = "vad_eagerness"
 CONF_SILENCE_DURATION_MS: Final = "silence_duration_ms"
 CONF_IDLE_TIMEOUT: Final = "idle_timeout"
+# Domains whose actions the model may call on exposed entities (the
+# call-service tool). Absent or empty: the domains of the exposed entities.
+CONF_SERVICE_DOMAINS: Final = "service_domains"
+# Seconds one tool call may take before the model hears it timed out.
+CONF_TOOL_TIMEOUT: Final = "tool_timeout"
 
 DEFAULT_TURN_DETECTION: Final = TurnDetectionMode.SERVER_VAD
 DEFAULT_VAD_EAGERNESS: Final = Eagerness.AUTO
@@ -36,6 +41,7 @@ DEFAULT_SILENCE_DURATION_MS: Final = 500
 # Seconds a conversation's session stays open without activity; reopening
 # costs a handshake, keeping it open costs nothing until audio flows.
 DEFAULT_IDLE_TIMEOUT: Final = 300
+DEFAULT_TOOL_TIMEOUT: Final = 10
 
 
 @dataclass(frozen=True, slots=True)

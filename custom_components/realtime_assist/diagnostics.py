@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_PROMPT, CONF_URL
 from homeassistant.core import HomeAssistant
 
@@ -23,6 +24,7 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: RealtimeAssistConfigEntry
 ) -> dict[str, Any]:
     """Return diagnostics for a config entry."""
+    pools = entry.runtime_data.pools if entry.state is ConfigEntryState.LOADED else {}
     return {
         "provider": entry.data[CONF_PROVIDER],
         "entry_version": f"{entry.version}.{entry.minor_version}",
@@ -33,7 +35,9 @@ async def async_get_config_entry_diagnostics(
                 "title": subentry.title,
                 "subentry_type": subentry.subentry_type,
                 "data": {key: value for key, value in subentry.data.items() if key not in TO_OMIT},
+                # Live sessions: counters (turns, reconnects, usage, last error), no content.
+                "sessions": pool.diagnostics() if (pool := pools.get(subentry_id)) else {},
             }
-            for subentry in entry.subentries.values()
+            for subentry_id, subentry in entry.subentries.items()
         ],
     }

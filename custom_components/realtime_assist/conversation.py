@@ -1,0 +1,201 @@
+"""The conversation agent: each turn goes into the conversation's live realtime session.
+
+The model's words stream into Home Assistant's chat log as they arrive (so the
+Assist dialog and the pipeline's streaming TTS start early); its function
+calls become the chat log's tool calls, which Home Assistant starts at once,
+while the model may still be talking; their results go back to the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+import dataclasses
+from typing import Literal
+
+from homeassistant.components import conversation
+from homeassistant.components.conversation.models import AbstractConversationAgent
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT, MATCH_ALL
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import chat_session, llm
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import RealtimeAssistConfigEntry
+from .agent_config import session_config_from_options
+from .const import (
+    CONF_PROVIDER,
+    CONF_SERVICE_DOMAINS,
+    CONF_TOOL_TIMEOUT,
+    DEFAULT_TOOL_TIMEOUT,
+    DOMAIN,
+    LOGGER,
+    SUBENTRY_CONVERSATION,
+)
+from .entity import RealtimeAssistEntity
+from .realtime.errors import RealtimeError
+from .realtime.events import (
+    AwaitingToolResults,
+    ProviderError,
+    ResponseDone,
+    ResponseStarted,
+    ResponseStatus,
+    SessionClosed,
+    ToolCall,
+    TranscriptDelta,
+)
+from .realtime.session import RealtimeSession, Subscription
+from .service_tool import CallServiceTool
+from .tools import guard_chat_log_tools, tool_specs
+
+PARALLEL_UPDATES = 0
+# Longest the model may stay silent within a turn before we give up on it.
+RESPONSE_TIMEOUT_S = 60.0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: RealtimeAssistConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """One conversation agent per realtime agent (subentry)."""
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_CONVERSATION:
+            async_add_entities(
+                [RealtimeConversationEntity(entry, subentry)],
+                config_subentry_id=subentry.subentry_id,
+            )
+
+
+class RealtimeConversationEntity(
+    conversation.ConversationEntity,
+    AbstractConversationAgent,
+    RealtimeAssistEntity,
+):
+    """A conversation agent backed by a long-lived realtime session per conversation."""
+
+    _attr_supports_streaming = True
+
+    def __init__(self, entry: RealtimeAssistConfigEntry, subentry: ConfigSubentry) -> None:
+        super().__init__(entry, subentry)
+        if subentry.data.get(CONF_LLM_HASS_API):
+            self._attr_supported_features = conversation.ConversationEntityFeature.CONTROL
+
+    @property
+    def supported_languages(self) -> list[str] | Literal["*"]:
+        return MATCH_ALL
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        conversation.async_set_agent(self.hass, self.entry, self)
+
+    async def async_will_remove_from_hass(self) -> None:
+        conversation.async_unset_agent(self.hass, self.entry)
+        await super().async_will_remove_from_hass()
+
+    async def _async_handle_message(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+    ) -> conversation.ConversationResult:
+        options = self.subentry.data
+        try:
+            await chat_log.async_provide_llm_data(
+                user_input.as_llm_context(DOMAIN),
+                options.get(CONF_LLM_HASS_API),
+                options.get(CONF_PROMPT),
+                user_input.extra_system_prompt,
+            )
+        except conversation.ConverseError as err:
+            return err.as_conversation_result()
+
+        if chat_log.llm_api is not None:
+            service_tool = await CallServiceTool.async_create(
+                self.hass, options.get(CONF_SERVICE_DOMAINS), user_input.language
+            )
+            guard_chat_log_tools(
+                chat_log,
+                [service_tool] if service_tool.services else [],
+                float(options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
+            )
+        system = chat_log.content[0]
+        system_prompt = system.content if isinstance(system, conversation.SystemContent) else ""
+        config = dataclasses.replace(
+            session_config_from_options(options, self.entry.data[CONF_PROVIDER]),
+            instructions=system_prompt,
+            tools=tool_specs(chat_log.llm_api),
+            language=user_input.language,
+        )
+        pool = self.entry.runtime_data.pools[self.subentry.subentry_id]
+        conversation_id = chat_log.conversation_id
+        new_conversation = pool.get(conversation_id) is None
+        try:
+            async with pool.lease(conversation_id, config) as session:
+                if new_conversation and (current := chat_session.current_session.get()):
+                    # Home Assistant forgets the conversation after 5 idle minutes.
+                    current.async_on_cleanup(pool.discard_later(conversation_id))
+                await self._async_run_turn(session, chat_log, user_input.text)
+        except RealtimeError as err:
+            LOGGER.warning("Realtime session failed: %s", err)
+            raise HomeAssistantError(f"The realtime model is unavailable: {err}") from err
+        return conversation.async_get_result_from_chat_log(user_input, chat_log)
+
+    async def _async_run_turn(
+        self, session: RealtimeSession, chat_log: conversation.ChatLog, text: str
+    ) -> None:
+        """Send the user's text; stream the answer and run tool calls until the model is done."""
+        with session.subscribe() as events:
+            await session.send_text(text)
+            async for content in chat_log.async_add_delta_content_stream(
+                self.entity_id, _chat_log_deltas(events)
+            ):
+                if isinstance(content, conversation.ToolResultContent):
+                    await session.send_tool_result(
+                        content.tool_call_id, content.tool_name, dict(content.result.data)
+                    )
+
+
+async def _chat_log_deltas(
+    events: Subscription,
+) -> AsyncIterator[conversation.AssistantContentDeltaDict]:
+    """The model's answer as chat log deltas, until its last response of the turn ends.
+
+    A batch of tool calls closes the assistant message (the chat log then waits
+    for the calls, already running, and hands us their results); the model's
+    follow-up response opens the next message.
+    """
+    yield {"role": "assistant"}
+    awaiting_results = False
+    responding = False
+    while True:
+        try:
+            async with asyncio.timeout(RESPONSE_TIMEOUT_S):
+                event = await anext(events)
+        except StopAsyncIteration:
+            raise HomeAssistantError("The realtime session ended during the turn") from None
+        except TimeoutError:
+            raise HomeAssistantError("The realtime model did not answer in time") from None
+        match event:
+            case ResponseStarted():
+                responding = True
+            case TranscriptDelta(text=text):
+                yield {"content": text}
+            case ToolCall():
+                tool_input = llm.ToolInput(
+                    id=event.call_id, tool_name=event.name, tool_args=event.arguments
+                )
+                yield {"tool_calls": [tool_input]}
+            case AwaitingToolResults():
+                awaiting_results = True
+                yield {"role": "assistant"}
+            case ResponseDone(status=ResponseStatus.FAILED):
+                raise HomeAssistantError(f"The realtime model's answer failed ({event.reason})")
+            case ResponseDone() if awaiting_results:
+                awaiting_results = False  # the follow-up response comes next
+            case ResponseDone():
+                return
+            case ProviderError() if not responding and not awaiting_results:
+                raise HomeAssistantError(f"The realtime model refused the turn: {event.message}")
+            case SessionClosed(error=error):
+                raise HomeAssistantError(f"The realtime session ended: {error or 'closed'}")

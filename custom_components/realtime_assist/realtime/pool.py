@@ -1,0 +1,144 @@
+"""Warm sessions, one per conversation, closed after they sit idle.
+
+A conversation's next turn lands in the session that heard the previous one,
+so the model remembers and no handshake sits in the turn's path. Sessions
+nobody has used for `idle_timeout_s` are closed (the provider bills nothing
+for an idle socket, but it holds a connection and counts towards limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+import contextlib
+from dataclasses import dataclass, field
+import logging
+from typing import Any
+
+from .config import SessionConfig
+from .providers.base import Provider
+from .session import RealtimeSession, ReconnectPolicy
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Pooled:
+    session: RealtimeSession
+    leases: int = 0
+    idle_timer: asyncio.TimerHandle | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class SessionPool:
+    """Realtime sessions of one agent, keyed by conversation."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        idle_timeout_s: float,
+        input_sample_rate: int = 16000,
+        reconnect: ReconnectPolicy | None = None,
+    ) -> None:
+        self._provider = provider
+        self._idle_timeout_s = idle_timeout_s
+        self._input_rate = input_sample_rate
+        self._reconnect = reconnect
+        self._sessions: dict[str, _Pooled] = {}
+        self._creating: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @contextlib.asynccontextmanager
+    async def lease(self, key: str, config: SessionConfig) -> AsyncIterator[RealtimeSession]:
+        """The conversation's session, opened (or reconfigured) for `config`.
+
+        While leased it is never closed for idleness; turns of one conversation
+        take the lease one at a time.
+        """
+        pooled = await self._get(key, config)
+        async with pooled.lock:
+            pooled.leases += 1
+            if pooled.idle_timer is not None:
+                pooled.idle_timer.cancel()
+                pooled.idle_timer = None
+            try:
+                if pooled.session.config != config:
+                    await pooled.session.update(config)
+                yield pooled.session
+            finally:
+                pooled.leases -= 1
+                if pooled.leases == 0 and not self._closed:
+                    pooled.idle_timer = asyncio.get_running_loop().call_later(
+                        self._idle_timeout_s, self._expire, key, pooled
+                    )
+
+    async def _get(self, key: str, config: SessionConfig) -> _Pooled:
+        if self._closed:
+            raise RuntimeError("the session pool is closed")
+        async with self._creating.setdefault(key, asyncio.Lock()):
+            pooled = self._sessions.get(key)
+            if pooled is not None and not pooled.session.closed:
+                return pooled
+            session = RealtimeSession(
+                self._provider,
+                config,
+                input_sample_rate=self._input_rate,
+                reconnect=self._reconnect,
+            )
+            await session.start()
+            pooled = _Pooled(session)
+            self._sessions[key] = pooled
+            return pooled
+
+    def get(self, key: str) -> RealtimeSession | None:
+        """The conversation's open session, if it has one."""
+        pooled = self._sessions.get(key)
+        return pooled.session if pooled is not None and not pooled.session.closed else None
+
+    def _expire(self, key: str, pooled: _Pooled) -> None:
+        if self._sessions.get(key) is pooled and pooled.leases == 0:
+            _LOGGER.debug(
+                "Closing realtime session of %s after %ss idle", key, self._idle_timeout_s
+            )
+            self._spawn(self.close(key))
+
+    def _spawn(self, work: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(work, name="realtime_session_pool")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def discard_later(self, key: str) -> Callable[[], None]:
+        """A callback that closes the conversation's session (for cleanup hooks)."""
+        return lambda: self._spawn(self.close(key))
+
+    async def close(self, key: str) -> None:
+        """Close the conversation's session now."""
+        pooled = self._sessions.pop(key, None)
+        self._creating.pop(key, None)
+        if pooled is None:
+            return
+        if pooled.idle_timer is not None:
+            pooled.idle_timer.cancel()
+        await pooled.session.close()
+
+    async def close_all(self) -> None:
+        """Close every session (the config entry unloads)."""
+        self._closed = True
+        for key in list(self._sessions):
+            await self.close(key)
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def __len__(self) -> int:
+        return sum(1 for pooled in self._sessions.values() if not pooled.session.closed)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Per-session counters (no conversation content)."""
+        return {
+            f"session_{index}": {"leased": pooled.leases > 0, **pooled.session.stats}
+            for index, pooled in enumerate(self._sessions.values())
+        }

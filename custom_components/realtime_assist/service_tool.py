@@ -1,0 +1,616 @@
+"""An LLM tool that calls Home Assistant actions (services) on exposed entities.
+
+The Assist API lets the model run intents and exposed scripts; many everyday
+requests ("set the thermostat to 21", "volume to 30 percent") need an action
+with fields. Home Assistant 2026.11 offers an admin-only `homeassistant` API
+with a generic action tool; this tool is the narrow variant that also works on
+2026.10 and for non-admin users:
+
+* only actions of the domains the agent allows (by default the domains of the
+  entities exposed to the conversation assistant);
+* only actions that target entities, and only entities that are exposed and
+  belong to the action's own domain (`climate.*` on `climate.` entities), so
+  system actions such as `homeassistant.restart` can never run;
+* with the user's context, so Home Assistant's permissions apply.
+
+Build one per turn with `await CallServiceTool.async_create(hass, domains)`:
+the service descriptions and their translations load asynchronously.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+import re
+from typing import Any, Final, override
+
+from homeassistant.auth.permissions.const import POLICY_CONTROL
+from homeassistant.components.homeassistant.exposed_entities import async_should_expose
+from homeassistant.const import ATTR_ENTITY_ID, ATTR_FRIENDLY_NAME, ATTR_SUPPORTED_FEATURES
+from homeassistant.core import HomeAssistant, State, callback, split_entity_id
+from homeassistant.exceptions import HomeAssistantError, Unauthorized
+from homeassistant.helpers import entity_registry as er, intent, llm, service, translation
+from homeassistant.util.json import JsonObjectType
+import probatio
+
+from .const import DOMAIN
+
+# The assistant whose exposure settings decide what the model may see and touch.
+CONVERSATION_ASSISTANT: Final = "conversation"
+
+TOOL_NAME: Final = f"{DOMAIN}__call_service"
+
+# System domains whose actions are never offered, even if typed into the
+# agent's settings. (They could not pass the checks anyway: no entity has
+# these domains, and entities must match the action's domain.)
+NEVER_DOMAINS: Final = frozenset({"homeassistant", "hassio", "backup", "recorder"})
+
+# Target keys the model must not pass inside `data`: they could reach entities
+# that are not exposed (an area, a device, a label, "exclude" lists...).
+_TARGET_KEYS: Final = frozenset(
+    {"entity_id", "device_id", "area_id", "floor_id", "label_id", "exclude"}
+)
+
+# Budget for the tool description. Actions beyond their share are left to
+# the `service` parameter's list; entities beyond the rest are left out (the
+# tool still finds them by name).
+MAX_DESCRIPTION_CHARS: Final = 6000
+_MAX_SERVICES_CHARS: Final = 3500
+_MAX_SERVICE_TEXT_CHARS: Final = 120
+
+# Attributes worth telling the model after an action (when the entity has them).
+_REPORTED_ATTRIBUTES: Final = (
+    "brightness",
+    "color_mode",
+    "color_temp_kelvin",
+    "rgb_color",
+    "effect",
+    "hvac_action",
+    "current_temperature",
+    "temperature",
+    "target_temp_high",
+    "target_temp_low",
+    "current_humidity",
+    "humidity",
+    "preset_mode",
+    "fan_mode",
+    "swing_mode",
+    "percentage",
+    "oscillating",
+    "direction",
+    "current_position",
+    "current_tilt_position",
+    "volume_level",
+    "is_volume_muted",
+    "media_title",
+    "media_artist",
+    "source",
+    "sound_mode",
+    "unit_of_measurement",
+)
+
+_BASE_DESCRIPTION: Final = (
+    "Call a Home Assistant action (service) on exposed entities, for what the other "
+    "tools cannot do, such as setting a thermostat's temperature or a media player's "
+    "volume. Pass the action as `service`, the entities as `entity_id` and the "
+    "action's fields in `data`. Available actions with their fields:"
+)
+_ENTITIES_INTRO: Final = "\nEntities (entity_id: name):"
+
+_ARGS_SCHEMA: Final = probatio.Schema(
+    {
+        probatio.Required("service"): str,
+        probatio.Required("entity_id"): [str],
+        probatio.Optional("data", default={}): dict,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """What the tool knows about one allowed action."""
+
+    domain: str
+    service: str
+    fields: tuple[str, ...]
+    text: str
+    returns_response: bool
+
+    @property
+    def full_name(self) -> str:
+        """The action as `domain.service`."""
+        return f"{self.domain}.{self.service}"
+
+    def describe(self) -> str:
+        """One line for the tool description."""
+        line = f"{self.full_name}({', '.join(self.fields)})"
+        return f"{line}: {self.text}" if self.text else line
+
+
+@callback
+def exposed_domains(hass: HomeAssistant, assistant: str = CONVERSATION_ASSISTANT) -> set[str]:
+    """The domains of the entities exposed to `assistant` (the conversation assistant)."""
+    return {
+        state.domain
+        for state in hass.states.async_all()
+        if async_should_expose(hass, assistant, state.entity_id)
+    }
+
+
+def _has_entity_target(description: Mapping[str, Any]) -> bool:
+    """Whether an action's description says it targets entities."""
+    if "target" not in description:
+        return False
+    target = description["target"]
+    # An empty target means any kind of target, entities included.
+    return not target or "entity" in target
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple | set | frozenset):
+        return list(value)
+    return [value]
+
+
+def _features_match(required: Iterable[Any], supported: int) -> bool:
+    """Whether an entity has one of the required feature sets (None means no filter)."""
+    wanted = [feature for feature in required if isinstance(feature, int)]
+    return not wanted or any(feature & supported == feature for feature in wanted)
+
+
+def _entity_filter_matches(entity_filter: Mapping[str, Any], state: State) -> bool:
+    """Whether a state passes one `target.entity` filter of a service description."""
+    if (domains := _as_list(entity_filter.get("domain"))) and state.domain not in domains:
+        return False
+    if (device_classes := _as_list(entity_filter.get("device_class"))) and (
+        state.attributes.get("device_class") not in device_classes
+    ):
+        return False
+    features = _as_list(entity_filter.get("supported_features"))
+    return _features_match(features, int(state.attributes.get(ATTR_SUPPORTED_FEATURES, 0) or 0))
+
+
+def _target_matches(description: Mapping[str, Any], state: State) -> bool:
+    """Whether an entity can be a target of an action, by its description's filters."""
+    target = description.get("target") or {}
+    filters = [f for f in _as_list(target.get("entity")) if isinstance(f, Mapping)]
+    return not filters or any(_entity_filter_matches(f, state) for f in filters)
+
+
+def _field_matches(field: Mapping[str, Any], states: Collection[State]) -> bool:
+    """Whether a field applies to at least one of the entities (by its `filter`)."""
+    if not (field_filter := field.get("filter")):
+        return True
+    for state in states:
+        supported = int(state.attributes.get(ATTR_SUPPORTED_FEATURES, 0) or 0)
+        if "supported_features" in field_filter and not _features_match(
+            _as_list(field_filter["supported_features"]), supported
+        ):
+            continue
+        attribute_filter: Mapping[str, Any] = field_filter.get("attribute") or {}
+        if all(
+            {str(v) for v in _as_list(state.attributes.get(attribute))}
+            & {str(v) for v in _as_list(values)}
+            for attribute, values in attribute_filter.items()
+        ):
+            return True
+    return False
+
+
+def _field_names(fields: Mapping[str, Any], states: Collection[State]) -> list[str]:
+    """The names of an action's fields that apply to the entities; sections are flattened."""
+    names: list[str] = []
+    for name, field in fields.items():
+        if not isinstance(field, Mapping):
+            continue
+        if "fields" in field and "selector" not in field:  # a (collapsible) section
+            names.extend(_field_names(field["fields"], states))
+        elif name not in _TARGET_KEYS and _field_matches(field, states):
+            names.append(name)
+    return names
+
+
+def _short_text(text: str) -> str:
+    """The first sentence of a description, capped."""
+    text = " ".join(text.split())
+    if match := re.match(r"(.+?[.!?])(\s|$)", text):
+        text = match.group(1)
+    if len(text) > _MAX_SERVICE_TEXT_CHARS:
+        text = text[: _MAX_SERVICE_TEXT_CHARS - 1].rstrip() + "…"
+    return text
+
+
+def allowed_service_domains(
+    hass: HomeAssistant, allowed_domains: Collection[str] | None
+) -> set[str]:
+    """The domains whose actions may be offered.
+
+    `allowed_domains` None (or empty) means the domains of the exposed
+    entities. System domains are never included.
+    """
+    domains = {domain.strip().lower() for domain in allowed_domains or ()} - {""}
+    return (domains or exposed_domains(hass)) - NEVER_DOMAINS
+
+
+async def async_service_domain_options(
+    hass: HomeAssistant, selected: Iterable[str] = ()
+) -> list[str]:
+    """The domains the agent settings offer: those with entity-targeted actions.
+
+    Limited to the domains of the exposed entities when any of them has such
+    actions (else all of them), plus whatever is `selected` already.
+    """
+    descriptions = await service.async_get_all_descriptions(hass)
+    targetable = {
+        domain
+        for domain, services in descriptions.items()
+        if any(_has_entity_target(description) for description in services.values())
+    } - NEVER_DOMAINS
+    return sorted((targetable & exposed_domains(hass) or targetable) | set(selected))
+
+
+async def async_get_services(
+    hass: HomeAssistant, domains: Collection[str], language: str | None = None
+) -> list[ServiceInfo]:
+    """The actions of `domains` that target entities and apply to an exposed entity."""
+    exposed_states = [
+        state
+        for state in hass.states.async_all()
+        if state.domain in domains
+        and async_should_expose(hass, CONVERSATION_ASSISTANT, state.entity_id)
+    ]
+    if not exposed_states:
+        return []
+    descriptions = await service.async_get_all_descriptions(hass)
+    domains = {state.domain for state in exposed_states} & set(descriptions)
+    texts = await translation.async_get_translations(
+        hass, language or hass.config.language, "services", domains
+    )
+
+    services: list[ServiceInfo] = []
+    for domain in sorted(domains):
+        domain_states = [state for state in exposed_states if state.domain == domain]
+        for name, description in sorted(descriptions[domain].items()):
+            if not _has_entity_target(description):
+                continue
+            targets = [state for state in domain_states if _target_matches(description, state)]
+            if not targets:
+                continue
+            text = texts.get(f"component.{domain}.services.{name}.description") or str(
+                description.get("description") or description.get("name") or ""
+            )
+            if placeholders := description.get("description_placeholders"):
+                for key, value in placeholders.items():
+                    text = text.replace(f"{{{key}}}", str(value))
+            services.append(
+                ServiceInfo(
+                    domain=domain,
+                    service=name,
+                    fields=tuple(_field_names(description.get("fields") or {}, targets)),
+                    text=_short_text(text),
+                    returns_response="response" in description,
+                )
+            )
+    return services
+
+
+def _entity_names(hass: HomeAssistant, state: State) -> list[str]:
+    """An entity's name and aliases, as Assist knows them."""
+    entry = er.async_get(hass).async_get(state.entity_id)
+    return [name for name in intent.async_get_entity_aliases(hass, entry, state=state) if name]
+
+
+@callback
+def async_get_targets(hass: HomeAssistant, services: Iterable[ServiceInfo]) -> dict[str, str]:
+    """The exposed entities the actions can act on, with their names.
+
+    Assist's prompt names entities without their ids; the tool description
+    lists the ids so the model can target them.
+    """
+    domains = {info.domain for info in services}
+    return {
+        state.entity_id: next(iter(_entity_names(hass, state)), state.name)
+        for state in sorted(hass.states.async_all(domains), key=lambda s: s.entity_id)
+        if async_should_expose(hass, CONVERSATION_ASSISTANT, state.entity_id)
+    }
+
+
+def _describe(services: Iterable[ServiceInfo], targets: Mapping[str, str]) -> str:
+    """The tool description: the base text, one line per action and the entities.
+
+    Actions past their share of the budget are only in the `service`
+    parameter's list; entities past the rest are found by name.
+    """
+    parts = [_BASE_DESCRIPTION]
+    length = len(_BASE_DESCRIPTION)
+    left_out = 0
+    for info in services:
+        line = f"\n- {info.describe()}"
+        if left_out or length + len(line) > _MAX_SERVICES_CHARS:
+            left_out += 1
+            continue
+        parts.append(line)
+        length += len(line)
+    if left_out:
+        line = f"\n({left_out} more actions: see the service parameter.)"
+        parts.append(line)
+        length += len(line)
+    if not targets:
+        return "".join(parts)
+    parts.append(_ENTITIES_INTRO)
+    length += len(_ENTITIES_INTRO)
+    left_out = 0
+    for entity_id, name in targets.items():
+        line = f"\n- {entity_id}: {name}"
+        if left_out or length + len(line) > MAX_DESCRIPTION_CHARS - 80:
+            left_out += 1
+            continue
+        parts.append(line)
+        length += len(line)
+    if left_out:
+        parts.append(f"\n({left_out} more; entity_id also accepts an entity's name.)")
+    return "".join(parts)
+
+
+def _json_value(value: Any) -> Any:
+    """A state attribute as plain JSON."""
+    if isinstance(value, Enum):  # ColorMode, HVACAction...
+        value = value.value
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_value(item) for item in value]
+    return str(value)
+
+
+def _state_summary(hass: HomeAssistant, entity_id: str) -> dict[str, Any]:
+    """An entity's state and its useful attributes, for the model."""
+    state = hass.states.get(entity_id)
+    if state is None:
+        return {"entity_id": entity_id, "state": "unknown"}
+    summary: dict[str, Any] = {"entity_id": entity_id}
+    if name := state.attributes.get(ATTR_FRIENDLY_NAME):
+        summary["name"] = name
+    summary["state"] = state.state
+    if attributes := {
+        key: _json_value(state.attributes[key])
+        for key in _REPORTED_ATTRIBUTES
+        if state.attributes.get(key) is not None
+    }:
+        summary["attributes"] = attributes
+    return summary
+
+
+def _error(error: str, text: str) -> llm.ToolResult:
+    return llm.ToolResult(data={"error": error, "error_text": text}, error=True)
+
+
+def _error_text(err: Exception) -> str:
+    """A message for the model from an exception."""
+    text = str(err)
+    if not text or text == type(err).__name__:
+        return type(err).__name__
+    return text
+
+
+class CallServiceTool(llm.Tool):
+    """Call an allowed Home Assistant action on exposed entities."""
+
+    name = TOOL_NAME
+    title = "Call action"
+    integration = DOMAIN
+    # It acts on the home (often idempotently, not always) and stays inside Home Assistant.
+    annotations = llm.ToolAnnotations(open_world=False)
+
+    def __init__(
+        self,
+        domains: Collection[str],
+        services: Iterable[ServiceInfo],
+        targets: Mapping[str, str] | None = None,
+    ) -> None:
+        """Offer `services` of the allowed `domains` on `targets` (entity id: name).
+
+        `async_create` finds all three; `targets` only feeds the description.
+        """
+        self.domains = frozenset(domains)
+        self.services: dict[str, ServiceInfo] = {info.full_name: info for info in services}
+        self.description = _describe(self.services.values(), targets or {})
+        service_schema: Any = probatio.In(list(self.services)) if self.services else str
+        self.parameters = probatio.Schema(
+            {
+                probatio.Required(
+                    "service", description="The action to call, as domain.service."
+                ): service_schema,
+                probatio.Required(
+                    "entity_id",
+                    description="The entity ids to act on (from this tool's entity list); "
+                    "they must be exposed and of the action's domain.",
+                ): [str],
+                probatio.Optional(
+                    "data",
+                    description='The action\'s fields, e.g. {"temperature": 21}. '
+                    "Leave out targets: only entity_id selects entities.",
+                ): dict,
+            }
+        )
+
+    @classmethod
+    async def async_create(
+        cls,
+        hass: HomeAssistant,
+        allowed_domains: Collection[str] | None,
+        language: str | None = None,
+    ) -> CallServiceTool:
+        """The tool for one turn.
+
+        `allowed_domains` is the agent's setting: None or empty means the
+        domains of the entities exposed to the conversation assistant.
+        `language` picks the action descriptions' language (default: Home
+        Assistant's). An agent should leave the tool out when `services` is
+        empty: there is nothing it could call.
+        """
+        domains = allowed_service_domains(hass, allowed_domains)
+        services = await async_get_services(hass, domains, language)
+        return cls(domains, services, async_get_targets(hass, services))
+
+    @override
+    def __repr__(self) -> str:
+        """Name the tool and the actions it offers."""
+        return f"<{type(self).__name__} - {self.name}: {', '.join(self.services)}>"
+
+    @override
+    async def async_call(
+        self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
+    ) -> llm.ToolResult:
+        """Check the request against the exposed entities and allowed actions, then call it."""
+        args = dict(tool_input.tool_args)
+        if isinstance(args.get("entity_id"), str):
+            args["entity_id"] = [args["entity_id"]]
+        try:
+            args = _ARGS_SCHEMA(args)
+        except probatio.Invalid as err:
+            return _error("InvalidArguments", f"Invalid arguments: {err}")
+
+        full_name: str = args["service"].strip().lower()
+        entity_ids: list[str] = [eid.strip() for eid in args["entity_id"]]
+        data: dict[str, Any] = args["data"]
+
+        if refusal := self._check_service(hass, full_name):
+            return refusal
+        domain, service_name = full_name.split(".", 1)
+        if refusal := await self._async_check_entities(hass, domain, entity_ids, llm_context):
+            return refusal
+        if targets := sorted(_TARGET_KEYS.intersection(data)):
+            return _error(
+                "TargetNotAllowed",
+                f"Do not pass {', '.join(targets)} in data; list the entities in entity_id.",
+            )
+
+        info = self.services[full_name]
+        try:
+            response = await hass.services.async_call(
+                domain,
+                service_name,
+                {**data, ATTR_ENTITY_ID: entity_ids},
+                blocking=True,
+                context=llm_context.context,
+                return_response=info.returns_response,
+            )
+        except Unauthorized:
+            return _error(
+                "Unauthorized",
+                f"The user is not allowed to call {full_name} on {', '.join(entity_ids)}.",
+            )
+        except probatio.Invalid as err:
+            return _error("InvalidData", f"{full_name} rejected the data: {err}")
+        except HomeAssistantError as err:
+            return _error(type(err).__name__, f"{full_name} failed: {_error_text(err)}")
+
+        result: JsonObjectType = {
+            "success": True,
+            "service": full_name,
+            "entities": [_state_summary(hass, entity_id) for entity_id in entity_ids],
+        }
+        if response:
+            result["response"] = _json_value_tree(response)
+        return llm.ToolResult(data=result)
+
+    def _check_service(self, hass: HomeAssistant, full_name: str) -> llm.ToolResult | None:
+        """Refuse an action that is not on the allowed list, saying why."""
+        if full_name in self.services:
+            return None
+        allowed = ", ".join(self.services) or "none"
+        domain, _, service_name = full_name.partition(".")
+        if not service_name:
+            return _error("InvalidService", f"'{full_name}' is not an action; use domain.service.")
+        if domain in NEVER_DOMAINS:
+            return _error(
+                "ServiceNotAllowed", f"{full_name} is a system action, which is never allowed."
+            )
+        if not hass.services.has_service(domain, service_name):
+            return _error(
+                "ServiceNotFound", f"There is no action {full_name}. Allowed actions: {allowed}."
+            )
+        if domain not in self.domains:
+            return _error(
+                "ServiceNotAllowed",
+                f"Actions of the {domain} domain are not allowed for this assistant. "
+                f"Allowed actions: {allowed}.",
+            )
+        return _error(
+            "ServiceNotAllowed",
+            f"{full_name} cannot be called by the assistant: only actions that target "
+            f"exposed entities and that those entities support are allowed. "
+            f"Allowed actions: {allowed}.",
+        )
+
+    async def _async_check_entities(
+        self,
+        hass: HomeAssistant,
+        domain: str,
+        entity_ids: list[str],
+        llm_context: llm.LLMContext,
+    ) -> llm.ToolResult | None:
+        """Refuse unknown, unexposed, foreign-domain or forbidden entities."""
+        if not entity_ids:
+            return _error("NoTarget", "Name at least one entity in entity_id.")
+        assistant = llm_context.assistant or CONVERSATION_ASSISTANT
+        for index, entity_id in enumerate(entity_ids):
+            if (state := hass.states.get(entity_id)) is not None:
+                entity_ids[index] = state.entity_id
+                continue
+            # The model may know an entity only by the name Assist told it.
+            matches = [
+                state.entity_id
+                for state in hass.states.async_all(domain)
+                if async_should_expose(hass, assistant, state.entity_id)
+                and entity_id.casefold() in {name.casefold() for name in _entity_names(hass, state)}
+            ]
+            if len(matches) > 1:
+                return _error(
+                    "AmbiguousEntity",
+                    f"Several entities are called {entity_id}: {', '.join(matches)}. "
+                    "Pick one by its entity_id.",
+                )
+            if not matches:
+                return _error("EntityNotFound", f"There is no {domain} entity {entity_id}.")
+            entity_ids[index] = matches[0]
+        for entity_id in entity_ids:
+            if not async_should_expose(hass, assistant, entity_id):
+                return _error(
+                    "EntityNotExposed",
+                    f"{entity_id} is not exposed to the assistant; the user can expose it "
+                    "under Settings > Voice assistants > Expose.",
+                )
+            if split_entity_id(entity_id)[0] != domain:
+                return _error(
+                    "WrongDomain",
+                    f"{entity_id} is not a {domain} entity; {domain} actions only act on "
+                    f"{domain} entities.",
+                )
+        # Home Assistant checks entity permissions in entity services; checking
+        # here as well covers actions whose handlers do not.
+        context = llm_context.context
+        if context is not None and context.user_id is not None:
+            user = await hass.auth.async_get_user(context.user_id)
+            if user is None:
+                return _error("Unauthorized", "The user of this conversation is unknown.")
+            if not user.is_admin:
+                for entity_id in entity_ids:
+                    if not user.permissions.check_entity(entity_id, POLICY_CONTROL):
+                        return _error(
+                            "Unauthorized", f"The user is not allowed to control {entity_id}."
+                        )
+        return None
+
+
+def _json_value_tree(value: Any) -> Any:
+    """An action's response as plain JSON (dates and enums become strings)."""
+    if isinstance(value, Mapping):
+        return {str(key): _json_value_tree(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_value_tree(item) for item in value]
+    return _json_value(value)
