@@ -56,6 +56,22 @@ logger:
   default: warning
   logs:
     custom_components.realtime_assist: debug
+# A light for the model to turn on (lights are exposed to Assist by default).
+input_boolean:
+  kitchen_light_power:
+template:
+  - light:
+      - name: Kitchen light
+        unique_id: smoke_kitchen_light
+        state: "{{{{ is_state('input_boolean.kitchen_light_power', 'on') }}}}"
+        turn_on:
+          - action: input_boolean.turn_on
+            target:
+              entity_id: input_boolean.kitchen_light_power
+        turn_off:
+          - action: input_boolean.turn_off
+            target:
+              entity_id: input_boolean.kitchen_light_power
 """
 
 # Each log record starts on a new line with Home Assistant's date, time and
