@@ -312,3 +312,16 @@ async def test_unloading_the_entry_closes_live_sessions(
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     await asyncio.sleep(0.1)
     assert conn.ws.close_code == 1000
+
+
+async def test_question_from_the_model_keeps_the_conversation_open(
+    hass: HomeAssistant, fake_server: FakeOpenAIRealtimeServer, loaded_entry: MockConfigEntry
+) -> None:
+    """When the model asks something, the satellite listens again (continue_conversation)."""
+    fake_server.add_response(ScriptedResponse(SpeechItem("Which room do you mean?")))
+    asked = await _converse(hass, "Turn on the light")
+    assert asked.continue_conversation
+
+    fake_server.add_response(ScriptedResponse(SpeechItem("Okay.")))
+    answered = await _converse(hass, "The kitchen", asked.conversation_id)
+    assert not answered.continue_conversation
