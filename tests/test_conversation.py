@@ -284,8 +284,8 @@ async def test_follow_up_reuses_the_session_and_an_idle_session_closes(
 
     await asyncio.sleep(1.0)
     assert conn.ws.close_code == 1000
-    assert len(mock_config_entry.runtime_data.pools) == 1
-    assert len(next(iter(mock_config_entry.runtime_data.pools.values()))) == 0
+    [agent] = mock_config_entry.runtime_data.agents.values()
+    assert len(agent.pool) == 0
 
 
 async def test_extra_system_prompt_and_home_context_reach_the_model(

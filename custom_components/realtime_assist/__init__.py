@@ -11,22 +11,15 @@ from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 
-from .const import (
-    CONF_IDLE_TIMEOUT,
-    CONF_PROVIDER,
-    DEFAULT_IDLE_TIMEOUT,
-    DOMAIN,
-    PROVIDER_PROFILES,
-    SUBENTRY_CONVERSATION,
-)
+from .agent import RealtimeAgent
+from .const import CONF_PROVIDER, DOMAIN, PROVIDER_PROFILES, SUBENTRY_CONVERSATION
 from .realtime.config import Endpoint, SessionConfig
 from .realtime.errors import AuthenticationError, ConnectError
-from .realtime.pool import SessionPool
 from .realtime.providers import create_provider
 from .realtime.providers.base import Provider
 
 # Each realtime agent (config subentry) adds its entities on these platforms.
-PLATFORMS: list[Platform] = [Platform.CONVERSATION]
+PLATFORMS: list[Platform] = [Platform.CONVERSATION, Platform.STT, Platform.TTS]
 
 
 @dataclass(slots=True)
@@ -35,8 +28,8 @@ class RealtimeAssistData:
 
     # Opens realtime sessions with the entry's endpoint and key.
     provider: Provider
-    # Each agent's live sessions (one per conversation), by subentry id.
-    pools: dict[str, SessionPool] = field(default_factory=dict)
+    # Each agent's sessions and live turns, by subentry id.
+    agents: dict[str, RealtimeAgent] = field(default_factory=dict)
 
 
 type RealtimeAssistConfigEntry = ConfigEntry[RealtimeAssistData]
@@ -79,11 +72,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntr
 
     entry.runtime_data = RealtimeAssistData(
         provider=provider,
-        pools={
-            subentry_id: SessionPool(
-                provider,
-                idle_timeout_s=float(subentry.data.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
-            )
+        agents={
+            subentry_id: RealtimeAgent(hass, entry.data[CONF_PROVIDER], provider, subentry)
             for subentry_id, subentry in entry.subentries.items()
             if subentry.subentry_type == SUBENTRY_CONVERSATION
         },
@@ -97,8 +87,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEnt
     """Unload a config entry; its live sessions close."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
-        for pool in entry.runtime_data.pools.values():
-            await pool.close_all()
+        for agent in entry.runtime_data.agents.values():
+            await agent.async_close()
     return unloaded
 
 

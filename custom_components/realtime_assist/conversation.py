@@ -10,30 +10,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-import dataclasses
 from typing import Literal
 
 from homeassistant.components import conversation
 from homeassistant.components.conversation.models import AbstractConversationAgent
 from homeassistant.config_entries import ConfigSubentry
-from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT, MATCH_ALL
+from homeassistant.const import CONF_LLM_HASS_API, MATCH_ALL, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import chat_session, llm
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import RealtimeAssistConfigEntry
-from .agent_config import session_config_from_options
-from .const import (
-    CONF_PROVIDER,
-    CONF_SERVICE_DOMAINS,
-    CONF_TOOL_TIMEOUT,
-    DEFAULT_TOOL_TIMEOUT,
-    DOMAIN,
-    LOGGER,
-    SUBENTRY_CONVERSATION,
-)
+from .agent import RealtimeAgent
+from .assist_bridge import current_pipeline_run
+from .const import DOMAIN, LOGGER, SUBENTRY_CONVERSATION
 from .entity import RealtimeAssistEntity
+from .realtime.config import OutputModality
 from .realtime.errors import RealtimeError
 from .realtime.events import (
     AwaitingToolResults,
@@ -45,9 +38,8 @@ from .realtime.events import (
     ToolCall,
     TranscriptDelta,
 )
-from .realtime.session import RealtimeSession, Subscription
-from .service_tool import CallServiceTool
-from .tools import guard_chat_log_tools, tool_specs
+from .realtime.session import Subscription
+from .realtime.turn import TurnTracker, VoiceTurn
 
 PARALLEL_UPDATES = 0
 # Longest the model may stay silent within a turn before we give up on it.
@@ -86,74 +78,67 @@ class RealtimeConversationEntity(
     def supported_languages(self) -> list[str] | Literal["*"]:
         return MATCH_ALL
 
-    async def async_added_to_hass(self) -> None:
-        await super().async_added_to_hass()
-        conversation.async_set_agent(self.hass, self.entry, self)
-
     async def async_will_remove_from_hass(self) -> None:
         conversation.async_unset_agent(self.hass, self.entry)
         await super().async_will_remove_from_hass()
+
+    @property
+    def _agent(self) -> RealtimeAgent:
+        return self.entry.runtime_data.agents[self.subentry.subentry_id]
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._agent.entity_ids[Platform.CONVERSATION] = self.entity_id
+        conversation.async_set_agent(self.hass, self.entry, self)
 
     async def _async_handle_message(
         self,
         user_input: conversation.ConversationInput,
         chat_log: conversation.ChatLog,
     ) -> conversation.ConversationResult:
-        options = self.subentry.data
+        agent = self._agent
         try:
-            await chat_log.async_provide_llm_data(
-                user_input.as_llm_context(DOMAIN),
-                options.get(CONF_LLM_HASS_API),
-                options.get(CONF_PROMPT),
-                user_input.extra_system_prompt,
+            config = agent.adapt_to_run(
+                await agent.async_session_config(
+                    user_input.as_llm_context(DOMAIN), user_input.extra_system_prompt, chat_log
+                ),
+                current_pipeline_run(self.hass),
             )
         except conversation.ConverseError as err:
             return err.as_conversation_result()
 
-        if chat_log.llm_api is not None:
-            service_tool = await CallServiceTool.async_create(
-                self.hass, options.get(CONF_SERVICE_DOMAINS), user_input.language
-            )
-            guard_chat_log_tools(
-                chat_log,
-                [service_tool] if service_tool.services else [],
-                float(options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
-            )
-        system = chat_log.content[0]
-        system_prompt = system.content if isinstance(system, conversation.SystemContent) else ""
-        config = dataclasses.replace(
-            session_config_from_options(options, self.entry.data[CONF_PROVIDER]),
-            instructions=system_prompt,
-            tools=tool_specs(chat_log.llm_api),
-            language=user_input.language,
-        )
-        pool = self.entry.runtime_data.pools[self.subentry.subentry_id]
         conversation_id = chat_log.conversation_id
-        new_conversation = pool.get(conversation_id) is None
+        new_conversation = agent.pool.get(conversation_id) is None
         try:
-            async with pool.lease(conversation_id, config) as session:
+            async with agent.pool.lease(conversation_id, config) as session:
                 if new_conversation and (current := chat_session.current_session.get()):
                     # Home Assistant forgets the conversation after 5 idle minutes.
-                    current.async_on_cleanup(pool.discard_later(conversation_id))
-                await self._async_run_turn(session, chat_log, user_input.text)
+                    current.async_on_cleanup(agent.pool.discard_later(conversation_id))
+                turn = agent.turn(conversation_id)
+                if turn is None or turn.session is not session or turn.agent_done:
+                    # Typed, or spoken to another speech-to-text: send the text.
+                    turn = VoiceTurn(session)
+                    agent.start_turn(conversation_id, turn)
+                    await session.send_text(user_input.text)
+                # Spoken to our speech-to-text: the model is already answering.
+                await self._async_stream_answer(turn, chat_log)
         except RealtimeError as err:
             LOGGER.warning("Realtime session failed: %s", err)
             raise HomeAssistantError(f"The realtime model is unavailable: {err}") from err
+        if config.output_modality is OutputModality.TEXT:
+            turn.discard_audio()
         return conversation.async_get_result_from_chat_log(user_input, chat_log)
 
-    async def _async_run_turn(
-        self, session: RealtimeSession, chat_log: conversation.ChatLog, text: str
-    ) -> None:
-        """Send the user's text; stream the answer and run tool calls until the model is done."""
-        with session.subscribe() as events:
-            await session.send_text(text)
-            async for content in chat_log.async_add_delta_content_stream(
-                self.entity_id, _chat_log_deltas(events)
-            ):
-                if isinstance(content, conversation.ToolResultContent):
-                    await session.send_tool_result(
-                        content.tool_call_id, content.tool_name, dict(content.result.data)
-                    )
+    async def _async_stream_answer(self, turn: VoiceTurn, chat_log: conversation.ChatLog) -> None:
+        """Stream the model's answer into the chat log; its tool results go back to the model."""
+        async for content in chat_log.async_add_delta_content_stream(
+            self.entity_id, _chat_log_deltas(turn.agent_events)
+        ):
+            if isinstance(content, conversation.ToolResultContent):
+                await turn.session.send_tool_result(
+                    content.tool_call_id, content.tool_name, dict(content.result.data)
+                )
+        turn.agent_done = True
 
 
 async def _chat_log_deltas(
@@ -166,7 +151,7 @@ async def _chat_log_deltas(
     follow-up response opens the next message.
     """
     yield {"role": "assistant"}
-    awaiting_results = False
+    tracker = TurnTracker()
     responding = False
     while True:
         try:
@@ -187,15 +172,12 @@ async def _chat_log_deltas(
                 )
                 yield {"tool_calls": [tool_input]}
             case AwaitingToolResults():
-                awaiting_results = True
                 yield {"role": "assistant"}
             case ResponseDone(status=ResponseStatus.FAILED):
                 raise HomeAssistantError(f"The realtime model's answer failed ({event.reason})")
-            case ResponseDone() if awaiting_results:
-                awaiting_results = False  # the follow-up response comes next
-            case ResponseDone():
-                return
-            case ProviderError() if not responding and not awaiting_results:
+            case ProviderError() if not responding:
                 raise HomeAssistantError(f"The realtime model refused the turn: {event.message}")
             case SessionClosed(error=error):
                 raise HomeAssistantError(f"The realtime session ended: {error or 'closed'}")
+        if tracker.ends_turn(event):
+            return

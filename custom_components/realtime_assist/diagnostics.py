@@ -24,7 +24,7 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: RealtimeAssistConfigEntry
 ) -> dict[str, Any]:
     """Return diagnostics for a config entry."""
-    pools = entry.runtime_data.pools if entry.state is ConfigEntryState.LOADED else {}
+    agents = entry.runtime_data.agents if entry.state is ConfigEntryState.LOADED else {}
     return {
         "provider": entry.data[CONF_PROVIDER],
         "entry_version": f"{entry.version}.{entry.minor_version}",
@@ -36,7 +36,7 @@ async def async_get_config_entry_diagnostics(
                 "subentry_type": subentry.subentry_type,
                 "data": {key: value for key, value in subentry.data.items() if key not in TO_OMIT},
                 # Live sessions: counters (turns, reconnects, usage, last error), no content.
-                "sessions": pool.diagnostics() if (pool := pools.get(subentry_id)) else {},
+                "sessions": agent.pool.diagnostics() if (agent := agents.get(subentry_id)) else {},
             }
             for subentry_id, subentry in entry.subentries.items()
         ],

@@ -1,0 +1,80 @@
+"""What the current Assist pipeline run is: the one place that reads private internals.
+
+The pipeline calls speech-to-text, the agent and text-to-speech without
+telling them which run (satellite, engines) they serve. The run's chat
+session is public (`chat_session.current_session`, set for the whole run and
+inherited by the text-to-speech task), and it alone correlates the three
+stages. Knowing the satellite (for barge-in and the model's area context) and
+the run's other engines (mixed pipelines) needs the run itself, which only
+Home Assistant's private run registry has. tests/test_assist_bridge.py fails
+loudly if that registry changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.assist_pipeline import PipelineEventType
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import chat_session
+
+from .const import LOGGER
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineRunInfo:
+    """The parts of a pipeline run the realtime entities act on."""
+
+    conversation_id: str
+    device_id: str | None
+    satellite_id: str | None
+    conversation_engine: str | None
+    stt_engine: str | None
+    tts_engine: str | None
+    context: Context | None
+
+
+def current_conversation_id() -> str | None:
+    """The conversation of the pipeline run (or conversation) this code runs in."""
+    session = chat_session.current_session.get()
+    return session.conversation_id if session is not None else None
+
+
+def current_pipeline_run(hass: HomeAssistant) -> PipelineRunInfo | None:
+    """The pipeline run this code runs in, if any."""
+    if (conversation_id := current_conversation_id()) is None:
+        return None
+    try:
+        from homeassistant.components.assist_pipeline.runtime import KEY_ASSIST_PIPELINE
+
+        data: Any = hass.data.get(KEY_ASSIST_PIPELINE)
+        if data is None:
+            return None
+        for runs in data.pipeline_runs._pipeline_runs.values():
+            for run in runs.values():
+                debug = (data.pipeline_debug.get(run.pipeline.id) or {}).get(run.id)
+                if debug is None:
+                    continue
+                started = next(
+                    (event for event in debug.events if event.type == PipelineEventType.RUN_START),
+                    None,
+                )
+                if started is None or started.data.get("conversation_id") != conversation_id:
+                    continue
+                return PipelineRunInfo(
+                    conversation_id=conversation_id,
+                    device_id=run.device_id,
+                    satellite_id=run.satellite_id,
+                    conversation_engine=run.pipeline.conversation_engine,
+                    stt_engine=run.pipeline.stt_engine,
+                    tts_engine=run.pipeline.tts_engine,
+                    context=run.context,
+                )
+    except (AttributeError, ImportError, KeyError, TypeError) as err:
+        LOGGER.warning(
+            "Cannot read the Assist pipeline run (Home Assistant changed its internals: %r); "
+            "barge-in and mixed pipelines degrade",
+            err,
+        )
+    return None

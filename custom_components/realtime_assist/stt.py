@@ -1,0 +1,141 @@
+"""Speech-to-text that is really the start of the model's turn.
+
+The satellite's audio streams into the conversation's live session as it
+arrives; the provider's voice activity detection decides when the user is
+done (no Home Assistant VAD tail), and the model starts answering right away.
+The provider's transcript of the user is the STT result; the agent and the
+text-to-speech stage then pick up the answer already under way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+
+from homeassistant.components import conversation, stt
+from homeassistant.components.stt.models import SpeechAudioProcessing
+from homeassistant.const import Platform
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import llm
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import ulid
+
+from . import RealtimeAssistConfigEntry
+from .agent import RealtimeAgent
+from .assist_bridge import current_conversation_id, current_pipeline_run
+from .const import DOMAIN, LOGGER, SUBENTRY_CONVERSATION
+from .entity import RealtimeAssistEntity
+from .languages import SUPPORTED_LANGUAGES
+from .realtime.config import SessionConfig, TurnDetectionMode
+from .realtime.errors import RealtimeError
+from .realtime.turn import NoSpeechError, VoiceTurn
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: RealtimeAssistConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """One speech-to-text entity per realtime agent."""
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_CONVERSATION:
+            async_add_entities(
+                [RealtimeSpeechToTextEntity(entry, subentry)],
+                config_subentry_id=subentry.subentry_id,
+            )
+
+
+class RealtimeSpeechToTextEntity(RealtimeAssistEntity, stt.SpeechToTextEntity):
+    """Streams the user's speech into the agent's live session."""
+
+    @property
+    def _agent(self) -> RealtimeAgent:
+        return self.entry.runtime_data.agents[self.subentry.subentry_id]
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._agent.entity_ids[Platform.STT] = self.entity_id
+
+    @property
+    def supported_languages(self) -> list[str]:
+        return SUPPORTED_LANGUAGES
+
+    @property
+    def supported_formats(self) -> list[stt.AudioFormats]:
+        return [stt.AudioFormats.WAV]
+
+    @property
+    def supported_codecs(self) -> list[stt.AudioCodecs]:
+        return [stt.AudioCodecs.PCM]
+
+    @property
+    def supported_bit_rates(self) -> list[stt.AudioBitRates]:
+        return [stt.AudioBitRates.BITRATE_16]
+
+    @property
+    def supported_sample_rates(self) -> list[stt.AudioSampleRates]:
+        return [stt.AudioSampleRates.SAMPLERATE_16000]
+
+    @property
+    def supported_channels(self) -> list[stt.AudioChannels]:
+        return [stt.AudioChannels.CHANNEL_MONO]
+
+    @property
+    def audio_processing(self) -> SpeechAudioProcessing:
+        """With the provider's turn detection on, Home Assistant's VAD stays out of the way."""
+        return SpeechAudioProcessing(
+            requires_external_vad=self._turn_detection_off,
+            prefers_auto_gain_enabled=True,
+            prefers_noise_reduction_enabled=True,
+        )
+
+    @property
+    def _turn_detection_off(self) -> bool:
+        return self._agent.base_config.turn_detection.mode is TurnDetectionMode.OFF
+
+    async def async_process_audio_stream(
+        self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
+    ) -> stt.SpeechResult:
+        agent = self._agent
+        run = current_pipeline_run(self.hass)
+        conversation_id = current_conversation_id() or ulid.ulid_now()
+        device_id = run.device_id if run else None
+        if (playing := agent.playing_turn(device_id)) is not None:
+            # Half-duplex barge-in: the satellite started a new turn over the reply.
+            await playing.interrupt()
+        config = agent.adapt_to_run(
+            await self._async_turn_config(metadata, run.context if run else None, device_id), run
+        )
+        try:
+            async with agent.pool.lease(conversation_id, config) as session:
+                turn = VoiceTurn(session)
+                agent.start_turn(conversation_id, turn, device_id)
+                text = await turn.listen(stream, commit_at_end=self._turn_detection_off)
+        except NoSpeechError as err:
+            LOGGER.info("No speech recognised: %s", err)
+            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+        except RealtimeError as err:
+            LOGGER.warning("Realtime session failed: %s", err)
+            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+        if not config.turn_detection.create_response:
+            # Another agent answers: this turn was only for the transcript.
+            agent.end_turn(conversation_id, turn)
+        return stt.SpeechResult(text, stt.SpeechResultState.SUCCESS)
+
+    async def _async_turn_config(
+        self, metadata: stt.SpeechMetadata, context: Context | None, device_id: str | None
+    ) -> SessionConfig:
+        """The prompt and tools the model answers with the moment the user stops."""
+        llm_context = llm.LLMContext(
+            platform=DOMAIN,
+            context=context,
+            language=metadata.language,
+            assistant=conversation.DOMAIN,
+            device_id=device_id,
+        )
+        try:
+            return await self._agent.async_session_config(llm_context)
+        except conversation.ConverseError as err:
+            LOGGER.warning("Cannot prepare the agent's tools: %s", err)
+            return self._agent.base_config

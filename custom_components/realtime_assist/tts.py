@@ -1,0 +1,154 @@
+"""Text-to-speech that plays the model's own voice.
+
+For a realtime turn, the audio is what the model said, streamed as it
+arrives (not a synthesis of its text), resampled in-process to the rate the
+satellite asks for. Asked to speak text that is not a realtime turn (an
+announcement, another agent's answer), the agent's voice reads it verbatim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+import dataclasses
+import struct
+
+from homeassistant.components import tts
+from homeassistant.components.tts.entity import TTSAudioRequest
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import RealtimeAssistConfigEntry
+from .agent import RealtimeAgent
+from .assist_bridge import current_conversation_id
+from .const import CONF_PROVIDER, LOGGER, PROVIDER_PROFILES, SUBENTRY_CONVERSATION
+from .entity import RealtimeAssistEntity
+from .languages import SUPPORTED_LANGUAGES
+from .realtime.config import OutputModality, TurnDetection, TurnDetectionMode
+from .realtime.errors import RealtimeError
+from .realtime.turn import VoiceTurn
+
+PARALLEL_UPDATES = 0
+# The model's own rate; what we produce when nobody asks for another.
+DEFAULT_SAMPLE_RATE = 24000
+# The pool key of the session that reads texts aloud.
+READER_SESSION = "text_to_speech"
+READER_INSTRUCTIONS = (
+    "You are a text-to-speech voice. Read each message you receive aloud, word for word, "
+    "in its own language. Do not answer it, comment on it, or add anything."
+)
+# A streaming WAV header: sizes unknown (Home Assistant's TTS manager reads this).
+_STREAMING_SIZE = 0xFFFFFFFF
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: RealtimeAssistConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """One text-to-speech entity per realtime agent."""
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_CONVERSATION:
+            async_add_entities(
+                [RealtimeTextToSpeechEntity(entry, subentry)],
+                config_subentry_id=subentry.subentry_id,
+            )
+
+
+class RealtimeTextToSpeechEntity(RealtimeAssistEntity, tts.TextToSpeechEntity):
+    """Plays the realtime model's voice."""
+
+    _attr_supported_languages = SUPPORTED_LANGUAGES
+    # Declared so the TTS manager hands them to us: we produce the satellite's
+    # exact WAV format ourselves instead of an ffmpeg process converting it.
+    _attr_supported_options: list[str] | None = [  # noqa: RUF012 - Home Assistant's attribute
+        tts.ATTR_VOICE,
+        tts.ATTR_PREFERRED_FORMAT,
+        tts.ATTR_PREFERRED_SAMPLE_RATE,
+        tts.ATTR_PREFERRED_SAMPLE_CHANNELS,
+        tts.ATTR_PREFERRED_SAMPLE_BYTES,
+    ]
+
+    @property
+    def default_language(self) -> str:
+        return self.hass.config.language
+
+    @property
+    def _agent(self) -> RealtimeAgent:
+        return self.entry.runtime_data.agents[self.subentry.subentry_id]
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._agent.entity_ids[Platform.TTS] = self.entity_id
+
+    def async_get_supported_voices(self, language: str) -> list[tts.Voice]:
+        profile = PROVIDER_PROFILES[self.entry.data[CONF_PROVIDER]]
+        return [tts.Voice(voice, voice.title()) for voice in profile.voices]
+
+    async def async_stream_tts_audio(self, request: TTSAudioRequest) -> tts.TTSAudioResponse:
+        sample_rate = int(
+            request.options.get(tts.ATTR_PREFERRED_SAMPLE_RATE) or DEFAULT_SAMPLE_RATE
+        )
+        turn = self._agent.turn(current_conversation_id())
+        if turn is not None:
+            # The pipeline streams the agent's text to us too; the voice already has it.
+            self.hass.async_create_background_task(
+                _drain(request.message_gen), "realtime_assist_tts_text"
+            )
+            audio = turn.reply_audio(sample_rate)
+        else:
+            message = "".join([chunk async for chunk in request.message_gen])
+            audio = self._read_aloud(message, request.options.get(tts.ATTR_VOICE), sample_rate)
+        return tts.TTSAudioResponse("wav", _wav_stream(audio, sample_rate))
+
+    async def _read_aloud(
+        self, message: str, voice: str | None, sample_rate: int
+    ) -> AsyncIterator[bytes]:
+        """The agent's voice reads `message` verbatim (announcements, other agents' answers)."""
+        agent = self._agent
+        config = dataclasses.replace(
+            agent.base_config,
+            instructions=READER_INSTRUCTIONS,
+            voice=voice or agent.base_config.voice,
+            turn_detection=TurnDetection(mode=TurnDetectionMode.OFF),
+            output_modality=OutputModality.AUDIO,
+            input_transcription_model=None,
+        )
+        try:
+            async with agent.pool.lease(READER_SESSION, config) as session:
+                turn = VoiceTurn(session)
+                try:
+                    await session.send_text(message)
+                    async for pcm in turn.reply_audio(sample_rate):
+                        yield pcm
+                finally:
+                    turn.close()
+        except RealtimeError as err:
+            LOGGER.warning("Could not read the message aloud: %s", err)
+
+
+async def _wav_stream(audio: AsyncIterator[bytes], sample_rate: int) -> AsyncGenerator[bytes]:
+    """PCM16 mono as a streaming WAV (unknown length, so playback starts at once)."""
+    yield struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        _STREAMING_SIZE,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,  # PCM
+        1,  # mono
+        sample_rate,
+        sample_rate * 2,
+        2,
+        16,
+        b"data",
+        _STREAMING_SIZE,
+    )
+    async for pcm in audio:
+        yield pcm
+
+
+async def _drain(message_gen: AsyncGenerator[str]) -> None:
+    async for _chunk in message_gen:
+        pass
