@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeassistant.components import assist_pipeline
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 
 from .agent import RealtimeAgent
-from .const import CONF_PROVIDER, DOMAIN, PROVIDER_PROFILES, SUBENTRY_CONVERSATION
+from .const import CONF_PROVIDER, DOMAIN, LOGGER, PROVIDER_PROFILES, SUBENTRY_CONVERSATION
 from .realtime.config import Endpoint, SessionConfig
 from .realtime.errors import AuthenticationError, ConnectError
 from .realtime.providers import create_provider
@@ -79,8 +80,36 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntr
         },
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await _async_ensure_pipelines(hass, entry)
     entry.async_on_unload(entry.add_update_listener(_async_reload_entry))
     return True
+
+
+async def _async_ensure_pipelines(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> None:
+    """Give each agent an Assist pipeline of its own three entities, if none uses them yet.
+
+    The user's preferred pipeline is left alone: they pick ours per satellite.
+    """
+    pipelines = assist_pipeline.async_get_pipelines(hass)
+    for subentry_id, agent in entry.runtime_data.agents.items():
+        ids = agent.entity_ids
+        if len(ids) < len((Platform.CONVERSATION, Platform.STT, Platform.TTS)):
+            continue  # an entity failed to load; nothing sensible to build
+        in_use = set(ids.values())
+        if any(in_use & {p.conversation_engine, p.stt_engine, p.tts_engine} for p in pipelines):
+            continue
+        pipeline = await assist_pipeline.async_create_default_pipeline(
+            hass,
+            stt_engine_id=ids[Platform.STT],
+            tts_engine_id=ids[Platform.TTS],
+            pipeline_name=entry.subentries[subentry_id].title,
+        )
+        if pipeline is None:
+            LOGGER.warning("Could not create an Assist pipeline for %s", ids[Platform.CONVERSATION])
+            continue
+        await assist_pipeline.async_update_pipeline(
+            hass, pipeline, conversation_engine=ids[Platform.CONVERSATION]
+        )
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> bool:

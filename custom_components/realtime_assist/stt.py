@@ -13,6 +13,7 @@ from collections.abc import AsyncIterable
 
 from homeassistant.components import conversation, stt
 from homeassistant.components.stt.models import SpeechAudioProcessing
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import Platform
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import llm
@@ -48,6 +49,13 @@ async def async_setup_entry(
 
 class RealtimeSpeechToTextEntity(RealtimeAssistEntity, stt.SpeechToTextEntity):
     """Streams the user's speech into the agent's live session."""
+
+    # Speech engines are picked by name in pipelines, which need one (as core's do).
+    _attr_has_entity_name = False
+
+    def __init__(self, entry: RealtimeAssistConfigEntry, subentry: ConfigSubentry) -> None:
+        super().__init__(entry, subentry)
+        self._attr_name = subentry.title
 
     @property
     def _agent(self) -> RealtimeAgent:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 import dataclasses
 import struct
+from typing import Any
 
 from homeassistant.components import tts
 from homeassistant.components.tts.entity import TTSAudioRequest
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -58,6 +60,13 @@ async def async_setup_entry(
 class RealtimeTextToSpeechEntity(RealtimeAssistEntity, tts.TextToSpeechEntity):
     """Plays the realtime model's voice."""
 
+    # Speech engines are picked by name in pipelines, which need one (as core's do).
+    _attr_has_entity_name = False
+
+    def __init__(self, entry: RealtimeAssistConfigEntry, subentry: ConfigSubentry) -> None:
+        super().__init__(entry, subentry)
+        self._attr_name = subentry.title
+
     _attr_supported_languages = SUPPORTED_LANGUAGES
     # Declared so the TTS manager hands them to us: we produce the satellite's
     # exact WAV format ourselves instead of an ffmpeg process converting it.
@@ -68,6 +77,16 @@ class RealtimeTextToSpeechEntity(RealtimeAssistEntity, tts.TextToSpeechEntity):
         tts.ATTR_PREFERRED_SAMPLE_CHANNELS,
         tts.ATTR_PREFERRED_SAMPLE_BYTES,
     ]
+
+    @property
+    def default_options(self) -> dict[str, Any]:
+        """Without a satellite's wish: the model's own WAV, nothing to encode or convert."""
+        return {
+            tts.ATTR_PREFERRED_FORMAT: "wav",
+            tts.ATTR_PREFERRED_SAMPLE_RATE: DEFAULT_SAMPLE_RATE,
+            tts.ATTR_PREFERRED_SAMPLE_CHANNELS: 1,
+            tts.ATTR_PREFERRED_SAMPLE_BYTES: 2,
+        }
 
     @property
     def default_language(self) -> str:
