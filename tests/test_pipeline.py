@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 from homeassistant.components import assist_pipeline
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import STATE_ON, Platform
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.helpers.event import async_track_state_change_event
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
@@ -12,7 +17,12 @@ from pytest_homeassistant_custom_component.typing import (
 )
 
 from tests.fakes.audio_samples import silence, speech_like
-from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer, ScriptedResponse, SpeechItem
+from tests.fakes.openai_realtime import (
+    FakeOpenAIRealtimeServer,
+    FunctionCallItem,
+    ScriptedResponse,
+    SpeechItem,
+)
 from tests.pipeline_helpers import agent_entity_ids, fetch_tts, our_pipeline, run_pipeline, wav_pcm
 
 SATELLITE_RATE = 16000
@@ -60,3 +70,219 @@ async def test_spoken_turn_plays_the_models_own_audio(
     assert rate == 24000
     assert pcm == conn.responses[0].pcm
     assert fake_server.protocol_errors == []
+
+
+LONG_REPLY = (
+    "Here is a longer answer, so that the model keeps talking for a few seconds while "
+    "the satellite is already playing the first words of it."
+)
+
+
+class TtsReader:
+    """Fetches the TTS URL as soon as the pipeline says streaming started, like a satellite."""
+
+    def __init__(self, hass_client: ClientSessionGenerator, fake: FakeOpenAIRealtimeServer) -> None:
+        self._hass_client = hass_client
+        self._fake = fake
+        self.url: str | None = None
+        self.task: asyncio.Task[bytes] | None = None
+        self.stream_started_at: float | None = None
+        self.streaming = asyncio.Event()
+        self.first_byte_at: float | None = None
+        self.finished_at: float | None = None
+        self.response_status_at_first_byte: str | None = None
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event["type"] == "run-start":
+            self.url = event["data"]["tts_output"]["url"]
+        elif (event["type"] == "intent-progress" and event["data"].get("tts_start_streaming")) or (
+            event["type"] == "tts-end" and self.task is None
+        ):
+            # Streaming replies start early; short ones once the answer is complete.
+            self.stream_started_at = time.monotonic()
+            self.streaming.set()
+            self.task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> bytes:
+        assert self.url is not None
+        client = await self._hass_client()
+        response = await client.get(self.url)
+        data = bytearray()
+        async for chunk in response.content.iter_any():
+            if self.first_byte_at is None and len(data) + len(chunk) > 44:
+                self.first_byte_at = time.monotonic()
+                active = self._fake.connections[-1].active_response
+                self.response_status_at_first_byte = active.status if active else "done"
+            data += chunk
+        self.finished_at = time.monotonic()
+        return bytes(data)
+
+    async def audio(self) -> bytes:
+        assert self.task is not None, "the pipeline never started streaming the reply"
+        return wav_pcm(await self.task)[1]
+
+
+async def test_first_audio_is_playable_before_the_model_finishes(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Streaming, not buffered: the satellite reads audio while the model is still talking."""
+    fake_server.chunk_delay_s = 0.02  # the model speaks about twice as fast as real time
+    fake_server.add_response(ScriptedResponse(SpeechItem(LONG_REPLY)))
+    reader = TtsReader(hass_client, fake_server)
+
+    run = await run_pipeline(
+        hass_ws_client, our_pipeline(hass, loaded_entry).id, UTTERANCE, on_event=reader.on_event
+    )
+
+    assert "error" not in run.types, run.of_type("error")
+    assert await reader.audio() == fake_server.connections[-1].responses[0].pcm
+    assert reader.response_status_at_first_byte == "in_progress"
+
+
+async def test_spoken_command_turns_the_light_on_while_the_model_talks(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    kitchen_light: str,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    fake_server.chunk_delay_s = 0.01
+    fake_server.add_input_transcript("Turn on the kitchen light.")
+    fake_server.add_response(
+        ScriptedResponse(
+            SpeechItem("Sure, turning on the kitchen light for you right now."),
+            FunctionCallItem("intent__HassTurnOn", {"name": "Kitchen light"}),
+        )
+    )
+    fake_server.add_response(ScriptedResponse(SpeechItem("The kitchen light is on.")))
+    light_on_at: list[float] = []
+
+    @callback
+    def light_changed(event: Event[EventStateChangedData]) -> None:
+        if (state := event.data["new_state"]) is not None and state.state == STATE_ON:
+            light_on_at.append(time.monotonic())
+
+    async_track_state_change_event(hass, [kitchen_light], light_changed)
+    reader = TtsReader(hass_client, fake_server)
+
+    run = await run_pipeline(
+        hass_ws_client, our_pipeline(hass, loaded_entry).id, UTTERANCE, on_event=reader.on_event
+    )
+    audio = await reader.audio()
+
+    assert "error" not in run.types, run.of_type("error")
+    assert hass.states.get(kitchen_light).state == STATE_ON
+    # The light went on while the reply was still streaming to the satellite.
+    assert reader.finished_at is not None
+    assert light_on_at
+    assert light_on_at[0] < reader.finished_at
+    # The satellite hears the whole turn: the model's words before and after the tool call.
+    conn = fake_server.connections[-1]
+    assert audio == conn.responses[0].pcm + conn.responses[1].pcm
+    speech = run.one("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"]
+    assert speech == "The kitchen light is on."
+
+
+async def test_two_satellites_at_once_each_hear_their_own_answer(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    answers = {
+        "What is on the kitchen calendar?": "The kitchen calendar is empty today.",
+        "Is the garage door closed?": "Yes, the garage door has been closed since this morning.",
+    }
+    for question in answers:
+        fake_server.add_input_transcript(question)
+    fake_server.chunk_delay_s = 0.005
+    fake_server.responder = lambda conn: ScriptedResponse(
+        SpeechItem(answers[conn.last_user_text() or ""])
+    )
+    pipeline_id = our_pipeline(hass, loaded_entry).id
+    readers = [TtsReader(hass_client, fake_server) for _ in answers]
+
+    runs = await asyncio.gather(
+        *(
+            run_pipeline(
+                hass_ws_client, pipeline_id, UTTERANCE, device_id=device, on_event=reader.on_event
+            )
+            for device, reader in zip(
+                ("satellite-kitchen", "satellite-garage"), readers, strict=True
+            )
+        )
+    )
+
+    heard = []
+    for run, reader in zip(runs, readers, strict=True):
+        assert "error" not in run.types, run.of_type("error")
+        question = run.one("stt-end")["stt_output"]["text"]
+        [conn] = [c for c in fake_server.connections if c.last_user_text() == question]
+        audio = await reader.audio()
+        assert audio == conn.responses[0].pcm
+        heard.append(audio)
+    assert heard[0] != heard[1]
+
+
+async def test_new_turn_on_the_same_satellite_cuts_off_the_reply(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Wake word during the reply: the model keeps only what the satellite played."""
+    fake_server.chunk_delay_s = 0.02
+    fake_server.add_response(ScriptedResponse(SpeechItem(LONG_REPLY * 2)))
+    pipeline_id = our_pipeline(hass, loaded_entry).id
+    reader = TtsReader(hass_client, fake_server)
+    first_run = asyncio.create_task(
+        run_pipeline(
+            hass_ws_client,
+            pipeline_id,
+            UTTERANCE,
+            device_id="satellite-1",
+            on_event=reader.on_event,
+        )
+    )
+    async with asyncio.timeout(5):
+        await reader.streaming.wait()
+    await asyncio.sleep(0.6)  # the satellite plays the first part of the reply
+    interrupted_at: list[float] = []
+
+    def on_second(event: dict[str, Any]) -> None:
+        if event["type"] == "stt-start":
+            interrupted_at.append(time.monotonic())
+
+    fake_server.add_response(ScriptedResponse(SpeechItem("Okay, stopping.")))
+    second = await run_pipeline(
+        hass_ws_client,
+        pipeline_id,
+        UTTERANCE,
+        device_id="satellite-1",
+        on_event=on_second,
+    )
+    first = await first_run
+
+    assert "error" not in second.types, second.of_type("error")
+    assert "error" not in first.types, first.of_type("error")
+    # The first satellite's session (the second run, already in progress when it
+    # started, gets a conversation of its own from Home Assistant).
+    conn = next(c for c in fake_server.connections if c.truncations)
+    [(item_id, audio_end_ms)] = conn.truncations
+    assert item_id == conn.responses[0].item_ids[0]
+    played_ms = (interrupted_at[0] - reader.stream_started_at) * 1000
+    assert abs(audio_end_ms - played_ms) < 250
+    assert audio_end_ms < conn.responses[0].items[0].audio_ms - 1000
+    speech = second.one("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"]
+    assert speech == "Okay, stopping."
+    # The model stopped talking, and the cut-off reply ended for the first satellite.
+    assert conn.responses[0].status == "cancelled"
+    full_reply_ms = len(LONG_REPLY * 2) * 50  # the fake speaks 50 ms per character
+    assert len(await reader.audio()) / 48 < full_reply_ms - 1000
