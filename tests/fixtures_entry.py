@@ -17,6 +17,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_assist.agent_config import recommended_agent_options
 from custom_components.realtime_assist.const import (
+    CONF_KEEP_WARM,
     DEFAULT_AGENT_NAME,
     DOMAIN,
     SUBENTRY_CONVERSATION,
@@ -61,7 +62,9 @@ def mock_config_entry(
         minor_version=1,
         subentries_data=[
             ConfigSubentryData(
-                data=recommended_agent_options(PROVIDER_OPENAI),
+                # No spare session, so each test sees only the connections its turns open
+                # (tests/test_warm_sessions.py covers keep_warm).
+                data=recommended_agent_options(PROVIDER_OPENAI) | {CONF_KEEP_WARM: False},
                 subentry_type=SUBENTRY_CONVERSATION,
                 title=DEFAULT_AGENT_NAME,
                 unique_id=None,

@@ -24,6 +24,7 @@ import custom_components.realtime_assist
 from custom_components.realtime_assist.config_flow import _flatten
 from custom_components.realtime_assist.const import (
     CONF_IDLE_TIMEOUT,
+    CONF_KEEP_WARM,
     CONF_MODEL,
     CONF_PROVIDER,
     CONF_SERVICE_DOMAINS,
@@ -71,8 +72,10 @@ async def test_user_flow_creates_entry_with_default_agent(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "OpenAI Realtime"
     assert result["data"] == entry_data(fake_server.url)
-    # The flow opened a real session and the entry's setup opened another.
-    assert len(fake_server.connections) == 2
+    # The flow opened a real session, the entry's setup another, and the new
+    # agent keeps a third one ready for its first conversation.
+    await fake_server.wait_for_connection(3)
+    assert len(fake_server.connections) == 3
     entry = result["result"]
     assert entry.state is ConfigEntryState.LOADED
     (subentry,) = entry.subentries.values()
@@ -88,6 +91,7 @@ async def test_user_flow_creates_entry_with_default_agent(
         CONF_SILENCE_DURATION_MS: 500,
         CONF_IDLE_TIMEOUT: 300,
         CONF_TOOL_TIMEOUT: 10,
+        CONF_KEEP_WARM: True,
     }
 
 
@@ -251,6 +255,7 @@ AGENT_INPUT = {
     CONF_IDLE_TIMEOUT: 120,
     CONF_SERVICE_DOMAINS: ["climate", "media_player"],
     CONF_TOOL_TIMEOUT: 15,
+    CONF_KEEP_WARM: False,
 }
 
 

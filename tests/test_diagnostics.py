@@ -47,6 +47,7 @@ async def test_diagnostics_redact_key_and_omit_prompt(
                     "silence_duration_ms": 500,
                     "idle_timeout": 300,
                     "tool_timeout": 10,
+                    "keep_warm": False,
                 },
                 "sessions": {},
             }

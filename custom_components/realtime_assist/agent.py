@@ -21,9 +21,11 @@ from .agent_config import session_config_from_options
 from .assist_bridge import PipelineRunInfo
 from .const import (
     CONF_IDLE_TIMEOUT,
+    CONF_KEEP_WARM,
     CONF_SERVICE_DOMAINS,
     CONF_TOOL_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_KEEP_WARM,
     DEFAULT_TOOL_TIMEOUT,
     DOMAIN,
 )
@@ -54,6 +56,8 @@ class RealtimeAgent:
         self._device_turns: dict[str, VoiceTurn] = {}
         # Entity ids of the agent's entities, set as they are added.
         self.entity_ids: dict[str, str] = {}
+        if self.options.get(CONF_KEEP_WARM, DEFAULT_KEEP_WARM):
+            self.pool.keep_warm(self.base_config)
 
     @property
     def base_config(self) -> SessionConfig:

@@ -15,6 +15,7 @@ from homeassistant.helpers import llm
 
 from .const import (
     CONF_IDLE_TIMEOUT,
+    CONF_KEEP_WARM,
     CONF_MODEL,
     CONF_SILENCE_DURATION_MS,
     CONF_TOOL_TIMEOUT,
@@ -22,6 +23,7 @@ from .const import (
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_KEEP_WARM,
     DEFAULT_SILENCE_DURATION_MS,
     DEFAULT_TOOL_TIMEOUT,
     DEFAULT_TURN_DETECTION,
@@ -45,6 +47,7 @@ def recommended_agent_options(provider: str) -> dict[str, Any]:
         CONF_IDLE_TIMEOUT: DEFAULT_IDLE_TIMEOUT,
         # No CONF_SERVICE_DOMAINS: the call-service tool follows the exposed entities.
         CONF_TOOL_TIMEOUT: DEFAULT_TOOL_TIMEOUT,
+        CONF_KEEP_WARM: DEFAULT_KEEP_WARM,
     }
 
 

@@ -24,6 +24,7 @@ from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers import llm
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -43,6 +44,7 @@ from . import async_build_provider
 from .agent_config import recommended_agent_options
 from .const import (
     CONF_IDLE_TIMEOUT,
+    CONF_KEEP_WARM,
     CONF_MODEL,
     CONF_PROVIDER,
     CONF_SERVICE_DOMAINS,
@@ -53,6 +55,7 @@ from .const import (
     CONF_VOICE,
     DEFAULT_AGENT_NAME,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_KEEP_WARM,
     DEFAULT_SILENCE_DURATION_MS,
     DEFAULT_TOOL_TIMEOUT,
     DEFAULT_TURN_DETECTION,
@@ -376,6 +379,7 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
                     ),
                     probatio.Coerce(int),
                 ),
+                probatio.Required(CONF_KEEP_WARM, default=DEFAULT_KEEP_WARM): BooleanSelector(),
             }
         )
         return probatio.Schema(fields)

@@ -34,6 +34,8 @@ CONF_IDLE_TIMEOUT: Final = "idle_timeout"
 CONF_SERVICE_DOMAINS: Final = "service_domains"
 # Seconds one tool call may take before the model hears it timed out.
 CONF_TOOL_TIMEOUT: Final = "tool_timeout"
+# Keep one session connected ahead of the next conversation (no handshake in the turn).
+CONF_KEEP_WARM: Final = "keep_warm"
 
 DEFAULT_TURN_DETECTION: Final = TurnDetectionMode.SERVER_VAD
 DEFAULT_VAD_EAGERNESS: Final = Eagerness.AUTO
@@ -42,6 +44,7 @@ DEFAULT_SILENCE_DURATION_MS: Final = 500
 # costs a handshake, keeping it open costs nothing until audio flows.
 DEFAULT_IDLE_TIMEOUT: Final = 300
 DEFAULT_TOOL_TIMEOUT: Final = 10
+DEFAULT_KEEP_WARM: Final = True
 
 
 @dataclass(frozen=True, slots=True)

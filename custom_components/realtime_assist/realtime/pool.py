@@ -46,6 +46,9 @@ class SessionPool:
         self._input_rate = input_sample_rate
         self._reconnect = reconnect
         self._sessions: dict[str, _Pooled] = {}
+        # A connected session waiting for the next new conversation (see `keep_warm`).
+        self._spare: RealtimeSession | None = None
+        self._spare_config: SessionConfig | None = None
         self._creating: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -81,16 +84,47 @@ class SessionPool:
             pooled = self._sessions.get(key)
             if pooled is not None and not pooled.session.closed:
                 return pooled
-            session = RealtimeSession(
-                self._provider,
-                config,
-                input_sample_rate=self._input_rate,
-                reconnect=self._reconnect,
-            )
-            await session.start()
+            session = self._take_spare()
+            if session is None:
+                session = await self._open(config)
             pooled = _Pooled(session)
             self._sessions[key] = pooled
             return pooled
+
+    async def _open(self, config: SessionConfig) -> RealtimeSession:
+        session = RealtimeSession(
+            self._provider, config, input_sample_rate=self._input_rate, reconnect=self._reconnect
+        )
+        await session.start()
+        return session
+
+    def keep_warm(self, config: SessionConfig) -> None:
+        """Keep one connected session ready, so a new conversation's first audio frame
+        goes to an open socket instead of waiting for a handshake."""
+        self._spare_config = config
+        if self._spare is None and not self._closed:
+            self._spawn(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        if self._spare is not None or self._spare_config is None:
+            return
+        try:
+            spare = await self._open(self._spare_config)
+        except Exception as err:  # a spare is an optimisation; the next turn connects
+            _LOGGER.debug("Could not pre-connect a realtime session: %s", err)
+            return
+        if self._closed or self._spare is not None:
+            await spare.close()
+            return
+        self._spare = spare
+
+    def _take_spare(self) -> RealtimeSession | None:
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.closed:
+            spare = None
+        if self._spare_config is not None and not self._closed:
+            self._spawn(self._warm_up())
+        return spare
 
     def get(self, key: str) -> RealtimeSession | None:
         """The conversation's open session, if it has one."""
@@ -126,6 +160,9 @@ class SessionPool:
     async def close_all(self) -> None:
         """Close every session (the config entry unloads)."""
         self._closed = True
+        if self._spare is not None:
+            await self._spare.close()
+            self._spare = None
         for key in list(self._sessions):
             await self.close(key)
         for task in list(self._tasks):
