@@ -66,7 +66,7 @@ from .const import (
     SECTION_ADVANCED,
     SUBENTRY_CONVERSATION,
 )
-from .realtime.config import Eagerness
+from .realtime.config import Eagerness, TurnDetectionMode
 from .realtime.errors import AuthenticationError, ConnectError
 from .realtime.providers import PROVIDER_OPENAI
 from .service_tool import async_service_domain_options
@@ -345,15 +345,6 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
                     )
                 ),
                 probatio.Required(
-                    CONF_VAD_EAGERNESS, default=DEFAULT_VAD_EAGERNESS.value
-                ): SelectSelector(
-                    SelectSelectorConfig(
-                        options=[eagerness.value for eagerness in Eagerness],
-                        translation_key=CONF_VAD_EAGERNESS,
-                        mode=SelectSelectorMode.DROPDOWN,
-                    )
-                ),
-                probatio.Required(
                     CONF_SILENCE_DURATION_MS, default=DEFAULT_SILENCE_DURATION_MS
                 ): probatio.All(
                     NumberSelector(
@@ -381,5 +372,17 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
                 ),
                 probatio.Required(CONF_KEEP_WARM, default=DEFAULT_KEEP_WARM): BooleanSelector(),
             }
+        )
+        if TurnDetectionMode.SEMANTIC_VAD not in profile.turn_detection_modes:
+            return probatio.Schema(fields)
+        # Eagerness only means something to semantic turn detection.
+        fields[probatio.Required(CONF_VAD_EAGERNESS, default=DEFAULT_VAD_EAGERNESS.value)] = (
+            SelectSelector(
+                SelectSelectorConfig(
+                    options=[eagerness.value for eagerness in Eagerness],
+                    translation_key=CONF_VAD_EAGERNESS,
+                    mode=SelectSelectorMode.DROPDOWN,
+                )
+            )
         )
         return probatio.Schema(fields)

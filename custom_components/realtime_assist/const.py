@@ -7,7 +7,7 @@ import logging
 from typing import Final
 
 from .realtime.config import Eagerness, TurnDetectionMode
-from .realtime.providers import PROVIDER_OPENAI
+from .realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
 
 DOMAIN: Final = "realtime_assist"
 LOGGER = logging.getLogger(__package__)
@@ -65,6 +65,9 @@ class ProviderProfile:
     turn_detection_modes: tuple[TurnDetectionMode, ...]
     # Model that transcribes the user's audio (the STT result).
     input_transcription_model: str | None
+    # The protocol takes a new configuration on a live connection (OpenAI); if not
+    # (Gemini), changing it means a new connection, so turns keep one configuration.
+    live_reconfigure: bool
 
     @property
     def default_model(self) -> str:
@@ -96,5 +99,29 @@ PROVIDER_PROFILES: Final[dict[str, ProviderProfile]] = {
             TurnDetectionMode.OFF,
         ),
         input_transcription_model="gpt-4o-mini-transcribe",
+        live_reconfigure=True,
+    ),
+    PROVIDER_GEMINI: ProviderProfile(
+        title="Gemini Live",
+        manufacturer="Google",
+        models=(
+            "gemini-2.5-flash-native-audio-preview-12-2025",
+            "gemini-3.1-flash-live-preview",
+        ),
+        voices=(
+            "Puck",
+            "Charon",
+            "Kore",
+            "Fenrir",
+            "Aoede",
+            "Leda",
+            "Orus",
+            "Zephyr",
+        ),
+        default_voice="Puck",
+        # Gemini has no semantic detection; its own transcription is always on.
+        turn_detection_modes=(TurnDetectionMode.SERVER_VAD, TurnDetectionMode.OFF),
+        input_transcription_model=None,
+        live_reconfigure=False,
     ),
 }

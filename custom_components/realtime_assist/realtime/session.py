@@ -317,7 +317,10 @@ class RealtimeSession:
     async def update(self, config: SessionConfig) -> None:
         """Change instructions, tools or turn detection without losing the conversation."""
         self._config = config
-        await (await self._ready()).update(config)
+        if not await (await self._ready()).update(config):
+            # The protocol takes a configuration only when connecting: resume on a new
+            # connection with it, once no response is in flight.
+            self._request_recycle()
 
     def _ensure_open(self) -> None:
         if self._closed or self._closing:
@@ -359,8 +362,8 @@ class RealtimeSession:
 
     # -- connection management -----------------------------------------------
 
-    async def _open(self) -> None:
-        connection = await self._provider.connect(self._config)
+    async def _open(self, resume: object | None = None) -> None:
+        connection = await self._provider.connect(self._config, resume)
         self.stats["connects"] += 1
         self._connection = connection
         self._resampler = Resampler(self._input_rate, connection.input_sample_rate)
@@ -436,7 +439,9 @@ class RealtimeSession:
         if lost_response is not None:
             self._active_response = None
             self._emit(ResponseDone(lost_response, ResponseStatus.FAILED, reason="connection_lost"))
+        resume = None
         if self._connection is not None:
+            resume = self._connection.resume_state()
             with contextlib.suppress(Exception):
                 await self._connection.close()
         if not self._recycle_due:
@@ -447,7 +452,7 @@ class RealtimeSession:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._policy.max_delay_s)
             try:
-                await self._open()
+                await self._open(resume)
             except AuthenticationError:
                 raise
             except (ConnectError, RealtimeError) as err:
@@ -483,6 +488,10 @@ class RealtimeSession:
     def _observe(self, event: SessionEvent) -> None:
         """Keep history and turn state, then hand the event to the consumer."""
         match event:
+            case Interrupted(response_id=response_id):
+                # The provider says the user cut in (it keeps no truncation to send).
+                self._mark_interrupted(response_id)
+                return
             case ResponseStarted(response_id=response_id):
                 self._active_response = response_id
                 self.stats["responses"] += 1
@@ -520,7 +529,9 @@ class RealtimeSession:
         if response_id is None:
             return
         self.stats["interruptions"] += 1
-        self._interrupted_responses.add(response_id)
+        if response_id == self._active_response:
+            # Audio of it still arriving is stale; forgotten when the response ends.
+            self._interrupted_responses.add(response_id)
         for subscription in self._subscribers:
             subscription.discard_audio(response_id)
         self._emit(Interrupted(response_id))

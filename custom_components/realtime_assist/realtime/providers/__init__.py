@@ -2,12 +2,15 @@
 
 from ..config import Endpoint
 from .base import Provider
+from .gemini import GeminiLiveProvider
 from .openai import OpenAIRealtimeProvider
 
 PROVIDER_OPENAI = "openai"
+PROVIDER_GEMINI = "gemini"
 
 PROVIDERS: dict[str, type[Provider]] = {
     PROVIDER_OPENAI: OpenAIRealtimeProvider,
+    PROVIDER_GEMINI: GeminiLiveProvider,
 }
 
 

@@ -92,11 +92,19 @@ class ProviderConnection(ABC):
 
     @abstractmethod
     async def restore(self, history: Sequence[HistoryItem]) -> None:
-        """Replay remembered turns into this (new) connection."""
+        """Bring a new connection up to date: replay the turns, unless it resumed them."""
 
     @abstractmethod
-    async def update(self, config: SessionConfig) -> None:
-        """Change instructions, tools or turn detection on the live connection."""
+    async def update(self, config: SessionConfig) -> bool:
+        """Change instructions, tools or turn detection on the live connection.
+
+        False when the protocol cannot change them live: the next connection
+        (opened with `resume_state`) starts with them.
+        """
+
+    def resume_state(self) -> object | None:
+        """What a new connection needs to resume this one's conversation server-side."""
+        return None
 
     @abstractmethod
     async def close(self) -> None:
@@ -112,8 +120,10 @@ class Provider(ABC):
         self.endpoint = endpoint
 
     @abstractmethod
-    async def connect(self, config: SessionConfig) -> ProviderConnection:
-        """Open and configure a connection.
+    async def connect(
+        self, config: SessionConfig, resume: object | None = None
+    ) -> ProviderConnection:
+        """Open and configure a connection (resuming a previous one's conversation if given).
 
         Raises AuthenticationError for rejected credentials and ConnectError
         when the endpoint cannot be reached or refuses the configuration.

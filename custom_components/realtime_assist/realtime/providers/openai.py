@@ -148,7 +148,10 @@ class OpenAIRealtimeProvider(Provider):
 
     name = "openai"
 
-    async def connect(self, config: SessionConfig) -> OpenAIRealtimeConnection:
+    async def connect(
+        self, config: SessionConfig, resume: object | None = None
+    ) -> OpenAIRealtimeConnection:
+        """Open a GA session; nothing survives a socket on OpenAI, so `resume` is unused."""
         url, headers = realtime_url(self.endpoint, config.model)
         try:
             socket = await connect(
@@ -540,7 +543,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
                 {"type": "message", "role": str(entry.role), "content": [content]}
             )
 
-    async def update(self, config: SessionConfig) -> None:
+    async def update(self, config: SessionConfig) -> bool:
         # The voice is locked once the model has spoken (`cannot_update_voice`).
         self._config = config
         await self._send(
@@ -549,6 +552,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
                 "session": session_payload(config, include_voice=not self._has_audio),
             }
         )
+        return True
 
     async def close(self) -> None:
         self._closing = True

@@ -1,0 +1,421 @@
+"""Google Gemini Live (`BidiGenerateContent`) over a raw websocket.
+
+Field names follow `google-genai`'s types and its wire converters (camelCase
+on the wire); the tests validate every message we send against
+`LiveClientMessage`. How Gemini maps onto the session's neutral model:
+
+- No VAD events: the model's first output of a turn means the provider ended
+  the user's turn (SpeechStopped, final input transcript).
+- `generationComplete` ends a response; `turnComplete` comes later (the server
+  waits for real-time playback) and adds nothing.
+- A tool call pauses the model until the results are in, so the response that
+  asked ends there (AwaitingToolResults, ResponseDone) and the model's
+  continuation is a new response, as on OpenAI.
+- No truncation: the server estimates what was played. On `interrupted` the
+  session drops the unplayed audio; the model remembers its reply up to about
+  where the server thinks playback was.
+- `goAway` and the ~10 minute connection lifetime: the session reconnects with
+  the latest session resumption handle, which carries the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Sequence
+import itertools
+import json
+import logging
+import re
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from ..config import Endpoint, OutputModality, SessionConfig, TurnDetectionMode
+from ..errors import AuthenticationError, ConnectError
+from ..events import (
+    AudioChunk,
+    AwaitingToolResults,
+    InputTranscript,
+    Interrupted,
+    ResponseDone,
+    ResponseStarted,
+    ResponseStatus,
+    SessionEvent,
+    SessionReady,
+    SpeechStarted,
+    SpeechStopped,
+    ToolCall,
+    ToolCallsCancelled,
+    TranscriptDelta,
+    Usage,
+)
+from .base import ConnectionLost, HistoryItem, HistoryRole, Provider, ProviderConnection
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_URL = "wss://generativelanguage.googleapis.com"
+ENDPOINT_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
+INPUT_RATE = 16000
+HANDSHAKE_TIMEOUT_S = 10.0
+# Connections last about 10 minutes; recycle (with the resumption handle) before.
+MAX_CONNECTION_S = 9 * 60
+# Close codes that no new connection can fix: a rejected payload or model.
+FATAL_CLOSE_CODES = frozenset({1007, 1008})
+_RATE = re.compile(r"rate=(\d+)")
+
+
+def live_url(endpoint: Endpoint) -> str:
+    """The websocket URL of the Live API (or of a compatible server at `endpoint.url`)."""
+    parts = urlsplit(endpoint.url or DEFAULT_URL)
+    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + ENDPOINT_PATH, "", ""))
+
+
+def setup_message(config: SessionConfig, resume_handle: str | None) -> dict[str, Any]:
+    """The `setup` message: everything Gemini is told about the session, once."""
+    model = config.model if config.model.startswith("models/") else f"models/{config.model}"
+    generation: dict[str, Any] = {"responseModalities": [config.output_modality.value.upper()]}
+    if config.voice and config.output_modality is OutputModality.AUDIO:
+        generation["speechConfig"] = {
+            "voiceConfig": {"prebuiltVoiceConfig": {"voiceName": config.voice}}
+        }
+    turn = config.turn_detection
+    detection: dict[str, Any] = {"disabled": turn.mode is TurnDetectionMode.OFF}
+    if turn.mode is not TurnDetectionMode.OFF:
+        detection |= {
+            "prefixPaddingMs": turn.prefix_padding_ms,
+            "silenceDurationMs": turn.silence_ms,
+        }
+    setup: dict[str, Any] = {
+        "model": model,
+        "generationConfig": generation,
+        "realtimeInputConfig": {"automaticActivityDetection": detection},
+        "inputAudioTranscription": {},
+        "sessionResumption": {"handle": resume_handle} if resume_handle else {},
+        # Long audio sessions outgrow the context window: slide it.
+        "contextWindowCompression": {"slidingWindow": {}},
+    }
+    if config.output_modality is OutputModality.AUDIO:
+        setup["outputAudioTranscription"] = {}
+    if config.instructions:
+        setup["systemInstruction"] = {"parts": [{"text": config.instructions}]}
+    if config.tools:
+        setup["tools"] = [
+            {
+                "functionDeclarations": [
+                    {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parametersJsonSchema": tool.parameters,
+                    }
+                    for tool in config.tools
+                ]
+            }
+        ]
+    return {"setup": setup}
+
+
+class GeminiLiveProvider(Provider):
+    """Connects to the Gemini Live API (or a compatible server)."""
+
+    name = "gemini"
+
+    async def connect(
+        self, config: SessionConfig, resume: object | None = None
+    ) -> GeminiLiveConnection:
+        handle = resume if isinstance(resume, str) else None
+        try:
+            socket = await connect(
+                live_url(self.endpoint),
+                additional_headers={"x-goog-api-key": self.endpoint.api_key},
+                open_timeout=HANDSHAKE_TIMEOUT_S,
+                max_size=None,
+                compression=None,
+                user_agent_header=None,
+            )
+        except InvalidStatus as err:
+            status = err.response.status_code
+            if status in (401, 403):
+                raise AuthenticationError(f"HTTP {status}") from err
+            raise ConnectError(f"handshake rejected: HTTP {status}") from err
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as err:
+            raise ConnectError(str(err) or type(err).__name__) from err
+        connection = GeminiLiveConnection(socket, config, handle)
+        try:
+            await asyncio.wait_for(connection.configure(), HANDSHAKE_TIMEOUT_S)
+        except TimeoutError as err:
+            await socket.close()
+            raise ConnectError("the server did not confirm the session setup") from err
+        except BaseException:
+            await socket.close()
+            raise
+        return connection
+
+
+class GeminiLiveConnection(ProviderConnection):
+    """One set-up Live API socket."""
+
+    input_sample_rate = INPUT_RATE
+    max_duration_s = MAX_CONNECTION_S
+
+    def __init__(
+        self, socket: ClientConnection, config: SessionConfig, resume_handle: str | None
+    ) -> None:
+        self._socket = socket
+        self._config = config
+        self._resumed_from = resume_handle
+        self._handle = resume_handle
+        self._closing = False
+        self._response_ids = itertools.count(1)
+        self._response: str | None = None
+        self._last_response: str | None = None
+        self._transcript: list[str] = []
+        self._user_words: list[str] = []
+        self._usage: Usage | None = None
+        self._cancelled_calls: set[str] = set()
+        self._go_away = False
+        self._activity_open = False
+        self._audio_mime = f"audio/pcm;rate={INPUT_RATE}"
+
+    # -- setup ---------------------------------------------------------------
+
+    async def configure(self) -> None:
+        await self._send(setup_message(self._config, self._handle))
+        try:
+            reply = json.loads(await self._socket.recv())
+        except ConnectionClosed as err:
+            raise _setup_error(err) from err
+        if "setupComplete" not in reply:
+            raise ConnectError(f"unexpected first message: {str(reply)[:200]}")
+
+    def resume_state(self) -> object | None:
+        return self._handle
+
+    # -- output --------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[SessionEvent]:
+        yield SessionReady()
+        try:
+            async for raw in self._socket:
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    _LOGGER.warning("Ignoring malformed message from Gemini: %.200r", raw)
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                try:
+                    events = self._translate(message)
+                except (KeyError, TypeError, ValueError) as err:
+                    _LOGGER.warning("Ignoring malformed Gemini message (%s): %.200r", err, raw)
+                    continue
+                for event in events:
+                    yield event
+                if self._go_away and self._response is None:
+                    # Leave at a turn boundary; the session resumes on a new connection.
+                    raise ConnectionLost("the server asked to reconnect (goAway)")
+        except ConnectionClosed as err:
+            if self._closing:
+                return
+            code = err.rcvd.code if err.rcvd else 1006
+            reason = (err.rcvd.reason if err.rcvd else "") or f"closed with code {code}"
+            raise ConnectionLost(reason, retryable=code not in FATAL_CLOSE_CODES) from err
+        if not self._closing:
+            raise ConnectionLost("closed by server")
+
+    def _translate(self, message: dict[str, Any]) -> list[SessionEvent]:
+        events: list[SessionEvent] = []
+        update = message.get("sessionResumptionUpdate") or {}
+        if update.get("resumable") and update.get("newHandle"):
+            self._handle = update["newHandle"]
+        if (usage := message.get("usageMetadata")) is not None:
+            self._usage = Usage(
+                input_tokens=int(usage.get("promptTokenCount") or 0),
+                output_tokens=int(usage.get("responseTokenCount") or 0),
+                total_tokens=int(usage.get("totalTokenCount") or 0),
+            )
+        if (content := message.get("serverContent")) is not None:
+            events += self._server_content(content)
+        if (tool_call := message.get("toolCall")) is not None:
+            events += self._tool_call(tool_call)
+        if (cancellation := message.get("toolCallCancellation")) is not None:
+            ids = tuple(cancellation.get("ids") or ())
+            self._cancelled_calls.update(ids)
+            events.append(ToolCallsCancelled(ids))
+        if (go_away := message.get("goAway")) is not None:
+            _LOGGER.debug("Gemini connection ends in %s", go_away.get("timeLeft"))
+            self._go_away = True
+        return events
+
+    def _server_content(self, content: dict[str, Any]) -> list[SessionEvent]:
+        events: list[SessionEvent] = []
+        if (heard := content.get("inputTranscription")) is not None:
+            if text := heard.get("text"):
+                self._user_words.append(text)
+                events.append(InputTranscript(text, final=False))
+            if heard.get("finished"):
+                events += self._user_turn_ended()
+        if content.get("interrupted"):
+            events += self._interrupted()
+        for part in (content.get("modelTurn") or {}).get("parts") or []:
+            events += self._model_part(part)
+        if (said := content.get("outputTranscription")) is not None and (text := said.get("text")):
+            events += [*self._start_response(), TranscriptDelta(self._response or "", text)]
+            self._transcript.append(text)
+        if content.get("generationComplete") or content.get("turnComplete"):
+            events += self._finish_response(ResponseStatus.COMPLETED)
+        return events
+
+    def _model_part(self, part: dict[str, Any]) -> list[SessionEvent]:
+        if part.get("thought"):
+            return []
+        if (blob := part.get("inlineData")) is not None:
+            mime = str(blob.get("mimeType") or "")
+            if not mime.startswith("audio/pcm"):
+                return []
+            rate = int(match.group(1)) if (match := _RATE.search(mime)) else 24000
+            events = self._start_response()
+            events.append(AudioChunk(self._response or "", base64.b64decode(blob["data"]), rate))
+            return events
+        if (text := part.get("text")) is not None:
+            events = self._start_response()
+            events.append(TranscriptDelta(self._response or "", text))
+            self._transcript.append(text)
+            return events
+        return []
+
+    def _start_response(self) -> list[SessionEvent]:
+        if self._response is not None:
+            return []
+        events = self._user_turn_ended()
+        self._response = f"gemini_response_{next(self._response_ids)}"
+        self._transcript = []
+        events.append(ResponseStarted(self._response))
+        return events
+
+    def _user_turn_ended(self) -> list[SessionEvent]:
+        """The model answering (or a finished transcript) means the user's turn is over."""
+        if not self._user_words:
+            return []
+        text = "".join(self._user_words).strip()
+        self._user_words = []
+        return [SpeechStopped(), InputTranscript(text, final=True)]
+
+    def _finish_response(self, status: ResponseStatus) -> list[SessionEvent]:
+        if self._response is None:
+            return []
+        done = ResponseDone(
+            self._response, status, transcript="".join(self._transcript), usage=self._usage
+        )
+        self._last_response, self._response, self._usage = self._response, None, None
+        return [done]
+
+    def _interrupted(self) -> list[SessionEvent]:
+        """The user spoke over the model: its unplayed audio is stale, even if generated."""
+        interrupted = self._response or self._last_response
+        events: list[SessionEvent] = [Interrupted(interrupted)]
+        events += self._finish_response(ResponseStatus.INTERRUPTED)
+        events.append(SpeechStarted())
+        return events
+
+    def _tool_call(self, tool_call: dict[str, Any]) -> list[SessionEvent]:
+        events = self._start_response()
+        response_id = self._response or ""
+        ids = []
+        for call in tool_call.get("functionCalls") or []:
+            ids.append(call["id"])
+            events.append(ToolCall(response_id, call["id"], call["name"], call.get("args") or {}))
+        events.append(AwaitingToolResults(tuple(ids)))
+        # The model waits for the results; what it says next is a new response.
+        events += self._finish_response(ResponseStatus.COMPLETED)
+        return events
+
+    # -- input ---------------------------------------------------------------
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self._socket.send(json.dumps(message, separators=(",", ":")))
+
+    async def send_audio(self, pcm: bytes) -> None:
+        if self._config.turn_detection.mode is TurnDetectionMode.OFF and not self._activity_open:
+            self._activity_open = True
+            await self._send({"realtimeInput": {"activityStart": {}}})
+        audio = base64.b64encode(pcm).decode("ascii")
+        await self._socket.send(
+            f'{{"realtimeInput":{{"audio":{{"mimeType":"{self._audio_mime}","data":"{audio}"}}}}}}'
+        )
+
+    async def commit_audio(self) -> None:
+        if self._activity_open:
+            self._activity_open = False
+            await self._send({"realtimeInput": {"activityEnd": {}}})
+        else:
+            await self._send({"realtimeInput": {"audioStreamEnd": True}})
+
+    async def clear_audio(self) -> None:
+        """Gemini keeps no client-side input buffer to clear."""
+
+    async def send_text(self, text: str, *, respond: bool) -> None:
+        await self._send(
+            {
+                "clientContent": {
+                    "turns": [{"role": "user", "parts": [{"text": text}]}],
+                    "turnComplete": respond,
+                }
+            }
+        )
+
+    async def send_image(self, image: bytes, mime_type: str) -> None:
+        data = base64.b64encode(image).decode("ascii")
+        await self._send({"realtimeInput": {"video": {"mimeType": mime_type, "data": data}}})
+
+    async def send_tool_result(self, call_id: str, name: str, result: dict[str, Any]) -> None:
+        if call_id in self._cancelled_calls:
+            _LOGGER.debug("Dropping the result of cancelled tool call %s", call_id)
+            return
+        await self._send(
+            {
+                "toolResponse": {
+                    "functionResponses": [{"id": call_id, "name": name, "response": result}]
+                }
+            }
+        )
+
+    async def create_response(self, instructions: str | None = None) -> None:
+        """Gemini answers on its own when the user's turn completes."""
+
+    async def interrupt(self, played_ms: int | None) -> None:
+        """Nothing to send: Gemini keeps no truncation and cannot be stopped by the client
+        while its activity detection is on; the session drops the unplayed audio."""
+
+    def report_played(self, played_ms: int) -> None:
+        """The server estimates playback itself."""
+
+    async def restore(self, history: Sequence[HistoryItem]) -> None:
+        if self._resumed_from is not None or not history:
+            return  # the resumption handle carried the conversation
+        turns = [
+            {
+                "role": "user" if entry.role is HistoryRole.USER else "model",
+                "parts": [{"text": entry.text}],
+            }
+            for entry in history
+        ]
+        await self._send({"clientContent": {"turns": turns, "turnComplete": False}})
+
+    async def update(self, config: SessionConfig) -> bool:
+        self._config = config
+        return False
+
+    async def close(self) -> None:
+        self._closing = True
+        await self._socket.close()
+
+
+def _setup_error(err: ConnectionClosed) -> Exception:
+    reason = err.rcvd.reason if err.rcvd else str(err)
+    if "api key" in reason.lower() or "permission" in reason.lower():
+        return AuthenticationError(reason)
+    return ConnectError(f"setup rejected: {reason}")
