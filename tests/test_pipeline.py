@@ -286,3 +286,32 @@ async def test_new_turn_on_the_same_satellite_cuts_off_the_reply(
     assert conn.responses[0].status == "cancelled"
     full_reply_ms = len(LONG_REPLY * 2) * 50  # the fake speaks 50 ms per character
     assert len(await reader.audio()) / 48 < full_reply_ms - 1000
+
+
+async def test_follow_up_turn_goes_into_the_same_session(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """The model asks; the satellite listens again in the same conversation and session."""
+    fake_server.add_input_transcript("Turn on the light.")
+    fake_server.add_response(ScriptedResponse(SpeechItem("Which light do you mean?")))
+    fake_server.add_input_transcript("The kitchen one.")
+    fake_server.add_response(ScriptedResponse(SpeechItem("Okay.")))
+    pipeline_id = our_pipeline(hass, loaded_entry).id
+
+    first = await run_pipeline(hass_ws_client, pipeline_id, UTTERANCE)
+    asked = first.one("intent-end")["intent_output"]
+    assert asked["continue_conversation"] is True
+    await fetch_tts(hass_client, first.one("tts-end")["tts_output"]["url"])
+    second = await run_pipeline(
+        hass_ws_client, pipeline_id, UTTERANCE, conversation_id=asked["conversation_id"]
+    )
+
+    assert second.one("intent-end")["intent_output"]["conversation_id"] == asked["conversation_id"]
+    conn = fake_server.connections[-1]
+    assert [r.items[0].text for r in conn.responses] == ["Which light do you mean?", "Okay."]
+    assert len(fake_server.connections) == 2  # the key check at setup, then one session
+    await fetch_tts(hass_client, second.one("tts-end")["tts_output"]["url"])
