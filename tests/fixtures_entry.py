@@ -7,8 +7,10 @@ always talks to a real websocket server over loopback.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 import socket
 
+from homeassistant.components.tts.const import DATA_TTS_MANAGER
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
@@ -28,9 +30,19 @@ from tests.helpers import entry_data
 
 
 @pytest.fixture
-async def ha_core(hass: HomeAssistant) -> None:
-    """Set up the `homeassistant` integration, which `conversation` (our dependency) needs."""
+async def ha_core(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Set up the `homeassistant` integration, which `conversation` (our dependency) needs.
+
+    Also give text-to-speech an empty file cache of its own: Home Assistant caches
+    TTS audio on disk by (message, language, options, engine), under pytest in the
+    plugin's shared testing config, which outlives test runs; a reply would
+    otherwise be served from an earlier run without our entity (or the fake) running.
+    """
     assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "tts", {})
+    manager = hass.data[DATA_TTS_MANAGER]
+    manager.cache_dir = str(tmp_path)
+    manager.file_cache.clear()
 
 
 @pytest.fixture

@@ -315,3 +315,26 @@ async def test_follow_up_turn_goes_into_the_same_session(
     assert [r.items[0].text for r in conn.responses] == ["Which light do you mean?", "Okay."]
     assert len(fake_server.connections) == 2  # the key check at setup, then one session
     await fetch_tts(hass_client, second.one("tts-end")["tts_output"]["url"])
+
+
+async def test_same_words_twice_play_each_turns_own_recording(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Home Assistant caches TTS audio by its text; a realtime reply is never a replay."""
+    first_pcm = speech_like(0.5, 24000, seed=11)
+    second_pcm = speech_like(0.5, 24000, seed=12)
+    fake_server.add_response(ScriptedResponse(SpeechItem("Done.", pcm=first_pcm)))
+    fake_server.add_response(ScriptedResponse(SpeechItem("Done.", pcm=second_pcm)))
+    pipeline_id = our_pipeline(hass, loaded_entry).id
+
+    heard = []
+    for _ in range(2):
+        run = await run_pipeline(hass_ws_client, pipeline_id, UTTERANCE)
+        wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
+        heard.append(wav_pcm(wav)[1])
+
+    assert heard == [first_pcm, second_pcm]

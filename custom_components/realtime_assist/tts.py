@@ -18,12 +18,14 @@ from homeassistant.components.tts.entity import TTSAudioRequest
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import ulid
 
 from . import RealtimeAssistConfigEntry
 from .agent import RealtimeAgent
 from .assist_bridge import current_conversation_id
-from .const import CONF_PROVIDER, LOGGER, PROVIDER_PROFILES, SUBENTRY_CONVERSATION
+from .const import CONF_PROVIDER, PROVIDER_PROFILES, SUBENTRY_CONVERSATION
 from .entity import RealtimeAssistEntity
 from .languages import SUPPORTED_LANGUAGES
 from .realtime.config import OutputModality, TurnDetection, TurnDetectionMode
@@ -39,6 +41,8 @@ READER_INSTRUCTIONS = (
     "You are a text-to-speech voice. Read each message you receive aloud, word for word, "
     "in its own language. Do not answer it, comment on it, or add anything."
 )
+# Marks a pipeline run's stream as one realtime turn (see `default_options`).
+OPTION_REALTIME_TURN = "realtime_turn"
 # A streaming WAV header: sizes unknown (Home Assistant's TTS manager reads this).
 _STREAMING_SIZE = 0xFFFFFFFF
 
@@ -80,13 +84,18 @@ class RealtimeTextToSpeechEntity(RealtimeAssistEntity, tts.TextToSpeechEntity):
 
     @property
     def default_options(self) -> dict[str, Any]:
-        """Without a satellite's wish: the model's own WAV, nothing to encode or convert."""
-        return {
-            tts.ATTR_PREFERRED_FORMAT: "wav",
-            tts.ATTR_PREFERRED_SAMPLE_RATE: DEFAULT_SAMPLE_RATE,
-            tts.ATTR_PREFERRED_SAMPLE_CHANNELS: 1,
-            tts.ATTR_PREFERRED_SAMPLE_BYTES: 2,
-        }
+        """Without a satellite's wish: the model's own WAV, nothing to encode or convert.
+
+        Only the format is named: Home Assistant 2026.10 runs ffmpeg whenever a
+        sample rate is given, even one the engine produces itself.
+        """
+        options: dict[str, Any] = {tts.ATTR_PREFERRED_FORMAT: "wav"}
+        if current_conversation_id() is not None:
+            # A realtime reply is this turn's recording, not a function of its text:
+            # a key of its own keeps Home Assistant's TTS cache from replaying an
+            # earlier turn that said the same words.
+            options[OPTION_REALTIME_TURN] = ulid.ulid_now()
+        return options
 
     @property
     def default_language(self) -> str:
@@ -109,13 +118,15 @@ class RealtimeTextToSpeechEntity(RealtimeAssistEntity, tts.TextToSpeechEntity):
             request.options.get(tts.ATTR_PREFERRED_SAMPLE_RATE) or DEFAULT_SAMPLE_RATE
         )
         turn = self._agent.turn(current_conversation_id())
-        if turn is not None:
+        if turn is not None and turn.session.config.output_modality is OutputModality.AUDIO:
             # The pipeline streams the agent's text to us too; the voice already has it.
             self.hass.async_create_background_task(
                 _drain(request.message_gen), "realtime_assist_tts_text"
             )
             audio = turn.reply_audio(sample_rate)
         else:
+            # Not a realtime turn, or one the model answered in text (the run's
+            # engines could not be read): the agent's voice reads the text.
             message = "".join([chunk async for chunk in request.message_gen])
             audio = self._read_aloud(message, request.options.get(tts.ATTR_VOICE), sample_rate)
         return tts.TTSAudioResponse("wav", _wav_stream(audio, sample_rate))
@@ -133,17 +144,23 @@ class RealtimeTextToSpeechEntity(RealtimeAssistEntity, tts.TextToSpeechEntity):
             output_modality=OutputModality.AUDIO,
             input_transcription_model=None,
         )
+        read = False
         try:
             async with agent.pool.lease(READER_SESSION, config) as session:
                 turn = VoiceTurn(session)
                 try:
                     await session.send_text(message)
                     async for pcm in turn.reply_audio(sample_rate):
+                        read = True
                         yield pcm
                 finally:
                     turn.close()
         except RealtimeError as err:
-            LOGGER.warning("Could not read the message aloud: %s", err)
+            raise HomeAssistantError(f"Could not read the message aloud: {err}") from err
+        if not read:
+            # Fail rather than end quietly: Home Assistant caches a TTS engine's audio
+            # by its text, and would play this silence for the same message from now on.
+            raise HomeAssistantError("The realtime model read nothing aloud")
 
 
 async def _wav_stream(audio: AsyncIterator[bytes], sample_rate: int) -> AsyncGenerator[bytes]:

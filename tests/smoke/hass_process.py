@@ -12,7 +12,8 @@ event loop and tests can use it whatever loop pytest-asyncio gives them.
 """
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import re
@@ -132,11 +133,9 @@ class HassClient:
                 raise HassApiError(resp.status, body)
             return body
 
-    async def ws(self, command: Mapping[str, Any]) -> Any:
-        """Send one websocket command on a fresh connection and return its result.
-
-        Raises HassApiError with Home Assistant's error code if the command fails.
-        """
+    @contextlib.asynccontextmanager
+    async def websocket(self) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+        """One authenticated websocket connection, for commands that stream events or audio."""
         async with (
             aiohttp.ClientSession() as session,
             session.ws_connect(self.url + "/api/websocket") as ws,
@@ -145,12 +144,94 @@ class HassClient:
             await ws.send_json({"type": "auth", "access_token": self.token})
             if (auth := await ws.receive_json())["type"] != "auth_ok":
                 raise HassApiError(auth["type"], auth)
+            yield ws
+
+    async def ws(self, command: Mapping[str, Any]) -> Any:
+        """Send one websocket command on a fresh connection and return its result.
+
+        Raises HassApiError with Home Assistant's error code if the command fails.
+        """
+        async with self.websocket() as ws:
             await ws.send_json({"id": 1, **command})
             while (message := await ws.receive_json())["type"] != "result":
                 pass  # events of a subscription that raced the result
             if not message["success"]:
                 raise HassApiError(message["error"]["code"], message["error"])
             return message["result"]
+
+    async def fetch(self, path: str) -> bytes:
+        """GET a path (a TTS URL, say) as the owner and return the body's bytes."""
+        async with (
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.token}"}) as session,
+            session.get(self.url + path) as resp,
+        ):
+            body = await resp.read()
+            if resp.status >= 400:
+                raise HassApiError(resp.status, body[:500])
+            return body
+
+    async def run_pipeline(
+        self,
+        pipeline_id: str,
+        audio: bytes,
+        *,
+        sample_rate: int = 16000,
+        timeout: float = 30.0,  # noqa: ASYNC109
+    ) -> list[dict[str, Any]]:
+        """Run an Assist pipeline from speech to TTS as a satellite does; return its events.
+
+        `assist_pipeline/run` on one websocket; once the run has started, the
+        audio (PCM16 mono at `sample_rate`) goes in binary frames
+        `[stt_binary_handler_id][10 ms of audio]` in real time, then an empty
+        one ends it. Streaming stops when speech-to-text ends, as a satellite's
+        does. Events are collected until `run-end`.
+        """
+        events: list[dict[str, Any]] = []
+        async with self.websocket() as ws:
+            await ws.send_json(
+                {
+                    "id": 1,
+                    "type": "assist_pipeline/run",
+                    "pipeline": pipeline_id,
+                    "start_stage": "stt",
+                    "end_stage": "tts",
+                    "input": {"sample_rate": sample_rate},
+                }
+            )
+            if not (result := await ws.receive_json())["success"]:
+                raise HassApiError(result["error"]["code"], result["error"])
+            sender: asyncio.Task[None] | None = None
+            try:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        event = (await ws.receive_json())["event"]
+                        events.append(event)
+                        if event["type"] == "run-start":
+                            handler = event["data"]["runner_data"]["stt_binary_handler_id"]
+                            chunk = sample_rate * 2 // 100
+                            sender = asyncio.create_task(_send_audio(ws, handler, audio, chunk))
+                        elif event["type"] == "stt-end" and sender is not None:
+                            sender.cancel()
+                        elif event["type"] == "run-end":
+                            return events
+            finally:
+                if sender is not None:
+                    sender.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sender
+
+
+async def _send_audio(
+    ws: aiohttp.ClientWebSocketResponse, handler: int, audio: bytes, chunk_bytes: int
+) -> None:
+    """Stream audio in real time, 10 ms a frame, as a satellite's microphone does."""
+    prefix = bytes([handler])
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for number, start in enumerate(range(0, len(audio), chunk_bytes)):
+        await asyncio.sleep(max(0.0, started + number * 0.01 - loop.time()))
+        await ws.send_bytes(prefix + audio[start : start + chunk_bytes])
+    await ws.send_bytes(prefix)  # end of audio
 
 
 @dataclass

@@ -3,10 +3,12 @@
 from collections.abc import AsyncIterator
 import contextlib
 import json
+import struct
 from typing import Any
 
 import pytest
 
+from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.openai_realtime import (
     FakeConnection,
     FakeOpenAIRealtimeServer,
@@ -118,4 +120,75 @@ async def test_conversation_turn_turns_on_a_light(
             assert after["state"] == "on"
     finally:
         fake_openai.responder = None
+    assert fake_openai.protocol_errors == []
+
+
+def _event(events: list[dict[str, Any]], event_type: str) -> dict[str, Any]:
+    [data] = [event["data"] for event in events if event["type"] == event_type]
+    return dict(data)
+
+
+def _wav_pcm(wav: bytes) -> tuple[int, bytes]:
+    """(sample rate, PCM) of a WAV file, whatever its header chunks."""
+    assert wav[:4] == b"RIFF", wav[:16]
+    assert wav[8:12] == b"WAVE", wav[:16]
+    position, sample_rate = 12, 0
+    while position + 8 <= len(wav):
+        chunk_id, size = struct.unpack_from("<4sI", wav, position)
+        body = position + 8
+        if chunk_id == b"fmt ":
+            sample_rate = struct.unpack_from("<I", wav, body + 4)[0]
+        elif chunk_id == b"data":
+            return sample_rate, wav[body:]  # streaming WAVs have no real size
+        position = body + size + (size & 1)
+    raise AssertionError("no data chunk in the WAV")
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_spoken_turn_through_the_auto_created_pipeline(
+    hass_client: HassClient, fake_openai: FakeOpenAIRealtimeServer
+) -> None:
+    """A satellite's turn over `assist_pipeline/run`: audio in, the model's own audio out.
+
+    The pipeline is the one the integration created for its agent; the fake's
+    VAD ends the turn; the TTS URL serves exactly the PCM the fake streamed.
+    """
+    rate = 16000
+    utterance = silence(0.2, rate) + speech_like(1.0, rate) + silence(1.0, rate)
+    before = await hass_client.ws({"type": "assist_pipeline/pipeline/list"})
+    known = {pipeline["id"] for pipeline in before["pipelines"]}
+    first_connection = len(fake_openai.connections)
+    fake_openai.add_input_transcript("What time is it?")
+    fake_openai.add_response(ScriptedResponse(SpeechItem("It is half past three.")))
+    pipeline_id = None
+    async with _entry(hass_client, fake_openai) as entry_id:
+        try:
+            registry = await hass_client.ws({"type": "config/entity_registry/list"})
+            ours = {e["entity_id"] for e in registry if e["config_entry_id"] == entry_id}
+            listed = await hass_client.ws({"type": "assist_pipeline/pipeline/list"})
+            [pipeline] = [p for p in listed["pipelines"] if p["conversation_engine"] in ours]
+            pipeline_id = pipeline["id"]
+            assert {pipeline["stt_engine"], pipeline["tts_engine"]} <= ours, pipeline
+
+            events = await hass_client.run_pipeline(pipeline_id, utterance, sample_rate=rate)
+
+            types = [event["type"] for event in events]
+            assert "error" not in types, events
+            # The provider's VAD ended the turn: Home Assistant's did not run.
+            assert "stt-vad-end" not in types
+            assert _event(events, "stt-end")["stt_output"]["text"] == "What time is it?"
+            response = _event(events, "intent-end")["intent_output"]["response"]
+            assert response["speech"]["plain"]["speech"] == "It is half past three."
+            wav = await hass_client.fetch(_event(events, "tts-end")["tts_output"]["url"])
+            sample_rate, pcm = _wav_pcm(wav)
+            [answer] = [r for c in fake_openai.connections[first_connection:] for r in c.responses]
+            assert sample_rate == 24000
+            assert len(pcm) > 0
+            assert pcm == answer.pcm
+        finally:
+            # Leave no pipeline of ours behind for the tests after this one.
+            if pipeline_id is not None and pipeline_id not in known:
+                await hass_client.ws(
+                    {"type": "assist_pipeline/pipeline/delete", "pipeline_id": pipeline_id}
+                )
     assert fake_openai.protocol_errors == []

@@ -23,6 +23,7 @@ from .events import (
     ResponseDone,
     SessionClosed,
     SessionEvent,
+    SpeechStarted,
     SpeechStopped,
 )
 from .session import RealtimeSession
@@ -77,17 +78,22 @@ class VoiceTurn:
         """
         pump = asyncio.create_task(self._pump(audio, commit_at_end), name="realtime_turn_audio")
         deadline: float | None = None
+        heard = False
         try:
             while True:
                 async with asyncio.timeout_at(deadline):
                     event = await self._next_event_or(pump)
-                if event is None:  # the audio ended first
-                    if not commit_at_end:
-                        raise NoSpeechError("the audio ended before the user finished speaking")
-                    # Committed by hand: the transcript follows, but not forever.
-                    deadline = asyncio.get_running_loop().time() + self._transcript_timeout_s
+                if event is None:
+                    # The audio ended first. Committed by hand, the transcript follows;
+                    # with the provider's turn detection it may still be deciding about
+                    # audio already sent. Either way: wait for it, but not forever, and
+                    # not long at all when the provider never heard the user start.
+                    wait_s = self._transcript_timeout_s if heard or commit_at_end else 2.0
+                    deadline = asyncio.get_running_loop().time() + wait_s
                     continue
                 match event:
+                    case SpeechStarted():
+                        heard = True
                     case SpeechStopped():
                         pump.cancel()
                     case InputTranscript(final=True, text=text):
@@ -96,7 +102,7 @@ class VoiceTurn:
                     case SessionClosed(error=error):
                         raise NoSpeechError(f"the session ended: {error or 'closed'}")
         except TimeoutError:
-            raise NoSpeechError("no transcript of the user's audio arrived") from None
+            raise NoSpeechError("the audio ended before the user finished speaking") from None
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):

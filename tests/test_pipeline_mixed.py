@@ -1,0 +1,491 @@
+"""Mixed Assist pipelines: Realtime Assist next to other agents and speech engines.
+
+Every test drives a real `assist_pipeline/run` (a satellite's websocket) against
+the fake OpenAI server and checks what the user would notice: what was heard,
+what was done, what was said and which voice said it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterator
+import io
+from typing import Any
+from unittest.mock import patch
+import wave
+
+from homeassistant.components import assist_pipeline, stt, tts
+from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
+from homeassistant.components.stt.models import SpeechAudioProcessing
+from homeassistant.config_entries import ConfigEntry, ConfigFlow
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockModule,
+    MockPlatform,
+    mock_config_flow,
+    mock_integration,
+    mock_platform,
+)
+from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
+    WebSocketGenerator,
+)
+
+from custom_components.realtime_assist.tts import READER_INSTRUCTIONS
+from tests.fakes.audio_samples import silence, speech_like, tone
+from tests.fakes.openai_realtime import (
+    FakeConnection,
+    FakeOpenAIRealtimeServer,
+    ScriptedResponse,
+    SpeechItem,
+    TextItem,
+)
+from tests.pipeline_helpers import (
+    PipelineRun,
+    agent_entity_ids,
+    fetch_tts,
+    our_pipeline,
+    run_pipeline,
+    wav_pcm,
+)
+
+SATELLITE_RATE = 16000
+UTTERANCE = (
+    silence(0.2, SATELLITE_RATE) + speech_like(1.0, SATELLITE_RATE) + silence(1.0, SATELLITE_RATE)
+)
+STT_MODULE = "custom_components.realtime_assist.stt"
+CONVERSATION_MODULE = "custom_components.realtime_assist.conversation"
+TEST_DOMAIN = "mixed_pipeline_test"
+OTHER_STT = "stt.other_speech_to_text"
+OTHER_TTS = "tts.other_voice"
+OTHER_TTS_RATE = 22050
+
+
+def _other_voice_wav() -> bytes:
+    """What the other voice always says: a short WAV, recognisably not the model's."""
+    with io.BytesIO() as buffer:
+        with wave.open(buffer, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(OTHER_TTS_RATE)
+            wav.writeframes(tone(0.1, OTHER_TTS_RATE, freq=660.0))
+        return buffer.getvalue()
+
+
+OTHER_TTS_AUDIO = _other_voice_wav()
+
+
+class OtherSpeechToText(stt.SpeechToTextEntity):
+    """Another integration's speech-to-text: it hears `text` in whatever it is sent."""
+
+    _attr_name = "Other speech to text"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.audio_bytes = 0
+
+    @property
+    def supported_languages(self) -> list[str]:
+        return ["en"]
+
+    @property
+    def supported_formats(self) -> list[stt.AudioFormats]:
+        return [stt.AudioFormats.WAV]
+
+    @property
+    def supported_codecs(self) -> list[stt.AudioCodecs]:
+        return [stt.AudioCodecs.PCM]
+
+    @property
+    def supported_bit_rates(self) -> list[stt.AudioBitRates]:
+        return [stt.AudioBitRates.BITRATE_16]
+
+    @property
+    def supported_sample_rates(self) -> list[stt.AudioSampleRates]:
+        return [stt.AudioSampleRates.SAMPLERATE_16000]
+
+    @property
+    def supported_channels(self) -> list[stt.AudioChannels]:
+        return [stt.AudioChannels.CHANNEL_MONO]
+
+    @property
+    def audio_processing(self) -> SpeechAudioProcessing:
+        # The satellite's end of audio ends the turn: no VAD to fool with test audio.
+        return SpeechAudioProcessing(
+            requires_external_vad=False,
+            prefers_auto_gain_enabled=False,
+            prefers_noise_reduction_enabled=False,
+        )
+
+    async def async_process_audio_stream(
+        self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
+    ) -> stt.SpeechResult:
+        async for chunk in stream:
+            self.audio_bytes += len(chunk)
+        return stt.SpeechResult(self.text, stt.SpeechResultState.SUCCESS)
+
+
+class OtherTextToSpeech(tts.TextToSpeechEntity):
+    """Another integration's voice: a fixed clip, and a record of what it was asked to say."""
+
+    _attr_name = "Other voice"
+    _attr_default_language = "en"
+    _attr_supported_languages = ["en"]  # noqa: RUF012 - Home Assistant's attribute
+    # Its own format, so the TTS manager hands its audio over as is (no ffmpeg).
+    _attr_default_options = {tts.ATTR_PREFERRED_FORMAT: "wav"}  # noqa: RUF012
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def async_get_tts_audio(
+        self, message: str, language: str, options: dict[str, Any]
+    ) -> tts.TtsAudioType:
+        self.messages.append(message)
+        return "wav", OTHER_TTS_AUDIO
+
+
+class _OtherConfigFlow(ConfigFlow):
+    """The test integration's (empty) config flow: config entries need a handler."""
+
+
+@pytest.fixture
+def other_flow(hass: HomeAssistant) -> Iterator[None]:
+    """Let the test integration's config entries load."""
+    mock_platform(hass, f"{TEST_DOMAIN}.config_flow")
+    with mock_config_flow(TEST_DOMAIN, _OtherConfigFlow):
+        yield
+
+
+async def _set_up_other_integration(hass: HomeAssistant, entities: dict[Platform, Entity]) -> None:
+    """A config entry of a test integration that provides `entities`, one per platform.
+
+    Needs the `other_flow` fixture.
+    """
+
+    async def setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+        await hass.config_entries.async_forward_entry_setups(entry, list(entities))
+        return True
+
+    async def unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+        return await hass.config_entries.async_unload_platforms(entry, list(entities))
+
+    mock_integration(
+        hass,
+        MockModule(TEST_DOMAIN, async_setup_entry=setup_entry, async_unload_entry=unload_entry),
+    )
+    for platform, entity in entities.items():
+
+        async def setup_platform(
+            hass: HomeAssistant,
+            entry: ConfigEntry,
+            async_add_entities: AddConfigEntryEntitiesCallback,
+            entity: Entity = entity,
+        ) -> None:
+            async_add_entities([entity])
+
+        mock_platform(
+            hass, f"{TEST_DOMAIN}.{platform}", MockPlatform(async_setup_entry=setup_platform)
+        )
+    entry = MockConfigEntry(domain=TEST_DOMAIN)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def _pipeline(
+    hass: HomeAssistant, *, stt_engine: str, conversation_engine: str, tts_engine: str
+) -> assist_pipeline.Pipeline:
+    pipeline = await assist_pipeline.async_create_default_pipeline(
+        hass, stt_engine_id=stt_engine, tts_engine_id=tts_engine, pipeline_name="Mixed"
+    )
+    assert pipeline is not None
+    await assist_pipeline.async_update_pipeline(
+        hass, pipeline, conversation_engine=conversation_engine
+    )
+    updated = async_get_pipeline(hass, pipeline.id)
+    assert (updated.stt_engine, updated.conversation_engine, updated.tts_engine) == (
+        stt_engine,
+        conversation_engine,
+        tts_engine,
+    )
+    return updated
+
+
+def _state(hass: HomeAssistant, entity_id: str) -> str:
+    state = hass.states.get(entity_id)
+    assert state is not None, entity_id
+    return state.state
+
+
+def _speech(run: PipelineRun) -> str:
+    return str(run.one("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"])
+
+
+def _sessions(fake_server: FakeOpenAIRealtimeServer) -> list[FakeConnection]:
+    """The connections of the test's turns (the first one was setup's credential check)."""
+    check, *sessions = fake_server.connections
+    assert check.responses == []
+    return sessions
+
+
+def _reader_connections(fake_server: FakeOpenAIRealtimeServer) -> list[FakeConnection]:
+    return [c for c in _sessions(fake_server) if c.session["instructions"] == READER_INSTRUCTIONS]
+
+
+def _turn_connections(fake_server: FakeOpenAIRealtimeServer) -> list[FakeConnection]:
+    """Sessions of user turns: they heard the user (the reader may still be connecting)."""
+    return [
+        c
+        for c in _sessions(fake_server)
+        if c.session["instructions"] != READER_INSTRUCTIONS
+        and {"input_audio_buffer.append", "conversation.item.create"} & set(_received_types(c))
+    ]
+
+
+def _received_types(conn: FakeConnection) -> list[str]:
+    return [str(event.get("type")) for event in conn.received]
+
+
+def _created_modalities(conn: FakeConnection) -> list[list[str]]:
+    """`output_modalities` of every response the fake started on this connection."""
+    return [
+        event["response"]["output_modalities"]
+        for event in conn.sent
+        if event["type"] == "response.created"
+    ]
+
+
+async def test_our_speech_to_text_with_the_builtin_agent_and_our_voice(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+    kitchen_light: str,
+) -> None:
+    """The model only transcribes; Home Assistant's agent acts; our voice reads its answer."""
+    ids = agent_entity_ids(loaded_entry)
+    pipeline = await _pipeline(
+        hass,
+        stt_engine=ids[Platform.STT],
+        conversation_engine="conversation.home_assistant",
+        tts_engine=ids[Platform.TTS],
+    )
+    fake_server.add_input_transcript("turn on the kitchen light")
+    reader_pcm = speech_like(0.6, 24000, seed=7)
+    fake_server.add_response(ScriptedResponse(SpeechItem("Turned on the light", pcm=reader_pcm)))
+    assert _state(hass, kitchen_light) == "off"
+
+    run = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
+
+    assert "error" not in run.types, run.of_type("error")
+    assert run.one("stt-end")["stt_output"]["text"] == "turn on the kitchen light"
+    # Home Assistant's own agent understood the transcript and acted on it.
+    assert run.one("intent-start")["engine"] == "conversation.home_assistant"
+    assert _state(hass, kitchen_light) == "on"
+    answer = _speech(run)
+    assert answer
+    # The model did not answer the user itself: no response was ever made on its session.
+    [turn_conn] = _turn_connections(fake_server)
+    assert turn_conn.session["audio"]["input"]["turn_detection"]["create_response"] is False
+    assert "response.create" not in _received_types(turn_conn)
+    assert turn_conn.responses == []
+    # Our voice read the built-in agent's answer, verbatim, through the reader session.
+    wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
+    rate, pcm = wav_pcm(wav)
+    [reader] = _reader_connections(fake_server)
+    assert reader.last_user_text() == answer
+    [read] = reader.responses
+    assert rate == 24000
+    assert pcm == read.pcm == reader_pcm
+    assert fake_server.protocol_errors == []
+
+
+async def test_a_failed_reading_is_not_replayed_for_the_same_answer(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+    kitchen_light: str,
+) -> None:
+    """The reader failing once does not leave the built-in agent's answer silent for good.
+
+    Home Assistant caches TTS audio by its text: an empty clip handed over as a
+    success would be played for that answer from then on.
+    """
+    ids = agent_entity_ids(loaded_entry)
+    pipeline = await _pipeline(
+        hass,
+        stt_engine=ids[Platform.STT],
+        conversation_engine="conversation.home_assistant",
+        tts_engine=ids[Platform.TTS],
+    )
+    fake_server.add_input_transcript("turn on the kitchen light")
+    fake_server.send_rate_limit_error()
+    failed = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
+    # The satellite gets an error or an empty clip, depending on when the failure lands.
+    client = await hass_client()
+    failed_reply = await client.get(failed.one("tts-end")["tts_output"]["url"])
+    if failed_reply.status == 200:
+        assert wav_pcm(await failed_reply.read())[1] == b""
+
+    fake_server.add_input_transcript("turn on the kitchen light")
+    reader_pcm = speech_like(0.6, 24000, seed=7)
+    fake_server.add_response(ScriptedResponse(SpeechItem("Turned on the light", pcm=reader_pcm)))
+    run = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
+
+    assert _speech(run) == _speech(failed)
+    wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
+    assert wav_pcm(wav)[1] == reader_pcm
+    assert fake_server.protocol_errors == []
+
+
+async def test_our_pipeline_is_heard_when_the_run_cannot_be_read(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Home Assistant's run registry changed: the model answers in text, and is still heard.
+
+    Not knowing the run's engines, the turn cannot tell that our voice plays
+    it, so the model answers in text; our voice must then read that text
+    rather than play the turn's (empty) audio.
+    """
+    fake_server.add_input_transcript("What time is it?")
+    fake_server.add_response(ScriptedResponse(TextItem("It is half past three.")))
+    reader_pcm = speech_like(0.6, 24000, seed=7)
+    fake_server.add_response(ScriptedResponse(SpeechItem("It is half past three.", pcm=reader_pcm)))
+    pipeline = our_pipeline(hass, loaded_entry)
+
+    with (
+        patch(f"{STT_MODULE}.current_pipeline_run", return_value=None),
+        patch(f"{CONVERSATION_MODULE}.current_pipeline_run", return_value=None),
+    ):
+        run = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
+        wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
+
+    assert "error" not in run.types, run.of_type("error")
+    assert _speech(run) == "It is half past three."
+    [turn_conn] = _turn_connections(fake_server)
+    assert _created_modalities(turn_conn) == [["text"]]
+    [reader] = _reader_connections(fake_server)
+    assert reader.last_user_text() == "It is half past three."
+    assert wav_pcm(wav)[1] == reader_pcm
+    assert fake_server.protocol_errors == []
+
+
+async def test_typed_turn_through_our_agent_is_spoken_in_the_models_voice(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """A text run (start at intent) of our pipeline: the model's own audio answers it."""
+    fake_server.add_response(ScriptedResponse(SpeechItem("It is half past three.")))
+    pipeline = our_pipeline(hass, loaded_entry)
+
+    run = await run_pipeline(hass_ws_client, pipeline.id, text="What time is it?")
+
+    assert "error" not in run.types, run.of_type("error")
+    assert "stt-start" not in run.types
+    assert _speech(run) == "It is half past three."
+    wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
+    rate, pcm = wav_pcm(wav)
+    [conn] = _sessions(fake_server)
+    assert conn.last_user_text() == "What time is it?"
+    [response] = conn.responses
+    assert _created_modalities(conn) == [["audio"]]
+    assert rate == 24000
+    assert pcm == response.pcm
+    assert len(pcm) > 0
+    assert fake_server.protocol_errors == []
+
+
+async def test_another_speech_to_text_with_our_agent_and_our_voice(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+    other_flow: None,
+) -> None:
+    """Another engine transcribes; the model gets its text and answers in its own voice."""
+    other_stt = OtherSpeechToText("What time is it?")
+    await _set_up_other_integration(hass, {Platform.STT: other_stt})
+    ids = agent_entity_ids(loaded_entry)
+    pipeline = await _pipeline(
+        hass,
+        stt_engine=OTHER_STT,
+        conversation_engine=ids[Platform.CONVERSATION],
+        tts_engine=ids[Platform.TTS],
+    )
+    fake_server.add_response(ScriptedResponse(SpeechItem("It is half past three.")))
+
+    run = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
+
+    assert "error" not in run.types, run.of_type("error")
+    assert other_stt.audio_bytes == len(UTTERANCE)
+    assert run.one("stt-end")["stt_output"]["text"] == "What time is it?"
+    assert _speech(run) == "It is half past three."
+    wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
+    rate, pcm = wav_pcm(wav)
+    # The model heard no audio at all: it got the other engine's transcript as text.
+    [conn] = _sessions(fake_server)
+    assert conn.audio_ms_received == 0
+    assert conn.last_user_text() == "What time is it?"
+    [response] = conn.responses
+    assert rate == 24000
+    assert pcm == response.pcm
+    assert len(pcm) > 0
+    assert fake_server.protocol_errors == []
+
+
+async def test_our_agent_with_another_voice_answers_in_text(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+    other_flow: None,
+) -> None:
+    """Nobody plays the model's voice: it answers in text, and the other voice speaks it."""
+    other_tts = OtherTextToSpeech()
+    await _set_up_other_integration(hass, {Platform.TTS: other_tts})
+    ids = agent_entity_ids(loaded_entry)
+    pipeline = await _pipeline(
+        hass,
+        stt_engine=ids[Platform.STT],
+        conversation_engine=ids[Platform.CONVERSATION],
+        tts_engine=OTHER_TTS,
+    )
+    fake_server.add_input_transcript("What time is it?")
+    fake_server.add_response(ScriptedResponse(TextItem("It is half past three.")))
+
+    run = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
+
+    assert "error" not in run.types, run.of_type("error")
+    assert run.one("stt-end")["stt_output"]["text"] == "What time is it?"
+    assert _speech(run) == "It is half past three."
+    # The model was asked for text only: no audio was generated (or billed) for this turn.
+    [conn] = _sessions(fake_server)
+    assert conn.session["output_modalities"] == ["text"]
+    assert _created_modalities(conn) == [["text"]]
+    [response] = conn.responses
+    assert response.pcm == b""
+    # The other voice spoke the model's answer; ours never ran.
+    assert run.one("tts-start")["engine"] == OTHER_TTS
+    audio = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
+    assert audio == OTHER_TTS_AUDIO
+    assert other_tts.messages == ["It is half past three."]
+    # A TTS entity's state is when it last spoke: ours never did.
+    assert _state(hass, ids[Platform.TTS]) == "unknown"
+    assert _reader_connections(fake_server) == []
+    assert fake_server.protocol_errors == []
