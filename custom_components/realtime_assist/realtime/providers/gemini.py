@@ -85,10 +85,9 @@ def setup_message(config: SessionConfig, resume_handle: str | None) -> dict[str,
     turn = config.turn_detection
     detection: dict[str, Any] = {"disabled": turn.mode is TurnDetectionMode.OFF}
     if turn.mode is not TurnDetectionMode.OFF:
-        detection |= {
-            "prefixPaddingMs": turn.prefix_padding_ms,
-            "silenceDurationMs": turn.silence_ms,
-        }
+        # Not `prefixPaddingMs`: on Gemini it is how long speech must last before it
+        # counts, which would make barge-in sluggish; the server's default is better.
+        detection["silenceDurationMs"] = turn.silence_ms
     setup: dict[str, Any] = {
         "model": model,
         "generationConfig": generation,
