@@ -1,0 +1,256 @@
+"""The realtime session against the fake Gemini Live server over loopback.
+
+Every client message is validated against google-genai's `LiveClientMessage`
+by the fake (see the `make_session` fixture's final check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig, ToolSpec
+from custom_components.realtime_assist.realtime.errors import AuthenticationError, ConnectError
+from custom_components.realtime_assist.realtime.events import (
+    AudioChunk,
+    AwaitingToolResults,
+    InputTranscript,
+    Interrupted,
+    Reconnected,
+    ResponseDone,
+    ResponseStarted,
+    ResponseStatus,
+    SessionEvent,
+    SpeechStopped,
+    ToolCall,
+    ToolCallsCancelled,
+    TranscriptDelta,
+)
+from custom_components.realtime_assist.realtime.providers.gemini import GeminiLiveProvider
+from custom_components.realtime_assist.realtime.session import (
+    RealtimeSession,
+    ReconnectPolicy,
+    Subscription,
+)
+from tests.fakes.audio_samples import silence, speech_like
+from tests.fakes.gemini_live import (
+    FakeGeminiLiveServer,
+    ScriptedTurn,
+    SpeechPart,
+    ToolCallPart,
+)
+
+RATE = 16000  # the satellite's rate is Gemini's input rate: no resampling on the way in
+MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+LONG_REPLY = "This answer goes on for a while, so that the user has time to interrupt it. " * 2
+UTTERANCE = silence(0.2, RATE) + speech_like(1.0, RATE) + silence(1.0, RATE)
+
+type MakeSession = Callable[..., Awaitable[tuple[RealtimeSession, Subscription]]]
+
+
+def _config(**changes: Any) -> SessionConfig:
+    settings: dict[str, Any] = {"model": MODEL, "instructions": "You run a home.", "voice": "Puck"}
+    return SessionConfig(**(settings | changes))
+
+
+@pytest.fixture
+async def gemini(socket_enabled: None) -> AsyncIterator[FakeGeminiLiveServer]:
+    async with FakeGeminiLiveServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def make_session(gemini: FakeGeminiLiveServer) -> AsyncIterator[MakeSession]:
+    sessions: list[RealtimeSession] = []
+
+    async def make(**changes: Any) -> tuple[RealtimeSession, Subscription]:
+        provider = GeminiLiveProvider(Endpoint(api_key=gemini.api_key, url=gemini.url))
+        session = RealtimeSession(
+            provider,
+            _config(**changes),
+            input_sample_rate=RATE,
+            reconnect=ReconnectPolicy(attempts=3, first_delay_s=0.01, max_delay_s=0.05),
+        )
+        subscription = session.subscribe()
+        await session.start()
+        sessions.append(session)
+        return session, subscription
+
+    yield make
+    for session in sessions:
+        await session.close()
+    assert gemini.protocol_errors == []
+
+
+async def _until(
+    subscription: Subscription, predicate: Callable[[SessionEvent], bool], within_s: float = 5.0
+) -> list[SessionEvent]:
+    events: list[SessionEvent] = []
+    async with asyncio.timeout(within_s):
+        async for event in subscription:
+            events.append(event)
+            if predicate(event):
+                return events
+    raise AssertionError(f"the session ended before the expected event: {events}")
+
+
+def _audio(events: list[SessionEvent], response_id: str | None = None) -> bytes:
+    return b"".join(
+        e.pcm for e in events if isinstance(e, AudioChunk) and response_id in (None, e.response_id)
+    )
+
+
+async def _speak(session: RealtimeSession, pcm: bytes) -> None:
+    for start in range(0, len(pcm), 640):
+        await session.send_audio(pcm[start : start + 640])
+
+
+async def test_spoken_turn_gives_transcript_audio_and_text(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession
+) -> None:
+    gemini.add_input_transcript("Is the front door locked?")
+    gemini.add_response(ScriptedTurn(SpeechPart("Yes, it is locked.")))
+    session, events = await make_session()
+
+    await _speak(session, UTTERANCE)
+    seen = await _until(events, lambda e: isinstance(e, ResponseDone))
+
+    kinds = [type(e) for e in seen]
+    assert kinds.index(SpeechStopped) < kinds.index(ResponseStarted)
+    assert [e.text for e in seen if isinstance(e, InputTranscript) and e.final] == [
+        "Is the front door locked?"
+    ]
+    conn = gemini.connections[0]
+    assert _audio(seen) == bytes(conn.turns[0].pcm)
+    assert {e.sample_rate for e in seen if isinstance(e, AudioChunk)} == {24000}
+    assert "".join(e.text for e in seen if isinstance(e, TranscriptDelta)) == "Yes, it is locked."
+    assert seen[-1] == ResponseDone(
+        seen[-1].response_id,  # type: ignore[union-attr]
+        ResponseStatus.COMPLETED,
+        transcript="Yes, it is locked.",
+        usage=seen[-1].usage,  # type: ignore[union-attr]
+    )
+    # 16 kHz in, byte for byte: no resampling on the way in.
+    assert conn.audio_ms_received == pytest.approx(2200, abs=20)
+    setup = conn.setup
+    assert setup["model"] == f"models/{MODEL}"
+    assert setup["systemInstruction"] == {"parts": [{"text": "You run a home."}]}
+    voice = setup["generationConfig"]["speechConfig"]["voiceConfig"]
+    assert voice["prebuiltVoiceConfig"]["voiceName"] == "Puck"
+
+
+async def test_tool_call_waits_for_its_result_then_the_model_goes_on(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession
+) -> None:
+    gemini.add_response(
+        ScriptedTurn(SpeechPart("One moment."), ToolCallPart("HassTurnOn", {"name": "porch light"}))
+    )
+    gemini.add_response(ScriptedTurn(SpeechPart("The porch light is on.")))
+    tool = ToolSpec("HassTurnOn", "Turn a device on", {"type": "object", "properties": {}})
+    session, events = await make_session(tools=(tool,))
+
+    await session.send_text("Turn on the porch light")
+    seen = await _until(events, lambda e: isinstance(e, AwaitingToolResults))
+    [call] = [e for e in seen if isinstance(e, ToolCall)]
+    assert (call.name, call.arguments) == ("HassTurnOn", {"name": "porch light"})
+    asked = await _until(events, lambda e: isinstance(e, ResponseDone))
+    assert asked[-1].status is ResponseStatus.COMPLETED  # type: ignore[union-attr]
+
+    await session.send_tool_result(call.call_id, call.name, {"success": True})
+    follow_up = await _until(events, lambda e: isinstance(e, ResponseDone))
+
+    assert follow_up[-1].transcript == "The porch light is on."  # type: ignore[union-attr]
+    conn = gemini.connections[0]
+    assert [r["id"] for r in conn.tool_responses] == [call.call_id]
+    declared = conn.setup["tools"][0]["functionDeclarations"]
+    assert [d["name"] for d in declared] == ["HassTurnOn"]
+
+
+async def test_interrupted_stops_the_audio_within_one_chunk(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession
+) -> None:
+    gemini.chunk_delay_s = 0.02
+    gemini.add_response(ScriptedTurn(SpeechPart(LONG_REPLY)))
+    session, events = await make_session()
+    await session.send_text("Tell me about the weather")
+    seen = await _until(events, lambda e: isinstance(e, AudioChunk))
+    response_id = next(e.response_id for e in seen if isinstance(e, ResponseStarted))
+
+    await _speak(session, speech_like(0.8, RATE) + silence(0.1, RATE))
+    after = await _until(events, lambda e: isinstance(e, Interrupted))
+    rest = await _until(events, lambda e: isinstance(e, ResponseDone))
+
+    assert after[-1] == Interrupted(response_id)
+    # At most the one chunk that was already on its way before the interruption.
+    assert len(_audio(after)) <= 2 * gemini.audio_chunk_ms * 48
+    assert not _audio(rest, response_id)
+    assert rest[-1].status is ResponseStatus.INTERRUPTED  # type: ignore[union-attr]
+    assert gemini.connections[0].turns[0].status == "interrupted"
+
+
+async def test_cancelled_tool_call_result_is_not_sent(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession
+) -> None:
+    """The user spoke before the call was answered: Gemini withdraws it; its result stays home."""
+    gemini.add_response(ScriptedTurn(ToolCallPart("SlowThing", {})))
+    tool = ToolSpec("SlowThing", "Takes a while", {"type": "object", "properties": {}})
+    session, events = await make_session(tools=(tool,))
+    await session.send_text("Do the slow thing")
+    [call] = [
+        e
+        for e in await _until(events, lambda e: isinstance(e, ToolCall))
+        if isinstance(e, ToolCall)
+    ]
+
+    await _speak(session, speech_like(0.8, RATE) + silence(0.1, RATE))
+    cancelled = await _until(events, lambda e: isinstance(e, ToolCallsCancelled))
+    await session.send_tool_result(call.call_id, call.name, {"done": True})  # type: ignore[union-attr]
+    await asyncio.sleep(0.1)
+
+    assert cancelled[-1] == ToolCallsCancelled((call.call_id,))  # type: ignore[union-attr]
+    conn = gemini.connections[0]
+    assert set(conn.cancelled_call_ids) == {call.call_id}  # type: ignore[union-attr]
+    assert conn.tool_responses == []
+
+
+async def test_go_away_resumes_with_the_conversation_and_no_lost_audio(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession
+) -> None:
+    gemini.add_response(ScriptedTurn(SpeechPart("Your name is Ada.")))
+    session, events = await make_session()
+    await session.send_text("My name is Ada.")
+    await _until(events, lambda e: isinstance(e, ResponseDone))
+    first = gemini.connections[0]
+
+    # The new connection answers from the conversation it resumed.
+    gemini.responder = lambda conn: ScriptedTurn(SpeechPart("Ada.")) if conn is not first else None
+    await gemini.send_go_away(first, time_left_s=0.5)
+    # The user starts talking while the connection is being replaced.
+    await _speak(session, UTTERANCE)
+    reconnected = await _until(events, lambda e: isinstance(e, Reconnected))
+    answer = await _until(
+        events, lambda e: isinstance(e, ResponseDone) and e.transcript == "Ada.", within_s=8
+    )
+
+    assert reconnected[-1].lost_response is False  # type: ignore[union-attr]
+    second = gemini.connections[1]
+    assert second.resumed_from is not None
+    # The resumed session knows the first exchange without it being sent again.
+    assert [turn["role"] for turn in second.history][:2] == ["user", "model"]
+    assert not [m for m in second.messages if "clientContent" in m]
+    assert answer[-1].transcript == "Ada."  # type: ignore[union-attr]
+    # Every frame of the user's turn reached the new connection.
+    assert second.audio_ms_received == pytest.approx(2200, abs=20)
+
+
+async def test_bad_key_and_unknown_model_fail_to_start(gemini: FakeGeminiLiveServer) -> None:
+    bad_key = GeminiLiveProvider(Endpoint(api_key="AIza-wrong", url=gemini.url))
+    with pytest.raises(AuthenticationError, match="API key not valid"):
+        await bad_key.connect(_config())
+
+    good = GeminiLiveProvider(Endpoint(api_key=gemini.api_key, url=gemini.url))
+    with pytest.raises(ConnectError, match="not found"):
+        await good.connect(_config(model="gemini-0.1-imaginary"))
