@@ -36,6 +36,7 @@ from .realtime.events import (
     ResponseStatus,
     SessionClosed,
     ToolCall,
+    ToolCallsCancelled,
     TranscriptDelta,
 )
 from .realtime.session import Subscription
@@ -141,6 +142,14 @@ class RealtimeConversationEntity(
         turn.agent_done = True
 
 
+def _withdrawn(events: Subscription, call_id: str) -> bool:
+    """Whether the provider already withdrew the call (the news waits in the buffer)."""
+    return any(
+        isinstance(event, ToolCallsCancelled) and call_id in event.call_ids
+        for event in events.peek()
+    )
+
+
 async def _chat_log_deltas(
     events: Subscription,
 ) -> AsyncIterator[conversation.AssistantContentDeltaDict]:
@@ -166,6 +175,9 @@ async def _chat_log_deltas(
                 responding = True
             case TranscriptDelta(text=text):
                 yield {"content": text}
+            case ToolCall() if _withdrawn(events, event.call_id):
+                # Withdrawn before we got to it (the user spoke): never start it.
+                LOGGER.debug("Not starting withdrawn tool call %s", event.name)
             case ToolCall():
                 tool_input = llm.ToolInput(
                     id=event.call_id, tool_name=event.name, tool_args=event.arguments

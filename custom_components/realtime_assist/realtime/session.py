@@ -122,6 +122,10 @@ class Subscription:
     def buffered_events(self) -> int:
         return len(self._events)
 
+    def peek(self) -> tuple[SessionEvent, ...]:
+        """The events waiting to be read, oldest first (nothing is consumed)."""
+        return tuple(self._events)
+
     def end(self) -> None:
         """No more events will come: iteration stops once the buffer is drained."""
         self.closed = True
