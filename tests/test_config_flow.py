@@ -23,8 +23,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import custom_components.realtime_assist
 from custom_components.realtime_assist.config_flow import _flatten
 from custom_components.realtime_assist.const import (
+    CONF_CAMERA_FPS,
+    CONF_CAMERA_LONG_SIDE,
     CONF_IDLE_TIMEOUT,
     CONF_KEEP_WARM,
+    CONF_PAIR_CAMERAS,
     CONF_MODEL,
     CONF_PROVIDER,
     CONF_SERVICE_DOMAINS,
@@ -92,6 +95,9 @@ async def test_user_flow_creates_entry_with_default_agent(
         CONF_IDLE_TIMEOUT: 300,
         CONF_TOOL_TIMEOUT: 10,
         CONF_KEEP_WARM: True,
+        CONF_PAIR_CAMERAS: False,
+        CONF_CAMERA_FPS: 1.0,
+        CONF_CAMERA_LONG_SIDE: 1024,
     }
 
 
@@ -256,6 +262,8 @@ AGENT_INPUT = {
     CONF_SERVICE_DOMAINS: ["climate", "media_player"],
     CONF_TOOL_TIMEOUT: 15,
     CONF_KEEP_WARM: False,
+    CONF_PAIR_CAMERAS: True,
+    CONF_CAMERA_LONG_SIDE: 768,
 }
 
 

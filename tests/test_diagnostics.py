@@ -48,6 +48,9 @@ async def test_diagnostics_redact_key_and_omit_prompt(
                     "idle_timeout": 300,
                     "tool_timeout": 10,
                     "keep_warm": False,
+                    "pair_cameras": False,
+                    "camera_fps": 1.0,
+                    "camera_long_side": 1024,
                 },
                 "sessions": {},
             }

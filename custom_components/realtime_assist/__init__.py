@@ -9,13 +9,22 @@ from typing import Any
 from homeassistant.components import assist_pipeline
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryNotReady,
+    HomeAssistantError,
+    ServiceValidationError,
+)
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
+import probatio
 
 from .agent import RealtimeAgent
+from .camera import CameraError, async_snapshot
 from .const import CONF_PROVIDER, DOMAIN, LOGGER, PROVIDER_PROFILES, SUBENTRY_CONVERSATION
 from .realtime.config import Endpoint, SessionConfig
-from .realtime.errors import AuthenticationError, ConnectError
+from .realtime.errors import AuthenticationError, ConnectError, RealtimeError
 from .realtime.providers import create_provider
 from .realtime.providers.base import Provider
 
@@ -49,6 +58,65 @@ async def async_build_provider(data: Mapping[str, Any]) -> Provider:
     connection = await provider.connect(SessionConfig(model=PROVIDER_PROFILES[name].default_model))
     await connection.close()
     return provider
+
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+SERVICE_ASK_ABOUT_CAMERA = "ask_about_camera"
+ASK_ABOUT_CAMERA_SCHEMA = probatio.Schema(
+    {
+        probatio.Required("camera"): cv.entity_domain("camera"),
+        probatio.Required("question"): cv.string,
+        probatio.Optional("agent"): cv.entity_domain("conversation"),
+    }
+)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the integration's actions (they work with any loaded agent)."""
+
+    async def ask_about_camera(call: ServiceCall) -> ServiceResponse:
+        agent = _find_agent(hass, call.data.get("agent"))
+        camera_id: str = call.data["camera"]
+        try:
+            jpeg = await async_snapshot(hass, camera_id, agent.camera_long_side)
+        except CameraError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="camera_unavailable",
+                translation_placeholders={"camera": camera_id, "error": str(err)},
+            ) from err
+        try:
+            answer = await agent.async_ask_about_image(jpeg, call.data["question"])
+        except (RealtimeError, TimeoutError) as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="model_unavailable",
+                translation_placeholders={"error": str(err) or type(err).__name__},
+            ) from err
+        return {"camera": camera_id, "answer": answer}
+
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_ASK_ABOUT_CAMERA,
+        ask_about_camera,
+        schema=ASK_ABOUT_CAMERA_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    return True
+
+
+def _find_agent(hass: HomeAssistant, conversation_entity: str | None) -> RealtimeAgent:
+    """The loaded agent with that conversation entity (or the first loaded one)."""
+    entries: list[RealtimeAssistConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
+    for entry in entries:
+        for agent in entry.runtime_data.agents.values():
+            if conversation_entity in (None, agent.entity_ids.get(Platform.CONVERSATION)):
+                return agent
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="agent_not_found",
+        translation_placeholders={"agent": conversation_entity or DOMAIN},
+    )
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> bool:

@@ -7,6 +7,7 @@ under its conversation so the stage that comes next in the pipeline finds it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 import dataclasses
 from typing import Any
@@ -16,25 +17,41 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
+from homeassistant.util import ulid
 
 from .agent_config import session_config_from_options
 from .assist_bridge import PipelineRunInfo
+from .camera import CameraTool, async_run_paired_camera, camera_in_area_of_device, exposed_cameras
 from .const import (
+    CONF_CAMERA_FPS,
+    CONF_CAMERA_LONG_SIDE,
     CONF_IDLE_TIMEOUT,
     CONF_KEEP_WARM,
+    CONF_PAIR_CAMERAS,
     CONF_SERVICE_DOMAINS,
     CONF_TOOL_TIMEOUT,
+    DEFAULT_CAMERA_FPS,
+    DEFAULT_CAMERA_LONG_SIDE,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_KEEP_WARM,
+    DEFAULT_PAIR_CAMERAS,
     DEFAULT_TOOL_TIMEOUT,
     DOMAIN,
+    PROVIDER_PROFILES,
 )
-from .realtime.config import OutputModality, SessionConfig
+from .realtime.config import OutputModality, SessionConfig, TurnDetection, TurnDetectionMode
+from .realtime.events import TranscriptDelta
 from .realtime.pool import SessionPool
 from .realtime.providers.base import Provider
-from .realtime.turn import VoiceTurn
+from .realtime.turn import TurnTracker, VoiceTurn
 from .service_tool import CallServiceTool
 from .tools import guard_chat_log_tools, tool_specs
+
+CAMERA_QUESTION_INSTRUCTIONS = (
+    "You are shown an image from a home's camera. Answer the question about it briefly, "
+    "in the language of the question, saying only what the image shows."
+)
+QUESTION_TIMEOUT_S = 60.0
 
 
 class RealtimeAgent:
@@ -56,6 +73,8 @@ class RealtimeAgent:
         self._device_turns: dict[str, VoiceTurn] = {}
         # Entity ids of the agent's entities, set as they are added.
         self.entity_ids: dict[str, str] = {}
+        # Paired cameras feeding live turns (each ends with its turn).
+        self._camera_feeds: set[asyncio.Task[None]] = set()
         if self.options.get(CONF_KEEP_WARM, DEFAULT_KEEP_WARM):
             self.pool.keep_warm(self.base_config)
 
@@ -75,6 +94,10 @@ class RealtimeAgent:
             Platform.CONVERSATION
         )
         ours_speaks = run is not None and run.tts_engine == self.entity_ids.get(Platform.TTS)
+        if not PROVIDER_PROFILES[self._provider_name].live_reconfigure:
+            # Each change would cost a new connection (Gemini): turns keep one
+            # configuration, and the model answers even when another agent does.
+            return config
         return dataclasses.replace(
             config,
             turn_detection=dataclasses.replace(config.turn_detection, create_response=ours_answers),
@@ -101,12 +124,9 @@ class RealtimeAgent:
             extra_system_prompt,
         )
         if log.llm_api is not None:
-            service_tool = await CallServiceTool.async_create(
-                self.hass, self.options.get(CONF_SERVICE_DOMAINS), llm_context.language
-            )
             guard_chat_log_tools(
                 log,
-                [service_tool] if service_tool.services else [],
+                await self._async_own_tools(llm_context),
                 float(self.options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
             )
         system = log.content[0]
@@ -116,6 +136,72 @@ class RealtimeAgent:
             tools=tool_specs(log.llm_api),
             language=llm_context.language,
         )
+
+    async def _async_own_tools(self, llm_context: llm.LLMContext) -> list[llm.Tool]:
+        """Tools of this agent beside the selected LLM APIs (they act on our own session)."""
+        tools: list[llm.Tool] = []
+        service_tool = await CallServiceTool.async_create(
+            self.hass, self.options.get(CONF_SERVICE_DOMAINS), llm_context.language
+        )
+        if service_tool.services:
+            tools.append(service_tool)
+        if cameras := exposed_cameras(self.hass):
+            tools.append(CameraTool(self.hass, self.pool, cameras, self.camera_long_side))
+        return tools
+
+    @property
+    def camera_long_side(self) -> int:
+        return int(self.options.get(CONF_CAMERA_LONG_SIDE, DEFAULT_CAMERA_LONG_SIDE))
+
+    def watch_through_camera(self, turn: VoiceTurn, device_id: str | None) -> None:
+        """If the agent pairs satellites with cameras, the model sees through this one's."""
+        if not self.options.get(CONF_PAIR_CAMERAS, DEFAULT_PAIR_CAMERAS):
+            return
+        if (entity_id := camera_in_area_of_device(self.hass, device_id)) is None:
+            return
+        feed = self.hass.async_create_background_task(
+            async_run_paired_camera(
+                self.hass,
+                turn,
+                entity_id,
+                video=PROVIDER_PROFILES[self._provider_name].video_input,
+                frame_interval_s=1.0 / float(self.options.get(CONF_CAMERA_FPS, DEFAULT_CAMERA_FPS)),
+                long_side=self.camera_long_side,
+            ),
+            "realtime_assist_paired_camera",
+        )
+        self._camera_feeds.add(feed)
+        feed.add_done_callback(self._camera_feeds.discard)
+
+    async def async_ask_about_image(self, jpeg: bytes, question: str) -> str:
+        """One question about one image, in a session of its own; the model's answer."""
+        config = dataclasses.replace(
+            self.base_config,
+            instructions=CAMERA_QUESTION_INSTRUCTIONS,
+            turn_detection=TurnDetection(mode=TurnDetectionMode.OFF),
+            input_transcription_model=None,
+        )
+        if PROVIDER_PROFILES[self._provider_name].live_reconfigure:
+            config = dataclasses.replace(config, output_modality=OutputModality.TEXT)
+        key = f"camera_question_{ulid.ulid_now()}"
+        try:
+            async with self.pool.lease(key, config) as session:
+                turn = VoiceTurn(session)
+                turn.discard_audio()
+                await session.send_image(jpeg, "image/jpeg")
+                await session.send_text(question)
+                answer: list[str] = []
+                tracker = TurnTracker()
+                async with asyncio.timeout(QUESTION_TIMEOUT_S):
+                    async for event in turn.agent_events:
+                        if isinstance(event, TranscriptDelta):
+                            answer.append(event.text)
+                        if tracker.ends_turn(event):
+                            break
+                turn.close()
+        finally:
+            await self.pool.close(key)
+        return "".join(answer).strip()
 
     def start_turn(
         self, conversation_id: str, turn: VoiceTurn, device_id: str | None = None
@@ -142,6 +228,8 @@ class RealtimeAgent:
         return turn if turn is not None and turn.still_playing() else None
 
     async def async_close(self) -> None:
+        for feed in list(self._camera_feeds):
+            feed.cancel()
         for turn in self._turns.values():
             turn.close()
         self._turns.clear()

@@ -14,16 +14,22 @@ from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT
 from homeassistant.helpers import llm
 
 from .const import (
+    CONF_CAMERA_FPS,
+    CONF_CAMERA_LONG_SIDE,
     CONF_IDLE_TIMEOUT,
     CONF_KEEP_WARM,
     CONF_MODEL,
+    CONF_PAIR_CAMERAS,
     CONF_SILENCE_DURATION_MS,
     CONF_TOOL_TIMEOUT,
     CONF_TURN_DETECTION,
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
+    DEFAULT_CAMERA_FPS,
+    DEFAULT_CAMERA_LONG_SIDE,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_KEEP_WARM,
+    DEFAULT_PAIR_CAMERAS,
     DEFAULT_SILENCE_DURATION_MS,
     DEFAULT_TOOL_TIMEOUT,
     DEFAULT_TURN_DETECTION,
@@ -48,6 +54,9 @@ def recommended_agent_options(provider: str) -> dict[str, Any]:
         # No CONF_SERVICE_DOMAINS: the call-service tool follows the exposed entities.
         CONF_TOOL_TIMEOUT: DEFAULT_TOOL_TIMEOUT,
         CONF_KEEP_WARM: DEFAULT_KEEP_WARM,
+        CONF_PAIR_CAMERAS: DEFAULT_PAIR_CAMERAS,
+        CONF_CAMERA_FPS: DEFAULT_CAMERA_FPS,
+        CONF_CAMERA_LONG_SIDE: DEFAULT_CAMERA_LONG_SIDE,
     }
 
 

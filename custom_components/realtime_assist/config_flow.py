@@ -43,9 +43,12 @@ import probatio
 from . import async_build_provider
 from .agent_config import recommended_agent_options
 from .const import (
+    CONF_CAMERA_FPS,
+    CONF_CAMERA_LONG_SIDE,
     CONF_IDLE_TIMEOUT,
     CONF_KEEP_WARM,
     CONF_MODEL,
+    CONF_PAIR_CAMERAS,
     CONF_PROVIDER,
     CONF_SERVICE_DOMAINS,
     CONF_SILENCE_DURATION_MS,
@@ -54,8 +57,11 @@ from .const import (
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
     DEFAULT_AGENT_NAME,
+    DEFAULT_CAMERA_FPS,
+    DEFAULT_CAMERA_LONG_SIDE,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_KEEP_WARM,
+    DEFAULT_PAIR_CAMERAS,
     DEFAULT_SILENCE_DURATION_MS,
     DEFAULT_TOOL_TIMEOUT,
     DEFAULT_TURN_DETECTION,
@@ -371,8 +377,35 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
                     probatio.Coerce(int),
                 ),
                 probatio.Required(CONF_KEEP_WARM, default=DEFAULT_KEEP_WARM): BooleanSelector(),
+                probatio.Required(
+                    CONF_PAIR_CAMERAS, default=DEFAULT_PAIR_CAMERAS
+                ): BooleanSelector(),
+                probatio.Required(
+                    CONF_CAMERA_LONG_SIDE, default=DEFAULT_CAMERA_LONG_SIDE
+                ): probatio.All(
+                    NumberSelector(
+                        NumberSelectorConfig(
+                            min=256,
+                            max=2048,
+                            step=64,
+                            unit_of_measurement="px",
+                            mode=NumberSelectorMode.BOX,
+                        )
+                    ),
+                    probatio.Coerce(int),
+                ),
             }
         )
+        if profile.video_input:
+            fields[probatio.Required(CONF_CAMERA_FPS, default=DEFAULT_CAMERA_FPS)] = NumberSelector(
+                NumberSelectorConfig(
+                    min=0.1,
+                    max=1.0,
+                    step=0.1,
+                    unit_of_measurement="fps",
+                    mode=NumberSelectorMode.BOX,
+                )
+            )
         if TurnDetectionMode.SEMANTIC_VAD not in profile.turn_detection_modes:
             return probatio.Schema(fields)
         # Eagerness only means something to semantic turn detection.

@@ -36,6 +36,12 @@ CONF_SERVICE_DOMAINS: Final = "service_domains"
 CONF_TOOL_TIMEOUT: Final = "tool_timeout"
 # Keep one session connected ahead of the next conversation (no handshake in the turn).
 CONF_KEEP_WARM: Final = "keep_warm"
+# A satellite sees through the exposed camera in its area while its turn is live.
+CONF_PAIR_CAMERAS: Final = "pair_cameras"
+# Frames per second of a paired camera's video (providers with video input).
+CONF_CAMERA_FPS: Final = "camera_fps"
+# Long side, in pixels, of the images the model is shown.
+CONF_CAMERA_LONG_SIDE: Final = "camera_long_side"
 
 DEFAULT_TURN_DETECTION: Final = TurnDetectionMode.SERVER_VAD
 DEFAULT_VAD_EAGERNESS: Final = Eagerness.AUTO
@@ -45,6 +51,9 @@ DEFAULT_SILENCE_DURATION_MS: Final = 500
 DEFAULT_IDLE_TIMEOUT: Final = 300
 DEFAULT_TOOL_TIMEOUT: Final = 10
 DEFAULT_KEEP_WARM: Final = True
+DEFAULT_PAIR_CAMERAS: Final = False
+DEFAULT_CAMERA_FPS: Final = 1.0
+DEFAULT_CAMERA_LONG_SIDE: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,8 @@ class ProviderProfile:
     # The protocol takes a new configuration on a live connection (OpenAI); if not
     # (Gemini), changing it means a new connection, so turns keep one configuration.
     live_reconfigure: bool
+    # The model takes a stream of video frames (Gemini); otherwise single images.
+    video_input: bool
 
     @property
     def default_model(self) -> str:
@@ -100,6 +111,7 @@ PROVIDER_PROFILES: Final[dict[str, ProviderProfile]] = {
         ),
         input_transcription_model="gpt-4o-mini-transcribe",
         live_reconfigure=True,
+        video_input=False,
     ),
     PROVIDER_GEMINI: ProviderProfile(
         title="Gemini Live",
@@ -123,5 +135,6 @@ PROVIDER_PROFILES: Final[dict[str, ProviderProfile]] = {
         turn_detection_modes=(TurnDetectionMode.SERVER_VAD, TurnDetectionMode.OFF),
         input_transcription_model=None,
         live_reconfigure=False,
+        video_input=True,
     ),
 }

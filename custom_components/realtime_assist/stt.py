@@ -119,6 +119,7 @@ class RealtimeSpeechToTextEntity(RealtimeAssistEntity, stt.SpeechToTextEntity):
             async with agent.pool.lease(conversation_id, config) as session:
                 turn = VoiceTurn(session)
                 agent.start_turn(conversation_id, turn, device_id)
+                agent.watch_through_camera(turn, device_id)
                 text = await turn.listen(stream, commit_at_end=self._turn_detection_off)
         except NoSpeechError as err:
             LOGGER.info("No speech recognised: %s", err)

@@ -1,0 +1,238 @@
+"""Camera bridge: Home Assistant cameras feed frames into the live session.
+
+- A tool for the model ("look at a camera"): it belongs to our agent, not to
+  the Assist API shared by every agent, because it puts the frame into *our*
+  live session; another agent's model could not see it.
+- A satellite paired with a camera (the exposed camera in the satellite's
+  area): while a turn on that satellite is live the model sees through it, on
+  Gemini as a low-rate video stream, on OpenAI as a snapshot when the user
+  starts speaking.
+- Frames are downscaled and re-encoded to JPEG in an executor, never in the
+  event loop. Unavailable or slow cameras and undecodable images become clear
+  errors, never a hung turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+import io
+
+from homeassistant.components import camera
+from homeassistant.components.homeassistant.exposed_entities import async_should_expose
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import (
+    area_registry as ar,
+    device_registry as dr,
+    entity_registry as er,
+    llm,
+)
+from PIL import Image, UnidentifiedImageError
+import probatio
+
+from .assist_bridge import current_conversation_id
+from .const import DOMAIN, LOGGER
+from .realtime.events import SpeechStarted
+from .realtime.pool import SessionPool
+from .realtime.session import RealtimeSession
+from .realtime.turn import TurnTracker, VoiceTurn
+
+CAMERA_DOMAIN = "camera"
+CAMERA_TOOL_NAME = f"{DOMAIN}__look_at_camera"
+CONVERSATION_ASSISTANT = "conversation"
+DEFAULT_LONG_SIDE = 1024
+# A camera that does not answer within this gives the model an error instead.
+SNAPSHOT_TIMEOUT_S = 5
+JPEG_QUALITY = 80
+# Video frames no faster than this: about what the providers take (Gemini: 1 fps).
+MIN_FRAME_INTERVAL_S = 1.0
+# Largest image we accept from a camera before decoding it.
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+class CameraError(HomeAssistantError):
+    """A frame could not be had from a camera."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExposedCamera:
+    """A camera the model may look through, as the model is told about it."""
+
+    entity_id: str
+    name: str
+    area: str | None
+
+
+def exposed_cameras(hass: HomeAssistant) -> list[ExposedCamera]:
+    """Cameras exposed to Assist, with their names and areas."""
+    entities = er.async_get(hass)
+    devices = dr.async_get(hass)
+    areas = ar.async_get(hass)
+    cameras = []
+    for state in hass.states.async_all(CAMERA_DOMAIN):
+        if not async_should_expose(hass, CONVERSATION_ASSISTANT, state.entity_id):
+            continue
+        area_id = None
+        if (entry := entities.async_get(state.entity_id)) is not None:
+            area_id = entry.area_id
+            if (
+                area_id is None
+                and entry.device_id
+                and (device := devices.async_get(entry.device_id))
+            ):
+                area_id = device.area_id
+        area = areas.async_get_area(area_id) if area_id else None
+        cameras.append(ExposedCamera(state.entity_id, state.name, area.name if area else None))
+    return cameras
+
+
+def camera_in_area_of_device(hass: HomeAssistant, device_id: str | None) -> str | None:
+    """The exposed camera in the same area as a satellite (its pairing), if any."""
+    if device_id is None or (device := dr.async_get(hass).async_get(device_id)) is None:
+        return None
+    if device.area_id is None:
+        return None
+    area = ar.async_get(hass).async_get_area(device.area_id)
+    for exposed in exposed_cameras(hass):
+        if area is not None and exposed.area == area.name:
+            return exposed.entity_id
+    return None
+
+
+async def async_snapshot(hass: HomeAssistant, entity_id: str, long_side: int) -> bytes:
+    """A JPEG of the camera's current frame, its long side at most `long_side` pixels."""
+    try:
+        image = await camera.async_get_image(hass, entity_id, timeout=SNAPSHOT_TIMEOUT_S)
+    except HomeAssistantError as err:
+        raise CameraError(f"{entity_id} gave no image: {err}") from err
+    if len(image.content) > MAX_IMAGE_BYTES:
+        raise CameraError(f"{entity_id} sent an image of {len(image.content)} bytes, too large")
+    return await hass.async_add_executor_job(_to_jpeg, image.content, long_side, entity_id)
+
+
+def _to_jpeg(content: bytes, long_side: int, entity_id: str) -> bytes:
+    """Decode, downscale and re-encode (runs in an executor: CPU work)."""
+    try:
+        with Image.open(io.BytesIO(content)) as source:
+            frame = source.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise CameraError(f"{entity_id} sent an image that cannot be decoded") from err
+    frame.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    frame.save(out, format="JPEG", quality=JPEG_QUALITY)
+    return out.getvalue()
+
+
+class CameraTool(llm.Tool):
+    """Puts a camera's current frame in front of the model, mid-conversation."""
+
+    name = CAMERA_TOOL_NAME
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        sessions: SessionPool,
+        cameras: list[ExposedCamera],
+        long_side: int,
+    ) -> None:
+        self.integration = DOMAIN
+        self._hass = hass
+        self._sessions = sessions
+        self._cameras = {c.entity_id: c for c in cameras}
+        self._long_side = long_side
+        listed = "; ".join(
+            f"{c.entity_id}: {c.name}" + (f" (area {c.area})" if c.area else "") for c in cameras
+        )
+        self.description = (
+            "Look through one of the home's cameras: you will see its current image and "
+            f"can describe it. Cameras: {listed}"
+        )
+        self.parameters = probatio.Schema(
+            {probatio.Required("camera"): probatio.In(list(self._cameras))}
+        )
+
+    async def async_call(
+        self, hass: HomeAssistant, tool_input: llm.ToolInput, llm_context: llm.LLMContext
+    ) -> llm.ToolResult:
+        entity_id = str(tool_input.tool_args.get("camera", ""))
+        if entity_id not in self._cameras:
+            return _error("CameraNotExposed", f"{entity_id} is not a camera you may look through")
+        conversation_id = current_conversation_id()
+        session = self._sessions.get(conversation_id) if conversation_id else None
+        if session is None:
+            return _error("NoSession", "There is no live conversation to show the image in")
+        try:
+            jpeg = await async_snapshot(hass, entity_id, self._long_side)
+        except CameraError as err:
+            LOGGER.warning("Camera tool: %s", err)
+            return _error("CameraUnavailable", str(err))
+        await session.send_image(jpeg, "image/jpeg")
+        return llm.ToolResult(
+            data={
+                "success": True,
+                "camera": self._cameras[entity_id].name,
+                "note": "The camera's current image is now in the conversation: describe it.",
+            }
+        )
+
+
+def _error(code: str, text: str) -> llm.ToolResult:
+    return llm.ToolResult(data={"error": code, "error_text": text}, error=True)
+
+
+async def async_run_paired_camera(
+    hass: HomeAssistant,
+    turn: VoiceTurn,
+    entity_id: str,
+    *,
+    video: bool,
+    frame_interval_s: float,
+    long_side: int,
+) -> None:
+    """Let the model see through a satellite's camera while its turn is live.
+
+    Video (Gemini): a frame every `frame_interval_s`; when the camera is slower,
+    frames are skipped, never queued. Snapshot (OpenAI, no video input): one
+    frame when the user starts speaking. Ends with the turn.
+    """
+    events = turn.session.subscribe(max_buffered_audio_s=0.1)
+    tracker = TurnTracker()
+
+    async def watch_turn_end() -> None:
+        async for event in events:
+            if tracker.ends_turn(event):
+                return
+            if not video and isinstance(event, SpeechStarted):
+                await _send_frame(hass, turn.session, entity_id, long_side)
+
+    watcher = asyncio.create_task(watch_turn_end(), name="realtime_assist_camera_turn")
+    try:
+        if not video:
+            await watcher
+            return
+        loop = asyncio.get_running_loop()
+        interval = max(frame_interval_s, MIN_FRAME_INTERVAL_S)
+        while not watcher.done():
+            due = loop.time() + interval
+            await _send_frame(hass, turn.session, entity_id, long_side)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, due - loop.time())):
+                    await asyncio.shield(watcher)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        events.close()
+
+
+async def _send_frame(
+    hass: HomeAssistant, session: RealtimeSession, entity_id: str, long_side: int
+) -> None:
+    try:
+        jpeg = await async_snapshot(hass, entity_id, long_side)
+    except CameraError as err:
+        LOGGER.debug("Skipping a frame: %s", err)
+        return
+    await session.send_image(jpeg, "image/jpeg")
