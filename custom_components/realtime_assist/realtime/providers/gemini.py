@@ -20,7 +20,6 @@ on the wire); the tests validate every message we send against
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator, Sequence
 import itertools
@@ -30,8 +29,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from ..config import Endpoint, OutputModality, SessionConfig, TurnDetectionMode
 from ..errors import AuthenticationError, ConnectError
@@ -53,13 +52,13 @@ from ..events import (
     Usage,
 )
 from .base import ConnectionLost, HistoryItem, HistoryRole, Provider, ProviderConnection
+from .websocket import configure_or_close, open_socket
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_URL = "wss://generativelanguage.googleapis.com"
 ENDPOINT_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 INPUT_RATE = 16000
-HANDSHAKE_TIMEOUT_S = 10.0
 # Connections last about 10 minutes; recycle (with the resumption handle) before.
 MAX_CONNECTION_S = 9 * 60
 # Close codes that no new connection can fix: a rejected payload or model.
@@ -126,31 +125,11 @@ class GeminiLiveProvider(Provider):
         self, config: SessionConfig, resume: object | None = None
     ) -> GeminiLiveConnection:
         handle = resume if isinstance(resume, str) else None
-        try:
-            socket = await connect(
-                live_url(self.endpoint),
-                additional_headers={"x-goog-api-key": self.endpoint.api_key},
-                open_timeout=HANDSHAKE_TIMEOUT_S,
-                max_size=None,
-                compression=None,
-                user_agent_header=None,
-            )
-        except InvalidStatus as err:
-            status = err.response.status_code
-            if status in (401, 403):
-                raise AuthenticationError(f"HTTP {status}") from err
-            raise ConnectError(f"handshake rejected: HTTP {status}") from err
-        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as err:
-            raise ConnectError(str(err) or type(err).__name__) from err
+        socket = await open_socket(
+            live_url(self.endpoint), {"x-goog-api-key": self.endpoint.api_key}
+        )
         connection = GeminiLiveConnection(socket, config, handle)
-        try:
-            await asyncio.wait_for(connection.configure(), HANDSHAKE_TIMEOUT_S)
-        except TimeoutError as err:
-            await socket.close()
-            raise ConnectError("the server did not confirm the session setup") from err
-        except BaseException:
-            await socket.close()
-            raise
+        await configure_or_close(socket, connection.configure())
         return connection
 
 

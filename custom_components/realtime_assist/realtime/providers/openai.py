@@ -9,7 +9,6 @@ preview path speaks the beta protocol and is not supported.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,8 +19,8 @@ import time
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from ..audio import duration_ms
 from ..config import Endpoint, SessionConfig, TurnDetectionMode
@@ -43,12 +42,12 @@ from ..events import (
     Usage,
 )
 from .base import ConnectionLost, HistoryItem, HistoryRole, Provider, ProviderConnection
+from .websocket import configure_or_close, open_socket
 
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_URL = "wss://api.openai.com/v1"
 SAMPLE_RATE = 24000
-HANDSHAKE_TIMEOUT_S = 10.0
 # GA sessions end after 60 minutes; recycle well before.
 MAX_CONNECTION_S = 55 * 60
 # Close codes after which a new socket may succeed (as the SDK retries).
@@ -153,40 +152,10 @@ class OpenAIRealtimeProvider(Provider):
     ) -> OpenAIRealtimeConnection:
         """Open a GA session; nothing survives a socket on OpenAI, so `resume` is unused."""
         url, headers = realtime_url(self.endpoint, config.model)
-        try:
-            socket = await connect(
-                url,
-                additional_headers=headers,
-                open_timeout=HANDSHAKE_TIMEOUT_S,
-                max_size=None,
-                compression=None,
-                user_agent_header=None,
-            )
-        except InvalidStatus as err:
-            status = err.response.status_code
-            if status in (401, 403):
-                raise AuthenticationError(_handshake_error_message(err)) from err
-            raise ConnectError(f"handshake rejected: HTTP {status}") from err
-        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as err:
-            raise ConnectError(str(err) or type(err).__name__) from err
+        socket = await open_socket(url, headers)
         connection = OpenAIRealtimeConnection(socket, config)
-        try:
-            await asyncio.wait_for(connection.configure(), HANDSHAKE_TIMEOUT_S)
-        except TimeoutError as err:
-            await socket.close()
-            raise ConnectError("the server did not confirm the session configuration") from err
-        except BaseException:
-            await socket.close()
-            raise
+        await configure_or_close(socket, connection.configure())
         return connection
-
-
-def _handshake_error_message(err: InvalidStatus) -> str:
-    try:
-        body = json.loads(err.response.body or b"{}")
-        return str(body["error"]["message"])
-    except ValueError, KeyError, TypeError:
-        return f"HTTP {err.response.status_code}"
 
 
 @dataclass(slots=True)
