@@ -1,7 +1,16 @@
-"""Fixtures for a Realtime Assist config entry against the fake OpenAI server.
+"""Fixtures for a Realtime Assist config entry against a fake realtime server.
 
-A pytest plugin (loaded by tests/conftest.py), so the entry
-always talks to a real websocket server over loopback.
+A pytest plugin (loaded by tests/conftest.py), so the entry always talks to a
+real websocket server over loopback.
+
+Which provider: the entry fixtures follow the `provider` fixture, OpenAI by
+default. A module whose tests run against every provider overrides it with a
+parametrised one (`provider = every_provider`, see tests/test_conversation.py),
+and a test of one provider's behaviour in such a module pins it with
+`@pytest.mark.parametrize("provider", [PROVIDER_…])` and a reason.
+`realtime_fake` is that provider's fake behind a provider-neutral adapter
+(tests/fakes/providers.py); `fake_server` and `gemini_server` are the raw fakes
+behind it, for tests of one protocol.
 """
 
 from __future__ import annotations
@@ -22,11 +31,17 @@ from custom_components.realtime_assist.const import (
     CONF_KEEP_WARM,
     DEFAULT_AGENT_NAME,
     DOMAIN,
+    PROVIDER_PROFILES,
     SUBENTRY_CONVERSATION,
 )
-from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
+from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
+from tests.fakes.gemini_live import FakeGeminiLiveServer
 from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
-from tests.helpers import entry_data
+from tests.fakes.providers import FakeProvider, GeminiFake, OpenAIFake
+
+ALL_PROVIDERS = (PROVIDER_OPENAI, PROVIDER_GEMINI)
+# How long the fake Gemini server waits between `generationComplete` and `turnComplete`.
+GEMINI_PLAYBACK_WAIT_S = 1.0
 
 
 @pytest.fixture
@@ -46,10 +61,43 @@ async def ha_core(hass: HomeAssistant, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def fake_server(socket_enabled: None) -> AsyncIterator[FakeOpenAIRealtimeServer]:
-    """A fake OpenAI Realtime server on loopback."""
-    async with FakeOpenAIRealtimeServer() as server:
-        yield server
+def provider() -> str:
+    """The provider of the entry and of `realtime_fake`: OpenAI unless overridden."""
+    return PROVIDER_OPENAI
+
+
+@pytest.fixture(params=ALL_PROVIDERS)
+def every_provider(request: pytest.FixtureRequest) -> str:
+    """Each provider in turn: a module runs on all of them with `provider = every_provider`."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def realtime_fake(socket_enabled: None, provider: str) -> AsyncIterator[FakeProvider]:
+    """The fake server of `provider` on loopback, behind the provider-neutral adapter."""
+    if provider == PROVIDER_GEMINI:
+        async with FakeGeminiLiveServer() as gemini:
+            # As the real server does, end the turn only after the reply could have been
+            # played: a new turn started meanwhile interrupts the finished one.
+            gemini.turn_complete_delay_s = GEMINI_PLAYBACK_WAIT_S
+            yield GeminiFake(gemini)
+    else:
+        async with FakeOpenAIRealtimeServer() as openai:
+            yield OpenAIFake(openai)
+
+
+@pytest.fixture
+def fake_server(realtime_fake: FakeProvider) -> FakeOpenAIRealtimeServer:
+    """The fake OpenAI Realtime server (the provider is OpenAI)."""
+    assert isinstance(realtime_fake, OpenAIFake), "fake_server is the OpenAI fake"
+    return realtime_fake.server
+
+
+@pytest.fixture
+def gemini_server(realtime_fake: FakeProvider) -> FakeGeminiLiveServer:
+    """The fake Gemini Live server (the provider is Gemini)."""
+    assert isinstance(realtime_fake, GeminiFake), "gemini_server is the Gemini fake"
+    return realtime_fake.server
 
 
 @pytest.fixture
@@ -63,20 +111,20 @@ def unreachable_url(socket_enabled: None) -> str:
 
 @pytest.fixture
 def mock_config_entry(
-    hass: HomeAssistant, fake_server: FakeOpenAIRealtimeServer
+    hass: HomeAssistant, provider: str, realtime_fake: FakeProvider
 ) -> MockConfigEntry:
-    """An entry as the config flow creates it, pointed at the fake server."""
+    """An entry as the config flow creates it for `provider`, pointed at its fake server."""
     entry = MockConfigEntry(
         domain=DOMAIN,
-        title="OpenAI Realtime",
-        data=entry_data(fake_server.url),
+        title=PROVIDER_PROFILES[provider].title,
+        data=realtime_fake.entry_data(),
         version=1,
         minor_version=1,
         subentries_data=[
             ConfigSubentryData(
                 # No spare session, so each test sees only the connections its turns open
                 # (tests/test_warm_sessions.py covers keep_warm).
-                data=recommended_agent_options(PROVIDER_OPENAI) | {CONF_KEEP_WARM: False},
+                data=recommended_agent_options(provider) | {CONF_KEEP_WARM: False},
                 subentry_type=SUBENTRY_CONVERSATION,
                 title=DEFAULT_AGENT_NAME,
                 unique_id=None,

@@ -1,8 +1,12 @@
-"""Real Assist pipeline runs with Realtime Assist for speech-to-text, agent and text-to-speech."""
+"""Real Assist pipeline runs with Realtime Assist for speech-to-text, agent and text-to-speech.
+
+Every test runs against each provider's fake server unless it says why not.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 import time
 from typing import Any
 
@@ -10,25 +14,44 @@ from homeassistant.components import assist_pipeline
 from homeassistant.const import STATE_ON, Platform
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_state_change_event
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
     WebSocketGenerator,
 )
 
+from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
 from tests.fakes.audio_samples import silence, speech_like
-from tests.fakes.openai_realtime import (
-    FakeOpenAIRealtimeServer,
-    FunctionCallItem,
-    ScriptedResponse,
-    SpeechItem,
+from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
+from tests.fakes.providers import FakeProvider, FakeSession, Reply
+from tests.fixtures_entry import every_provider
+from tests.pipeline_helpers import (
+    PipelineRun,
+    agent_entity_ids,
+    fetch_tts,
+    our_pipeline,
+    run_pipeline,
+    wav_pcm,
 )
-from tests.pipeline_helpers import agent_entity_ids, fetch_tts, our_pipeline, run_pipeline, wav_pcm
 
 SATELLITE_RATE = 16000
 UTTERANCE = (
     silence(0.2, SATELLITE_RATE) + speech_like(1.0, SATELLITE_RATE) + silence(1.0, SATELLITE_RATE)
 )
+
+# Each test runs against each provider's fake, unless it pins one (tests/fixtures_entry.py).
+provider = every_provider
+
+
+def _speech(run: PipelineRun) -> str:
+    return str(run.one("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"])
+
+
+def _heard(fake: FakeProvider, transcript: str) -> FakeSession:
+    """The connection of the session that heard the user say `transcript`."""
+    [conn] = [c for c in fake.connections if transcript in c.user_texts()]
+    return conn
 
 
 async def test_setup_creates_a_pipeline_and_keeps_the_preferred_one(
@@ -48,12 +71,12 @@ async def test_spoken_turn_plays_the_models_own_audio(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     loaded_entry: MockConfigEntry,
 ) -> None:
     """Speech in; the provider's VAD ends the turn; the TTS URL plays exactly the model's PCM."""
-    fake_server.add_input_transcript("What time is it?")
-    fake_server.add_response(ScriptedResponse(SpeechItem("It is half past three.")))
+    realtime_fake.hear("What time is it?")
+    realtime_fake.say("It is half past three.")
     pipeline = our_pipeline(hass, loaded_entry)
 
     run = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
@@ -62,14 +85,13 @@ async def test_spoken_turn_plays_the_models_own_audio(
     # The provider's VAD ended the turn: Home Assistant's did not run.
     assert "stt-vad-end" not in run.types
     assert run.one("stt-end")["stt_output"]["text"] == "What time is it?"
-    speech = run.one("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"]
-    assert speech == "It is half past three."
+    assert _speech(run) == "It is half past three."
     wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
     rate, pcm = wav_pcm(wav)
-    conn = fake_server.connections[-1]
+    conn = realtime_fake.connections[-1]
     assert rate == 24000
-    assert pcm == conn.responses[0].pcm
-    assert fake_server.protocol_errors == []
+    assert pcm == conn.reply_pcm(0)
+    assert realtime_fake.protocol_errors == []
 
 
 LONG_REPLY = (
@@ -81,7 +103,7 @@ LONG_REPLY = (
 class TtsReader:
     """Fetches the TTS URL as soon as the pipeline says streaming started, like a satellite."""
 
-    def __init__(self, hass_client: ClientSessionGenerator, fake: FakeOpenAIRealtimeServer) -> None:
+    def __init__(self, hass_client: ClientSessionGenerator, fake: FakeProvider) -> None:
         self._hass_client = hass_client
         self._fake = fake
         self.url: str | None = None
@@ -90,7 +112,7 @@ class TtsReader:
         self.streaming = asyncio.Event()
         self.first_byte_at: float | None = None
         self.finished_at: float | None = None
-        self.response_status_at_first_byte: str | None = None
+        self.model_replying_at_first_byte: bool | None = None
 
     def on_event(self, event: dict[str, Any]) -> None:
         if event["type"] == "run-start":
@@ -111,8 +133,7 @@ class TtsReader:
         async for chunk in response.content.iter_any():
             if self.first_byte_at is None and len(data) + len(chunk) > 44:
                 self.first_byte_at = time.monotonic()
-                active = self._fake.connections[-1].active_response
-                self.response_status_at_first_byte = active.status if active else "done"
+                self.model_replying_at_first_byte = self._fake.connections[-1].is_replying()
             data += chunk
         self.finished_at = time.monotonic()
         return bytes(data)
@@ -126,40 +147,38 @@ async def test_first_audio_is_playable_before_the_model_finishes(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     loaded_entry: MockConfigEntry,
 ) -> None:
     """Streaming, not buffered: the satellite reads audio while the model is still talking."""
-    fake_server.chunk_delay_s = 0.02  # the model speaks about twice as fast as real time
-    fake_server.add_response(ScriptedResponse(SpeechItem(LONG_REPLY)))
-    reader = TtsReader(hass_client, fake_server)
+    realtime_fake.chunk_delay_s = 0.02  # the model speaks about twice as fast as real time
+    realtime_fake.say(LONG_REPLY)
+    reader = TtsReader(hass_client, realtime_fake)
 
     run = await run_pipeline(
         hass_ws_client, our_pipeline(hass, loaded_entry).id, UTTERANCE, on_event=reader.on_event
     )
 
     assert "error" not in run.types, run.of_type("error")
-    assert await reader.audio() == fake_server.connections[-1].responses[0].pcm
-    assert reader.response_status_at_first_byte == "in_progress"
+    assert await reader.audio() == realtime_fake.connections[-1].reply_pcm(0)
+    assert reader.model_replying_at_first_byte is True
 
 
 async def test_spoken_command_turns_the_light_on_while_the_model_talks(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     kitchen_light: str,
     loaded_entry: MockConfigEntry,
 ) -> None:
-    fake_server.chunk_delay_s = 0.01
-    fake_server.add_input_transcript("Turn on the kitchen light.")
-    fake_server.add_response(
-        ScriptedResponse(
-            SpeechItem("Sure, turning on the kitchen light for you right now."),
-            FunctionCallItem("intent__HassTurnOn", {"name": "Kitchen light"}),
-        )
+    realtime_fake.chunk_delay_s = 0.01
+    realtime_fake.hear("Turn on the kitchen light.")
+    realtime_fake.say_then_call(
+        "Sure, turning on the kitchen light for you right now.",
+        ("intent__HassTurnOn", {"name": "Kitchen light"}),
     )
-    fake_server.add_response(ScriptedResponse(SpeechItem("The kitchen light is on.")))
+    realtime_fake.say("The kitchen light is on.")
     light_on_at: list[float] = []
 
     @callback
@@ -168,7 +187,7 @@ async def test_spoken_command_turns_the_light_on_while_the_model_talks(
             light_on_at.append(time.monotonic())
 
     async_track_state_change_event(hass, [kitchen_light], light_changed)
-    reader = TtsReader(hass_client, fake_server)
+    reader = TtsReader(hass_client, realtime_fake)
 
     run = await run_pipeline(
         hass_ws_client, our_pipeline(hass, loaded_entry).id, UTTERANCE, on_event=reader.on_event
@@ -182,17 +201,18 @@ async def test_spoken_command_turns_the_light_on_while_the_model_talks(
     assert light_on_at
     assert light_on_at[0] < reader.finished_at
     # The satellite hears the whole turn: the model's words before and after the tool call.
-    conn = fake_server.connections[-1]
-    assert audio == conn.responses[0].pcm + conn.responses[1].pcm
-    speech = run.one("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"]
-    assert speech == "The kitchen light is on."
+    conn = realtime_fake.connections[-1]
+    assert audio == conn.reply_pcm(0) + conn.reply_pcm(1)
+    assert conn.tool_results()[0]["data"]["success"][0]["id"] == kitchen_light
+    assert _speech(run) == "The kitchen light is on."
+    assert realtime_fake.protocol_errors == []
 
 
 async def test_two_satellites_at_once_each_hear_their_own_answer(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     loaded_entry: MockConfigEntry,
 ) -> None:
     answers = {
@@ -200,13 +220,11 @@ async def test_two_satellites_at_once_each_hear_their_own_answer(
         "Is the garage door closed?": "Yes, the garage door has been closed since this morning.",
     }
     for question in answers:
-        fake_server.add_input_transcript(question)
-    fake_server.chunk_delay_s = 0.005
-    fake_server.responder = lambda conn: ScriptedResponse(
-        SpeechItem(answers[conn.last_user_text() or ""])
-    )
+        realtime_fake.hear(question)
+    realtime_fake.chunk_delay_s = 0.005
+    realtime_fake.respond_with(lambda conn: Reply(answers[conn.last_user_text() or ""]))
     pipeline_id = our_pipeline(hass, loaded_entry).id
-    readers = [TtsReader(hass_client, fake_server) for _ in answers]
+    readers = [TtsReader(hass_client, realtime_fake) for _ in answers]
 
     runs = await asyncio.gather(
         *(
@@ -223,25 +241,39 @@ async def test_two_satellites_at_once_each_hear_their_own_answer(
     for run, reader in zip(runs, readers, strict=True):
         assert "error" not in run.types, run.of_type("error")
         question = run.one("stt-end")["stt_output"]["text"]
-        [conn] = [c for c in fake_server.connections if c.last_user_text() == question]
+        conn = _heard(realtime_fake, question)
         audio = await reader.audio()
-        assert audio == conn.responses[0].pcm
+        assert audio == conn.reply_pcm(0)
+        assert _speech(run) == answers[question]
         heard.append(audio)
     assert heard[0] != heard[1]
+    assert realtime_fake.protocol_errors == []
 
 
-async def test_new_turn_on_the_same_satellite_cuts_off_the_reply(
+@dataclass
+class _CutOff:
+    """A reply cut off by a new run on the same satellite (`_cut_off_a_long_reply`)."""
+
+    reader: TtsReader
+    first: PipelineRun
+    second: PipelineRun
+    # When the second run started: the satellite stopped playing the first reply.
+    interrupted_at: float
+
+
+async def _cut_off_a_long_reply(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
-    loaded_entry: MockConfigEntry,
-) -> None:
-    """Wake word during the reply: the model keeps only what the satellite played."""
-    fake_server.chunk_delay_s = 0.02
-    fake_server.add_response(ScriptedResponse(SpeechItem(LONG_REPLY * 2)))
-    pipeline_id = our_pipeline(hass, loaded_entry).id
-    reader = TtsReader(hass_client, fake_server)
+    fake: FakeProvider,
+    entry: MockConfigEntry,
+) -> _CutOff:
+    """Wake word during a long reply (heard as "Tell me a story."); the new run hears "Stop."."""
+    fake.chunk_delay_s = 0.02
+    fake.hear("Tell me a story.")
+    fake.say(LONG_REPLY * 2)
+    pipeline_id = our_pipeline(hass, entry).id
+    reader = TtsReader(hass_client, fake)
     first_run = asyncio.create_task(
         run_pipeline(
             hass_ws_client,
@@ -260,7 +292,8 @@ async def test_new_turn_on_the_same_satellite_cuts_off_the_reply(
         if event["type"] == "stt-start":
             interrupted_at.append(time.monotonic())
 
-    fake_server.add_response(ScriptedResponse(SpeechItem("Okay, stopping.")))
+    fake.hear("Stop.")
+    fake.say("Okay, stopping.")
     second = await run_pipeline(
         hass_ws_client,
         pipeline_id,
@@ -268,38 +301,93 @@ async def test_new_turn_on_the_same_satellite_cuts_off_the_reply(
         device_id="satellite-1",
         on_event=on_second,
     )
-    first = await first_run
+    return _CutOff(reader, await first_run, second, interrupted_at[0])
 
-    assert "error" not in second.types, second.of_type("error")
-    assert "error" not in first.types, first.of_type("error")
-    # The first satellite's session (the second run, already in progress when it
-    # started, gets a conversation of its own from Home Assistant).
+
+async def test_new_turn_on_the_same_satellite_cuts_off_the_reply(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    realtime_fake: FakeProvider,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Wake word during the reply: it stops, and its conversation goes on without the rest."""
+    cut = await _cut_off_a_long_reply(
+        hass, hass_ws_client, hass_client, realtime_fake, loaded_entry
+    )
+
+    assert "error" not in cut.second.types, cut.second.of_type("error")
+    assert "error" not in cut.first.types, cut.first.of_type("error")
+    assert _speech(cut.second) == "Okay, stopping."
+    # The cut-off reply ended for the first satellite: it got the start of the reply, exactly,
+    # and nothing after the cut.
+    conn = _heard(realtime_fake, "Tell me a story.")
+    audio = await cut.reader.audio()
+    assert audio == conn.reply_pcm(0)[: len(audio)]
+    full_reply_ms = len(LONG_REPLY * 2) * 50  # the fakes speak 50 ms per character
+    assert len(audio) / 48 < full_reply_ms - 1000
+    # The cut-off conversation goes on (the second run, already in progress when it
+    # started, got a conversation of its own from Home Assistant): its next turn plays
+    # its own reply, not the rest of the old one.
+    realtime_fake.hear("What were you saying?")
+    realtime_fake.say("Never mind.")
+    conversation_id = cut.first.one("intent-end")["intent_output"]["conversation_id"]
+    follow_up = await run_pipeline(
+        hass_ws_client,
+        our_pipeline(hass, loaded_entry).id,
+        UTTERANCE,
+        device_id="satellite-1",
+        conversation_id=conversation_id,
+    )
+    assert "error" not in follow_up.types, follow_up.of_type("error")
+    assert _speech(follow_up) == "Never mind."
+    wav = await fetch_tts(hass_client, follow_up.one("tts-end")["tts_output"]["url"])
+    assert _heard(realtime_fake, "What were you saying?") == conn
+    assert wav_pcm(wav)[1] == conn.reply_pcm(1)
+    assert realtime_fake.protocol_errors == []
+
+
+# OpenAI only: the client truncates the model's memory of its reply; Gemini has no truncation
+# (its server estimates what was played itself).
+@pytest.mark.parametrize("provider", [PROVIDER_OPENAI])
+async def test_cut_off_reply_is_truncated_to_what_the_satellite_played(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    realtime_fake: FakeProvider,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """The model keeps only what the satellite played, and stops talking."""
+    cut = await _cut_off_a_long_reply(
+        hass, hass_ws_client, hass_client, realtime_fake, loaded_entry
+    )
+
+    assert "error" not in cut.second.types, cut.second.of_type("error")
     conn = next(c for c in fake_server.connections if c.truncations)
+    assert conn.last_user_text() == "Tell me a story."
     [(item_id, audio_end_ms)] = conn.truncations
     assert item_id == conn.responses[0].item_ids[0]
-    played_ms = (interrupted_at[0] - reader.stream_started_at) * 1000
+    assert cut.reader.stream_started_at is not None
+    played_ms = (cut.interrupted_at - cut.reader.stream_started_at) * 1000
     assert abs(audio_end_ms - played_ms) < 250
     assert audio_end_ms < conn.responses[0].items[0].audio_ms - 1000
-    speech = second.one("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"]
-    assert speech == "Okay, stopping."
-    # The model stopped talking, and the cut-off reply ended for the first satellite.
     assert conn.responses[0].status == "cancelled"
-    full_reply_ms = len(LONG_REPLY * 2) * 50  # the fake speaks 50 ms per character
-    assert len(await reader.audio()) / 48 < full_reply_ms - 1000
+    assert fake_server.protocol_errors == []
 
 
 async def test_follow_up_turn_goes_into_the_same_session(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     loaded_entry: MockConfigEntry,
 ) -> None:
     """The model asks; the satellite listens again in the same conversation and session."""
-    fake_server.add_input_transcript("Turn on the light.")
-    fake_server.add_response(ScriptedResponse(SpeechItem("Which light do you mean?")))
-    fake_server.add_input_transcript("The kitchen one.")
-    fake_server.add_response(ScriptedResponse(SpeechItem("Okay.")))
+    realtime_fake.hear("Turn on the light.")
+    realtime_fake.say("Which light do you mean?")
+    realtime_fake.hear("The kitchen one.")
+    realtime_fake.say("Okay.")
     pipeline_id = our_pipeline(hass, loaded_entry).id
 
     first = await run_pipeline(hass_ws_client, pipeline_id, UTTERANCE)
@@ -310,25 +398,29 @@ async def test_follow_up_turn_goes_into_the_same_session(
         hass_ws_client, pipeline_id, UTTERANCE, conversation_id=asked["conversation_id"]
     )
 
+    assert "error" not in second.types, second.of_type("error")
     assert second.one("intent-end")["intent_output"]["conversation_id"] == asked["conversation_id"]
-    conn = fake_server.connections[-1]
-    assert [r.items[0].text for r in conn.responses] == ["Which light do you mean?", "Okay."]
-    assert len(fake_server.connections) == 2  # the key check at setup, then one session
+    assert _speech(second) == "Okay."
+    conn = realtime_fake.connections[-1]
+    assert conn.reply_transcripts() == ["Which light do you mean?", "Okay."]
+    assert conn.user_texts() == ["Turn on the light.", "The kitchen one."]
+    assert len(realtime_fake.connections) == 2  # the key check at setup, then one session
     await fetch_tts(hass_client, second.one("tts-end")["tts_output"]["url"])
+    assert realtime_fake.protocol_errors == []
 
 
 async def test_same_words_twice_play_each_turns_own_recording(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     loaded_entry: MockConfigEntry,
 ) -> None:
     """Home Assistant caches TTS audio by its text; a realtime reply is never a replay."""
     first_pcm = speech_like(0.5, 24000, seed=11)
     second_pcm = speech_like(0.5, 24000, seed=12)
-    fake_server.add_response(ScriptedResponse(SpeechItem("Done.", pcm=first_pcm)))
-    fake_server.add_response(ScriptedResponse(SpeechItem("Done.", pcm=second_pcm)))
+    realtime_fake.say("Done.", pcm=first_pcm)
+    realtime_fake.say("Done.", pcm=second_pcm)
     pipeline_id = our_pipeline(hass, loaded_entry).id
 
     heard = []

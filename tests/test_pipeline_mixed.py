@@ -1,13 +1,13 @@
 """Mixed Assist pipelines: Realtime Assist next to other agents and speech engines.
 
 Every test drives a real `assist_pipeline/run` (a satellite's websocket) against
-the fake OpenAI server and checks what the user would notice: what was heard,
-what was done, what was said and which voice said it.
+each provider's fake server (unless it says why not) and checks what the user
+would notice: what was heard, what was done, what was said and which voice said it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterator
 import io
 from typing import Any
 from unittest.mock import patch
@@ -35,15 +35,12 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
+from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
 from custom_components.realtime_assist.tts import READER_INSTRUCTIONS
 from tests.fakes.audio_samples import silence, speech_like, tone
-from tests.fakes.openai_realtime import (
-    FakeConnection,
-    FakeOpenAIRealtimeServer,
-    ScriptedResponse,
-    SpeechItem,
-    TextItem,
-)
+from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
+from tests.fakes.providers import FakeProvider, FakeSession, Reply
+from tests.fixtures_entry import every_provider
 from tests.pipeline_helpers import (
     PipelineRun,
     agent_entity_ids,
@@ -63,6 +60,9 @@ TEST_DOMAIN = "mixed_pipeline_test"
 OTHER_STT = "stt.other_speech_to_text"
 OTHER_TTS = "tts.other_voice"
 OTHER_TTS_RATE = 22050
+
+# Each test runs against each provider's fake, unless it pins one (tests/fixtures_entry.py).
+provider = every_provider
 
 
 def _other_voice_wav() -> bytes:
@@ -225,37 +225,35 @@ def _speech(run: PipelineRun) -> str:
     return str(run.one("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"])
 
 
-def _sessions(fake_server: FakeOpenAIRealtimeServer) -> list[FakeConnection]:
+def _reader_says(text: str, pcm: bytes) -> Callable[[FakeSession], Reply | None]:
+    """The reader session reads `text` aloud as `pcm`; a user turn's session, if it
+    answers at all, says something else."""
+
+    def respond(conn: FakeSession) -> Reply:
+        if conn.instructions == READER_INSTRUCTIONS:
+            return Reply(text, pcm)
+        return Reply("The model's own answer.")
+
+    return respond
+
+
+def _sessions(fake: FakeProvider) -> list[FakeSession]:
     """The connections of the test's turns (the first one was setup's credential check)."""
-    check, *sessions = fake_server.connections
-    assert check.responses == []
+    check, *sessions = fake.connections
+    assert check.reply_transcripts() == []
     return sessions
 
 
-def _reader_connections(fake_server: FakeOpenAIRealtimeServer) -> list[FakeConnection]:
-    return [c for c in _sessions(fake_server) if c.session["instructions"] == READER_INSTRUCTIONS]
+def _reader_connections(fake: FakeProvider) -> list[FakeSession]:
+    return [c for c in _sessions(fake) if c.instructions == READER_INSTRUCTIONS]
 
 
-def _turn_connections(fake_server: FakeOpenAIRealtimeServer) -> list[FakeConnection]:
+def _turn_connections(fake: FakeProvider) -> list[FakeSession]:
     """Sessions of user turns: they heard the user (the reader may still be connecting)."""
     return [
         c
-        for c in _sessions(fake_server)
-        if c.session["instructions"] != READER_INSTRUCTIONS
-        and {"input_audio_buffer.append", "conversation.item.create"} & set(_received_types(c))
-    ]
-
-
-def _received_types(conn: FakeConnection) -> list[str]:
-    return [str(event.get("type")) for event in conn.received]
-
-
-def _created_modalities(conn: FakeConnection) -> list[list[str]]:
-    """`output_modalities` of every response the fake started on this connection."""
-    return [
-        event["response"]["output_modalities"]
-        for event in conn.sent
-        if event["type"] == "response.created"
+        for c in _sessions(fake)
+        if c.instructions != READER_INSTRUCTIONS and not c.got_only_configuration()
     ]
 
 
@@ -263,11 +261,15 @@ async def test_our_speech_to_text_with_the_builtin_agent_and_our_voice(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     loaded_entry: MockConfigEntry,
     kitchen_light: str,
 ) -> None:
-    """The model only transcribes; Home Assistant's agent acts; our voice reads its answer."""
+    """Home Assistant's agent acts on our transcript; our voice reads its answer.
+
+    The model only transcribes (on OpenAI it makes no response at all; a Gemini
+    model answers anyway, and that answer must not be what the satellite plays).
+    """
     ids = agent_entity_ids(loaded_entry)
     pipeline = await _pipeline(
         hass,
@@ -275,9 +277,9 @@ async def test_our_speech_to_text_with_the_builtin_agent_and_our_voice(
         conversation_engine="conversation.home_assistant",
         tts_engine=ids[Platform.TTS],
     )
-    fake_server.add_input_transcript("turn on the kitchen light")
+    realtime_fake.hear("turn on the kitchen light")
     reader_pcm = speech_like(0.6, 24000, seed=7)
-    fake_server.add_response(ScriptedResponse(SpeechItem("Turned on the light", pcm=reader_pcm)))
+    realtime_fake.respond_with(_reader_says("Turned on the light", reader_pcm))
     assert _state(hass, kitchen_light) == "off"
 
     run = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
@@ -289,26 +291,30 @@ async def test_our_speech_to_text_with_the_builtin_agent_and_our_voice(
     assert _state(hass, kitchen_light) == "on"
     answer = _speech(run)
     assert answer
-    # The model did not answer the user itself: no response was ever made on its session.
-    [turn_conn] = _turn_connections(fake_server)
-    assert turn_conn.session["audio"]["input"]["turn_detection"]["create_response"] is False
-    assert "response.create" not in _received_types(turn_conn)
-    assert turn_conn.responses == []
+    [turn_conn] = _turn_connections(realtime_fake)
+    if realtime_fake.name == PROVIDER_OPENAI:
+        # The model did not answer the user itself: no response was ever made on its session.
+        # (Gemini keeps one configuration per connection, so its model answers anyway:
+        # RealtimeAgent.adapt_to_run.)
+        assert turn_conn.reply_transcripts() == []
     # Our voice read the built-in agent's answer, verbatim, through the reader session.
     wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
     rate, pcm = wav_pcm(wav)
-    [reader] = _reader_connections(fake_server)
+    [reader] = _reader_connections(realtime_fake)
     assert reader.last_user_text() == answer
-    [read] = reader.responses
+    assert reader.reply_transcripts() == ["Turned on the light"]
     assert rate == 24000
-    assert pcm == read.pcm == reader_pcm
-    assert fake_server.protocol_errors == []
+    assert pcm == reader.reply_pcm(0) == reader_pcm
+    assert realtime_fake.protocol_errors == []
 
 
+# OpenAI only: the failure is the OpenAI fake's rate-limited response.
+@pytest.mark.parametrize("provider", [PROVIDER_OPENAI])
 async def test_a_failed_reading_is_not_replayed_for_the_same_answer(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
+    realtime_fake: FakeProvider,
     fake_server: FakeOpenAIRealtimeServer,
     loaded_entry: MockConfigEntry,
     kitchen_light: str,
@@ -325,7 +331,7 @@ async def test_a_failed_reading_is_not_replayed_for_the_same_answer(
         conversation_engine="conversation.home_assistant",
         tts_engine=ids[Platform.TTS],
     )
-    fake_server.add_input_transcript("turn on the kitchen light")
+    realtime_fake.hear("turn on the kitchen light")
     fake_server.send_rate_limit_error()
     failed = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
     # The satellite gets an error or an empty clip, depending on when the failure lands.
@@ -334,22 +340,25 @@ async def test_a_failed_reading_is_not_replayed_for_the_same_answer(
     if failed_reply.status == 200:
         assert wav_pcm(await failed_reply.read())[1] == b""
 
-    fake_server.add_input_transcript("turn on the kitchen light")
+    realtime_fake.hear("turn on the kitchen light")
     reader_pcm = speech_like(0.6, 24000, seed=7)
-    fake_server.add_response(ScriptedResponse(SpeechItem("Turned on the light", pcm=reader_pcm)))
+    realtime_fake.say("Turned on the light", pcm=reader_pcm)
     run = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
 
     assert _speech(run) == _speech(failed)
     wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
     assert wav_pcm(wav)[1] == reader_pcm
-    assert fake_server.protocol_errors == []
+    assert realtime_fake.protocol_errors == []
 
 
+# OpenAI only: the fallback is a text answer read aloud; a Gemini turn keeps its one (audio)
+# configuration whatever the run (RealtimeAgent.adapt_to_run), so it is an ordinary turn.
+@pytest.mark.parametrize("provider", [PROVIDER_OPENAI])
 async def test_our_pipeline_is_heard_when_the_run_cannot_be_read(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     loaded_entry: MockConfigEntry,
 ) -> None:
     """Home Assistant's run registry changed: the model answers in text, and is still heard.
@@ -358,10 +367,10 @@ async def test_our_pipeline_is_heard_when_the_run_cannot_be_read(
     it, so the model answers in text; our voice must then read that text
     rather than play the turn's (empty) audio.
     """
-    fake_server.add_input_transcript("What time is it?")
-    fake_server.add_response(ScriptedResponse(TextItem("It is half past three.")))
+    realtime_fake.hear("What time is it?")
+    realtime_fake.say("It is half past three.")  # written: the turn is text-only
     reader_pcm = speech_like(0.6, 24000, seed=7)
-    fake_server.add_response(ScriptedResponse(SpeechItem("It is half past three.", pcm=reader_pcm)))
+    realtime_fake.say("It is half past three.", pcm=reader_pcm)
     pipeline = our_pipeline(hass, loaded_entry)
 
     with (
@@ -373,23 +382,23 @@ async def test_our_pipeline_is_heard_when_the_run_cannot_be_read(
 
     assert "error" not in run.types, run.of_type("error")
     assert _speech(run) == "It is half past three."
-    [turn_conn] = _turn_connections(fake_server)
-    assert _created_modalities(turn_conn) == [["text"]]
-    [reader] = _reader_connections(fake_server)
+    [turn_conn] = _turn_connections(realtime_fake)
+    assert turn_conn.reply_modalities() == ["text"]
+    [reader] = _reader_connections(realtime_fake)
     assert reader.last_user_text() == "It is half past three."
     assert wav_pcm(wav)[1] == reader_pcm
-    assert fake_server.protocol_errors == []
+    assert realtime_fake.protocol_errors == []
 
 
 async def test_typed_turn_through_our_agent_is_spoken_in_the_models_voice(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     loaded_entry: MockConfigEntry,
 ) -> None:
     """A text run (start at intent) of our pipeline: the model's own audio answers it."""
-    fake_server.add_response(ScriptedResponse(SpeechItem("It is half past three.")))
+    realtime_fake.say("It is half past three.")
     pipeline = our_pipeline(hass, loaded_entry)
 
     run = await run_pipeline(hass_ws_client, pipeline.id, text="What time is it?")
@@ -399,21 +408,21 @@ async def test_typed_turn_through_our_agent_is_spoken_in_the_models_voice(
     assert _speech(run) == "It is half past three."
     wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
     rate, pcm = wav_pcm(wav)
-    [conn] = _sessions(fake_server)
+    [conn] = _sessions(realtime_fake)
     assert conn.last_user_text() == "What time is it?"
-    [response] = conn.responses
-    assert _created_modalities(conn) == [["audio"]]
+    assert conn.reply_transcripts() == ["It is half past three."]
+    assert conn.reply_modalities() == ["audio"]
     assert rate == 24000
-    assert pcm == response.pcm
+    assert pcm == conn.reply_pcm(0)
     assert len(pcm) > 0
-    assert fake_server.protocol_errors == []
+    assert realtime_fake.protocol_errors == []
 
 
 async def test_another_speech_to_text_with_our_agent_and_our_voice(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     loaded_entry: MockConfigEntry,
     other_flow: None,
 ) -> None:
@@ -427,7 +436,7 @@ async def test_another_speech_to_text_with_our_agent_and_our_voice(
         conversation_engine=ids[Platform.CONVERSATION],
         tts_engine=ids[Platform.TTS],
     )
-    fake_server.add_response(ScriptedResponse(SpeechItem("It is half past three.")))
+    realtime_fake.say("It is half past three.")
 
     run = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
 
@@ -438,25 +447,29 @@ async def test_another_speech_to_text_with_our_agent_and_our_voice(
     wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
     rate, pcm = wav_pcm(wav)
     # The model heard no audio at all: it got the other engine's transcript as text.
-    [conn] = _sessions(fake_server)
+    [conn] = _sessions(realtime_fake)
     assert conn.audio_ms_received == 0
     assert conn.last_user_text() == "What time is it?"
-    [response] = conn.responses
+    assert conn.reply_transcripts() == ["It is half past three."]
     assert rate == 24000
-    assert pcm == response.pcm
+    assert pcm == conn.reply_pcm(0)
     assert len(pcm) > 0
-    assert fake_server.protocol_errors == []
+    assert realtime_fake.protocol_errors == []
 
 
 async def test_our_agent_with_another_voice_answers_in_text(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     loaded_entry: MockConfigEntry,
     other_flow: None,
 ) -> None:
-    """Nobody plays the model's voice: it answers in text, and the other voice speaks it."""
+    """Nobody plays the model's voice: the other voice speaks the model's answer.
+
+    On OpenAI the model answers in text only; Gemini keeps one configuration per
+    connection (RealtimeAgent.adapt_to_run), so its audio is made but never played.
+    """
     other_tts = OtherTextToSpeech()
     await _set_up_other_integration(hass, {Platform.TTS: other_tts})
     ids = agent_entity_ids(loaded_entry)
@@ -466,20 +479,21 @@ async def test_our_agent_with_another_voice_answers_in_text(
         conversation_engine=ids[Platform.CONVERSATION],
         tts_engine=OTHER_TTS,
     )
-    fake_server.add_input_transcript("What time is it?")
-    fake_server.add_response(ScriptedResponse(TextItem("It is half past three.")))
+    realtime_fake.hear("What time is it?")
+    realtime_fake.say("It is half past three.")
 
     run = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
 
     assert "error" not in run.types, run.of_type("error")
     assert run.one("stt-end")["stt_output"]["text"] == "What time is it?"
     assert _speech(run) == "It is half past three."
-    # The model was asked for text only: no audio was generated (or billed) for this turn.
-    [conn] = _sessions(fake_server)
-    assert conn.session["output_modalities"] == ["text"]
-    assert _created_modalities(conn) == [["text"]]
-    [response] = conn.responses
-    assert response.pcm == b""
+    [conn] = _sessions(realtime_fake)
+    assert conn.reply_transcripts() == ["It is half past three."]
+    if realtime_fake.name == PROVIDER_OPENAI:
+        # The model was asked for text only: no audio was generated (or billed) for this turn.
+        assert conn.output_modality == "text"
+        assert conn.reply_modalities() == ["text"]
+        assert conn.reply_pcm(0) == b""
     # The other voice spoke the model's answer; ours never ran.
     assert run.one("tts-start")["engine"] == OTHER_TTS
     audio = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
@@ -487,5 +501,5 @@ async def test_our_agent_with_another_voice_answers_in_text(
     assert other_tts.messages == ["It is half past three."]
     # A TTS entity's state is when it last spoke: ours never did.
     assert _state(hass, ids[Platform.TTS]) == "unknown"
-    assert _reader_connections(fake_server) == []
-    assert fake_server.protocol_errors == []
+    assert _reader_connections(realtime_fake) == []
+    assert realtime_fake.protocol_errors == []

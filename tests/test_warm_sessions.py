@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from homeassistant.core import HomeAssistant
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
@@ -10,18 +11,28 @@ from pytest_homeassistant_custom_component.typing import (
 )
 
 from custom_components.realtime_assist.const import CONF_KEEP_WARM
+from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
 from tests.fakes.audio_samples import silence, speech_like
-from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer, ScriptedResponse, SpeechItem
+from tests.fakes.providers import FakeProvider
 from tests.pipeline_helpers import fetch_tts, our_pipeline, run_pipeline, wav_pcm
 
 UTTERANCE = silence(0.2, 16000) + speech_like(1.0, 16000) + silence(1.0, 16000)
 
+# Gemini takes its configuration only when connecting: the spare, opened with the agent's
+# settings alone, is reconnected (resumed) for the turn's prompt and tools at its first audio.
+GEMINI_SPARE_RECONNECTS = pytest.mark.xfail(
+    strict=True, reason="a Gemini spare is reconnected for the turn's prompt and tools"
+)
 
+
+@pytest.mark.parametrize(
+    "provider", [PROVIDER_OPENAI, pytest.param(PROVIDER_GEMINI, marks=GEMINI_SPARE_RECONNECTS)]
+)
 async def test_spoken_turn_uses_the_session_connected_before_it(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    fake_server: FakeOpenAIRealtimeServer,
+    realtime_fake: FakeProvider,
     ha_core: None,
     mock_config_entry: MockConfigEntry,
 ) -> None:
@@ -31,9 +42,9 @@ async def test_spoken_turn_uses_the_session_connected_before_it(
     )
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     # Setup checked the key (connection 1) and connected a spare (connection 2).
-    spare = await fake_server.wait_for_connection(2)
-    assert not spare.received or {e["type"] for e in spare.received} == {"session.update"}
-    fake_server.add_response(ScriptedResponse(SpeechItem("Ready when you are.")))
+    spare = await realtime_fake.wait_for_connection(2)
+    assert spare.got_only_configuration()
+    realtime_fake.say("Ready when you are.")
 
     run = await run_pipeline(hass_ws_client, our_pipeline(hass, mock_config_entry).id, UTTERANCE)
 
@@ -41,8 +52,8 @@ async def test_spoken_turn_uses_the_session_connected_before_it(
     # The turn's audio went to the spare, open before the run began, and its answer plays.
     assert spare.audio_ms_received > 1000
     wav = await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"])
-    assert wav_pcm(wav)[1] == spare.responses[0].pcm
+    assert wav_pcm(wav)[1] == spare.reply_pcm(0)
     # And the next conversation has a new spare waiting for it.
-    replacement = await fake_server.wait_for_connection(3)
+    replacement = await realtime_fake.wait_for_connection(3)
     assert replacement.audio_ms_received == 0
-    assert fake_server.protocol_errors == []
+    assert realtime_fake.protocol_errors == []

@@ -170,6 +170,8 @@ async def _chat_log_deltas(
             raise HomeAssistantError("The realtime session ended during the turn") from None
         except TimeoutError:
             raise HomeAssistantError("The realtime model did not answer in time") from None
+        if not tracker.belongs(event):
+            continue  # the late end of an earlier reply
         match event:
             case ResponseStarted():
                 responding = True

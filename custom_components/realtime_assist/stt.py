@@ -127,8 +127,11 @@ class RealtimeSpeechToTextEntity(RealtimeAssistEntity, stt.SpeechToTextEntity):
         except RealtimeError as err:
             LOGGER.warning("Realtime session failed: %s", err)
             return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-        if not config.turn_detection.create_response:
-            # Another agent answers: this turn was only for the transcript.
+        if run is not None and run.conversation_engine != agent.entity_ids.get(
+            Platform.CONVERSATION
+        ):
+            # Another agent answers: this turn was only for the transcript (a Gemini model,
+            # configured once per connection, answers it too; nobody plays that).
             agent.end_turn(conversation_id, turn)
         return stt.SpeechResult(text, stt.SpeechResultState.SUCCESS)
 

@@ -21,10 +21,13 @@ from .events import (
     InputTranscript,
     Interrupted,
     ResponseDone,
+    ResponseStarted,
     SessionClosed,
     SessionEvent,
     SpeechStarted,
     SpeechStopped,
+    ToolCall,
+    TranscriptDelta,
 )
 from .session import RealtimeSession
 
@@ -33,13 +36,35 @@ class TurnTracker:
     """Tells when the model's last response of a turn has ended.
 
     A response that asked for tools is followed by another once the results
-    are in; the turn ends with the first response that did not ask.
+    are in; the turn ends with the first response that did not ask. Only
+    responses that started while the tracker watched are the turn's: the late
+    end of an earlier reply (one the user talked over, cancelled after the new
+    turn began; Gemini's `interrupted` for a reply whose generation was already
+    complete) must not end the new turn, nor its words become the new answer.
     """
 
     def __init__(self) -> None:
         self._awaiting_results = False
+        self._responses: set[str] = set()
+
+    def belongs(self, event: SessionEvent) -> bool:
+        """False for an event of a response that started before this turn."""
+        match event:
+            case ResponseStarted(response_id=response_id):
+                self._responses.add(response_id)
+            case (
+                AudioChunk(response_id=response_id)
+                | TranscriptDelta(response_id=response_id)
+                | ToolCall(response_id=response_id)
+                | ResponseDone(response_id=response_id)
+                | Interrupted(response_id=response_id)
+            ):
+                return response_id in self._responses
+        return True
 
     def ends_turn(self, event: SessionEvent) -> bool:
+        if not self.belongs(event):
+            return False
         match event:
             case AwaitingToolResults():
                 self._awaiting_results = True
@@ -133,6 +158,8 @@ class VoiceTurn:
         resampler: Resampler | None = None
         try:
             async for event in self._audio_events:
+                if not tracker.belongs(event):
+                    continue
                 if isinstance(event, AudioChunk):
                     if resampler is None or resampler.rate_in != event.sample_rate:
                         resampler = Resampler(event.sample_rate, sample_rate)

@@ -64,6 +64,9 @@ MAX_CONNECTION_S = 9 * 60
 # Close codes that no new connection can fix: a rejected payload or model.
 FATAL_CLOSE_CODES = frozenset({1007, 1008})
 _RATE = re.compile(r"rate=(\d+)")
+# Gemini names no responses; ours are numbered across connections, so a session that
+# reconnects never sees one id twice (interrupted responses and turns are keyed by it).
+_RESPONSE_IDS = itertools.count(1)
 
 
 def live_url(endpoint: Endpoint) -> str:
@@ -147,7 +150,6 @@ class GeminiLiveConnection(ProviderConnection):
         self._resumed_from = resume_handle
         self._handle = resume_handle
         self._closing = False
-        self._response_ids = itertools.count(1)
         self._response: str | None = None
         self._last_response: str | None = None
         self._transcript: list[str] = []
@@ -269,7 +271,7 @@ class GeminiLiveConnection(ProviderConnection):
         if self._response is not None:
             return []
         events = self._user_turn_ended()
-        self._response = f"gemini_response_{next(self._response_ids)}"
+        self._response = f"gemini_response_{next(_RESPONSE_IDS)}"
         self._transcript = []
         events.append(ResponseStarted(self._response))
         return events

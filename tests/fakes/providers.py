@@ -1,0 +1,431 @@
+"""One test-facing view of the two fake realtime servers, for suites that run on both.
+
+The Home Assistant suites (conversation agent, Assist pipeline) script the model
+and inspect what it was sent in these neutral terms; `OpenAIFake` and
+`GeminiFake` translate them to `tests.fakes.openai_realtime` and
+`tests.fakes.gemini_live`, which stay the protocol-faithful part. Nothing here
+adds behaviour: every method is a thin read or write of the wrapped fake.
+
+Scripting is queued per model reply, in the order replies happen, whoever
+triggers them (a spoken turn, a typed one, the tool results a reply asked for):
+
+    fake.hear("Turn on the kitchen light.")       # the next spoken turn's transcript
+    fake.say_then_call("Sure.", ("intent__HassTurnOn", {"name": "Kitchen light"}))
+    fake.say("The kitchen light is on.")          # the reply after the tool results
+
+A connection is a `FakeSession`; `fake.connections` includes the one Home
+Assistant opens (and closes) at setup to check the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+import json
+from typing import Any, Protocol
+
+from homeassistant.const import CONF_API_KEY, CONF_URL
+
+from custom_components.realtime_assist.const import CONF_PROVIDER
+from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
+from tests.fakes import gemini_live, openai_realtime
+
+type Call = tuple[str, dict[str, Any]]
+"""A tool call the model makes: (tool name, arguments)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One reply of the model: what it says (audio, or text in a text-only session),
+    then the tools it calls, if any (it then waits for their results)."""
+
+    text: str | None = None
+    pcm: bytes | None = None
+    """The exact PCM16 24 kHz audio of `text`; None: the fake synthesises some."""
+    calls: tuple[Call, ...] = ()
+
+
+class FakeSession(Protocol):
+    """One connection to a fake server, and what went over it."""
+
+    @property
+    def instructions(self) -> str:
+        """The system instructions the session was configured with."""
+
+    @property
+    def tool_names(self) -> set[str]:
+        """The functions the session offered the model."""
+
+    @property
+    def close_code(self) -> int | None:
+        """The websocket close code; None while open."""
+
+    def last_user_text(self) -> str | None:
+        """The newest user words: typed, or the transcript of a spoken turn."""
+
+    def user_texts(self) -> list[str]:
+        """Every user message (typed or transcribed), oldest first; tool results excluded."""
+
+    def reply_pcm(self, n: int) -> bytes:
+        """The exact PCM16 24 kHz the n-th reply (0-based) on this connection sent."""
+
+    def reply_transcripts(self) -> list[str]:
+        """What each reply on this connection said (or wrote), as far as it got."""
+
+    def is_replying(self) -> bool:
+        """The model is generating a reply (or waits for the results of its tool calls)."""
+
+    def tool_results(self) -> list[dict[str, Any]]:
+        """The results the client sent for tool calls, in order."""
+
+    def last_input_was_tool_result(self) -> bool:
+        """The model's newest input is a tool result (it now continues after its calls)."""
+
+    @property
+    def audio_ms_received(self) -> float:
+        """How much user audio the connection received."""
+
+    def got_only_configuration(self) -> bool:
+        """The client sent nothing but the session's configuration (no input yet)."""
+
+    @property
+    def output_modality(self) -> str:
+        """What the session is configured to answer with: `audio` or `text`."""
+
+    def reply_modalities(self) -> list[str]:
+        """What each reply on this connection was made in: `audio` or `text`."""
+
+
+class FakeProvider(Protocol):
+    """A fake realtime server, scripted and inspected in provider-neutral terms."""
+
+    name: str
+    """The provider's config entry value (`openai`, `gemini`)."""
+
+    def entry_data(self) -> dict[str, Any]:
+        """Parent entry data pointing at this fake, as the config flow stores it."""
+
+    @property
+    def chunk_delay_s(self) -> float:
+        """Pause between the model's output chunks (0: as fast as the socket goes)."""
+
+    @chunk_delay_s.setter
+    def chunk_delay_s(self, value: float) -> None: ...
+
+    def hear(self, transcript: str) -> None:
+        """What the user says in the next spoken turn (the provider's transcript of it)."""
+
+    def say(self, text: str, pcm: bytes | None = None) -> None:
+        """Queue a reply that says `text` (with exactly `pcm`, if given)."""
+
+    def say_then_call(self, text: str | None, *calls: Call) -> None:
+        """Queue a reply that says `text` (None: nothing), then calls the tools in one batch."""
+
+    def respond_with(self, responder: Callable[[FakeSession], Reply | None] | None) -> None:
+        """Decide replies once the queue is empty; None from `responder` means "OK."."""
+
+    @property
+    def connections(self) -> list[FakeSession]:
+        """Every accepted connection, oldest first."""
+
+    async def wait_for_connection(self, n: int) -> FakeSession:
+        """The n-th accepted connection (1-based), waiting up to 5 s for it."""
+
+    @property
+    def protocol_errors(self) -> list[str]:
+        """Client messages the fake found invalid; tests end by asserting none."""
+
+
+# -- OpenAI Realtime -----------------------------------------------------------
+
+
+class OpenAISession:
+    """A `FakeSession` over a fake OpenAI Realtime connection."""
+
+    def __init__(self, conn: openai_realtime.FakeConnection) -> None:
+        self.conn = conn
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OpenAISession) and other.conn is self.conn
+
+    def __hash__(self) -> int:
+        return id(self.conn)
+
+    @property
+    def instructions(self) -> str:
+        return str(self.conn.session["instructions"])
+
+    @property
+    def tool_names(self) -> set[str]:
+        return {tool["name"] for tool in self.conn.session["tools"]}
+
+    @property
+    def close_code(self) -> int | None:
+        return self.conn.ws.close_code
+
+    def last_user_text(self) -> str | None:
+        return self.conn.last_user_text()
+
+    def user_texts(self) -> list[str]:
+        return [
+            str(text)
+            for item in self.conn.items
+            if item["type"] == "message" and item["role"] == "user"
+            for part in item["content"]
+            if (text := part.get("text") or part.get("transcript"))
+        ]
+
+    def reply_pcm(self, n: int) -> bytes:
+        return self.conn.responses[n].pcm
+
+    def reply_transcripts(self) -> list[str]:
+        return ["".join(item.text for item in r.items) for r in self.conn.responses]
+
+    def is_replying(self) -> bool:
+        return self.conn.active_response is not None
+
+    def tool_results(self) -> list[dict[str, Any]]:
+        return [
+            json.loads(item["output"])
+            for item in self.conn.items
+            if item["type"] == "function_call_output"
+        ]
+
+    def last_input_was_tool_result(self) -> bool:
+        return bool(self.conn.items) and self.conn.items[-1]["type"] == "function_call_output"
+
+    @property
+    def audio_ms_received(self) -> float:
+        return self.conn.audio_ms_received
+
+    def got_only_configuration(self) -> bool:
+        return all(event.get("type") == "session.update" for event in self.conn.received)
+
+    @property
+    def output_modality(self) -> str:
+        [modality] = self.conn.session["output_modalities"]
+        return str(modality)
+
+    def reply_modalities(self) -> list[str]:
+        """As each `response.created` said (a response may override the session's)."""
+        return [
+            str(modality)
+            for event in self.conn.sent
+            if event["type"] == "response.created"
+            for modality in event["response"]["output_modalities"]
+        ]
+
+
+class OpenAIFake:
+    """A `FakeProvider` over `FakeOpenAIRealtimeServer`."""
+
+    name = PROVIDER_OPENAI
+
+    def __init__(self, server: openai_realtime.FakeOpenAIRealtimeServer) -> None:
+        self.server = server
+
+    def entry_data(self) -> dict[str, Any]:
+        return {
+            CONF_PROVIDER: self.name,
+            CONF_API_KEY: self.server.api_key,
+            CONF_URL: self.server.url,
+        }
+
+    @property
+    def chunk_delay_s(self) -> float:
+        return self.server.chunk_delay_s
+
+    @chunk_delay_s.setter
+    def chunk_delay_s(self, value: float) -> None:
+        self.server.chunk_delay_s = value
+
+    def hear(self, transcript: str) -> None:
+        self.server.add_input_transcript(transcript)
+
+    def say(self, text: str, pcm: bytes | None = None) -> None:
+        self.server.add_response(self._scripted(Reply(text, pcm)))
+
+    def say_then_call(self, text: str | None, *calls: Call) -> None:
+        self.server.add_response(self._scripted(Reply(text, calls=calls)))
+
+    def respond_with(self, responder: Callable[[FakeSession], Reply | None] | None) -> None:
+        if responder is None:
+            self.server.responder = None
+            return
+
+        def respond(
+            conn: openai_realtime.FakeConnection,
+        ) -> openai_realtime.ScriptedResponse | None:
+            reply = responder(OpenAISession(conn))
+            return self._scripted(reply) if reply is not None else None
+
+        self.server.responder = respond
+
+    @staticmethod
+    def _scripted(reply: Reply) -> openai_realtime.ScriptedResponse:
+        items: list[openai_realtime.OutputItem] = []
+        if reply.text is not None:
+            items.append(openai_realtime.SpeechItem(reply.text, reply.pcm))
+        items += [openai_realtime.FunctionCallItem(name, args) for name, args in reply.calls]
+        return openai_realtime.ScriptedResponse(*items)
+
+    @property
+    def connections(self) -> list[FakeSession]:
+        return [OpenAISession(conn) for conn in self.server.connections]
+
+    async def wait_for_connection(self, n: int) -> FakeSession:
+        return OpenAISession(await self.server.wait_for_connection(n))
+
+    @property
+    def protocol_errors(self) -> list[str]:
+        return self.server.protocol_errors
+
+
+# -- Gemini Live ---------------------------------------------------------------
+
+
+class GeminiSession:
+    """A `FakeSession` over a fake Gemini Live connection."""
+
+    def __init__(self, conn: gemini_live.FakeGeminiConnection) -> None:
+        self.conn = conn
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GeminiSession) and other.conn is self.conn
+
+    def __hash__(self) -> int:
+        return id(self.conn)
+
+    @property
+    def instructions(self) -> str:
+        parts = (self.conn.setup.get("systemInstruction") or {}).get("parts") or []
+        return "".join(str(part.get("text", "")) for part in parts)
+
+    @property
+    def tool_names(self) -> set[str]:
+        return {
+            declaration["name"]
+            for tool in self.conn.setup.get("tools", [])
+            for declaration in tool.get("functionDeclarations", [])
+        }
+
+    @property
+    def close_code(self) -> int | None:
+        return self.conn.ws.close_code
+
+    def last_user_text(self) -> str | None:
+        return self.conn.last_user_text()
+
+    def user_texts(self) -> list[str]:
+        return [
+            str(part["text"])
+            for content in self.conn.history
+            if content.get("role") == "user"
+            for part in content.get("parts", [])
+            if part.get("text")
+        ]
+
+    def reply_pcm(self, n: int) -> bytes:
+        return bytes(self.conn.turns[n].pcm)
+
+    def reply_transcripts(self) -> list[str]:
+        return [turn.transcript for turn in self.conn.turns]
+
+    def is_replying(self) -> bool:
+        """A turn is open and its `generationComplete` not sent yet (after it, the
+        server only waits for playback before `turnComplete`)."""
+        if self.conn.active_turn is None:
+            return False
+        for message in reversed(self.conn.sent):
+            content = message.get("serverContent") or {}
+            if content.get("generationComplete"):
+                return False
+            if "modelTurn" in content or "toolCall" in message:
+                return True
+        return True
+
+    def tool_results(self) -> list[dict[str, Any]]:
+        return [dict(response["response"]) for response in self.conn.tool_responses]
+
+    def last_input_was_tool_result(self) -> bool:
+        history = self.conn.history
+        return bool(history) and any("functionResponse" in p for p in history[-1]["parts"])
+
+    @property
+    def audio_ms_received(self) -> float:
+        return self.conn.audio_ms_received
+
+    def got_only_configuration(self) -> bool:
+        return all("setup" in message for message in self.conn.received)
+
+    @property
+    def output_modality(self) -> str:
+        modalities = self.conn.setup.get("generationConfig", {}).get("responseModalities")
+        return str(modalities[0]).lower() if modalities else "audio"
+
+    def reply_modalities(self) -> list[str]:
+        """Gemini fixes the modality at setup: every reply is made in it."""
+        return [self.output_modality for _ in self.conn.turns]
+
+
+class GeminiFake:
+    """A `FakeProvider` over `FakeGeminiLiveServer`."""
+
+    name = PROVIDER_GEMINI
+
+    def __init__(self, server: gemini_live.FakeGeminiLiveServer) -> None:
+        self.server = server
+
+    def entry_data(self) -> dict[str, Any]:
+        return {
+            CONF_PROVIDER: self.name,
+            CONF_API_KEY: self.server.api_key,
+            CONF_URL: self.server.url,
+        }
+
+    @property
+    def chunk_delay_s(self) -> float:
+        return self.server.chunk_delay_s
+
+    @chunk_delay_s.setter
+    def chunk_delay_s(self, value: float) -> None:
+        self.server.chunk_delay_s = value
+
+    def hear(self, transcript: str) -> None:
+        self.server.add_input_transcript(transcript)
+
+    def say(self, text: str, pcm: bytes | None = None) -> None:
+        self.server.add_response(self._scripted(Reply(text, pcm)))
+
+    def say_then_call(self, text: str | None, *calls: Call) -> None:
+        self.server.add_response(self._scripted(Reply(text, calls=calls)))
+
+    def respond_with(self, responder: Callable[[FakeSession], Reply | None] | None) -> None:
+        if responder is None:
+            self.server.responder = None
+            return
+
+        def respond(conn: gemini_live.FakeGeminiConnection) -> gemini_live.ScriptedTurn | None:
+            reply = responder(GeminiSession(conn))
+            return self._scripted(reply) if reply is not None else None
+
+        self.server.responder = respond
+
+    @staticmethod
+    def _scripted(reply: Reply) -> gemini_live.ScriptedTurn:
+        parts: list[gemini_live.ModelPart] = []
+        if reply.text is not None:
+            parts.append(gemini_live.SpeechPart(reply.text, reply.pcm))
+        parts += [gemini_live.ToolCallPart(name, args) for name, args in reply.calls]
+        return gemini_live.ScriptedTurn(*parts)
+
+    @property
+    def connections(self) -> list[FakeSession]:
+        return [GeminiSession(conn) for conn in self.server.connections]
+
+    async def wait_for_connection(self, n: int) -> FakeSession:
+        return GeminiSession(await self.server.wait_for_connection(n))
+
+    @property
+    def protocol_errors(self) -> list[str]:
+        return self.server.protocol_errors

@@ -1,0 +1,119 @@
+"""Which events belong to a turn: the late end of an earlier reply is not this turn's.
+
+A new turn can begin while the previous reply is still ending on the wire: a
+reply the user talked over is cancelled after the new turn subscribed (OpenAI),
+and Gemini sends `interrupted` for a reply whose generation was already
+complete (its server waits for playback before `turnComplete`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig
+from custom_components.realtime_assist.realtime.events import (
+    AudioChunk,
+    AwaitingToolResults,
+    Interrupted,
+    Reconnected,
+    ResponseDone,
+    ResponseStarted,
+    ResponseStatus,
+    SessionEvent,
+    ToolCall,
+    TranscriptDelta,
+)
+from custom_components.realtime_assist.realtime.providers.gemini import GeminiLiveProvider
+from custom_components.realtime_assist.realtime.session import RealtimeSession, ReconnectPolicy
+from custom_components.realtime_assist.realtime.turn import TurnTracker
+from tests.fakes.gemini_live import FakeGeminiLiveServer, ScriptedTurn, SpeechPart
+
+MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+
+
+def test_the_late_end_of_an_earlier_reply_does_not_end_the_turn() -> None:
+    tracker = TurnTracker()
+
+    assert not tracker.ends_turn(Interrupted("earlier"))
+    assert not tracker.ends_turn(ResponseDone("earlier", ResponseStatus.CANCELLED))
+    # Nor do its last words become this turn's answer.
+    assert not tracker.belongs(TranscriptDelta("earlier", "and then the dragon"))
+    assert not tracker.belongs(AudioChunk("earlier", b"\0\0", 24000))
+    assert not tracker.belongs(ToolCall("earlier", "call_1", "HassTurnOn", {}))
+
+    assert not tracker.ends_turn(ResponseStarted("ours"))
+    assert tracker.belongs(TranscriptDelta("ours", "Yes?"))
+    assert tracker.ends_turn(ResponseDone("ours", ResponseStatus.COMPLETED))
+
+
+def test_a_reply_that_asked_for_tools_is_followed_by_the_turns_answer() -> None:
+    tracker = TurnTracker()
+
+    assert not tracker.ends_turn(ResponseStarted("asks"))
+    assert not tracker.ends_turn(ToolCall("asks", "call_1", "HassTurnOn", {}))
+    assert not tracker.ends_turn(AwaitingToolResults(("call_1",)))
+    assert not tracker.ends_turn(ResponseDone("asks", ResponseStatus.COMPLETED))
+    assert not tracker.ends_turn(ResponseStarted("answers"))
+    assert tracker.ends_turn(Interrupted("answers"))
+
+
+@pytest.fixture
+async def gemini(socket_enabled: None) -> AsyncIterator[FakeGeminiLiveServer]:
+    async with FakeGeminiLiveServer() as server:
+        yield server
+
+
+async def _until_done(events: AsyncIterator[SessionEvent]) -> list[SessionEvent]:
+    seen: list[SessionEvent] = []
+    async with asyncio.timeout(5):
+        async for event in events:
+            seen.append(event)
+            if isinstance(event, ResponseDone):
+                return seen
+    raise AssertionError(f"the session ended first: {seen}")
+
+
+async def test_gemini_reply_after_a_reconnect_is_not_taken_for_an_interrupted_one(
+    gemini: FakeGeminiLiveServer,
+) -> None:
+    """Gemini names no responses: ours must not repeat on the next connection, or its first
+    reply would share the id of the one the user interrupted as the old connection died."""
+    gemini.chunk_delay_s = 0.02
+    gemini.add_response(ScriptedTurn(SpeechPart("A long story about the weather. " * 3)))
+    gemini.add_response(ScriptedTurn(SpeechPart("Yes, I am still here.")))
+    provider = GeminiLiveProvider(Endpoint(api_key=gemini.api_key, url=gemini.url))
+    session = RealtimeSession(
+        provider,
+        SessionConfig(model=MODEL),
+        reconnect=ReconnectPolicy(attempts=3, first_delay_s=0.01, max_delay_s=0.05),
+    )
+    events = session.subscribe()
+    await session.start()
+    try:
+        await session.send_text("Tell me a story")
+        async with asyncio.timeout(5):
+            async for event in events:
+                if isinstance(event, AudioChunk):
+                    break
+        await session.interrupt(0)
+        gemini.connections[0].close_abruptly()
+        async with asyncio.timeout(5):
+            async for event in events:
+                if isinstance(event, Reconnected):
+                    break
+
+        await session.send_text("Are you still there?")
+        seen = await _until_done(events)
+    finally:
+        await session.close()
+
+    [started] = [e for e in seen if isinstance(e, ResponseStarted)]
+    audio = b"".join(
+        e.pcm for e in seen if isinstance(e, AudioChunk) and e.response_id == started.response_id
+    )
+    assert audio == bytes(gemini.connections[1].turns[0].pcm)
+    assert audio
+    assert gemini.protocol_errors == []
