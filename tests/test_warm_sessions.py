@@ -18,16 +18,8 @@ from tests.pipeline_helpers import fetch_tts, our_pipeline, run_pipeline, wav_pc
 
 UTTERANCE = silence(0.2, 16000) + speech_like(1.0, 16000) + silence(1.0, 16000)
 
-# Gemini takes its configuration only when connecting: the spare, opened with the agent's
-# settings alone, is reconnected (resumed) for the turn's prompt and tools at its first audio.
-GEMINI_SPARE_RECONNECTS = pytest.mark.xfail(
-    strict=True, reason="a Gemini spare is reconnected for the turn's prompt and tools"
-)
 
-
-@pytest.mark.parametrize(
-    "provider", [PROVIDER_OPENAI, pytest.param(PROVIDER_GEMINI, marks=GEMINI_SPARE_RECONNECTS)]
-)
+@pytest.mark.parametrize("provider", [PROVIDER_OPENAI, PROVIDER_GEMINI])
 async def test_spoken_turn_uses_the_session_connected_before_it(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,

@@ -149,6 +149,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntr
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await _async_ensure_pipelines(hass, entry)
+    for agent in entry.runtime_data.agents.values():
+        await agent.async_keep_warm()
     entry.async_on_unload(entry.add_update_listener(_async_reload_entry))
     return True
 

@@ -75,8 +75,28 @@ class RealtimeAgent:
         self.entity_ids: dict[str, str] = {}
         # Paired cameras feeding live turns (each ends with its turn).
         self._camera_feeds: set[asyncio.Task[None]] = set()
-        if self.options.get(CONF_KEEP_WARM, DEFAULT_KEEP_WARM):
-            self.pool.keep_warm(self.base_config)
+
+    async def async_keep_warm(self) -> None:
+        """Connect the spare session with the prompt and tools a turn will have.
+
+        Turns configure their session with Home Assistant's prompt and tools; a
+        spare opened with less would need them sent first (OpenAI) or a new
+        connection (Gemini takes a configuration only when connecting).
+        """
+        if not self.options.get(CONF_KEEP_WARM, DEFAULT_KEEP_WARM):
+            return
+        llm_context = llm.LLMContext(
+            platform=DOMAIN,
+            context=None,
+            language=self.hass.config.language,
+            assistant=conversation.DOMAIN,
+            device_id=None,
+        )
+        try:
+            config = await self.async_session_config(llm_context)
+        except conversation.ConverseError:
+            config = self.base_config
+        self.pool.keep_warm(config)
 
     @property
     def base_config(self) -> SessionConfig:
