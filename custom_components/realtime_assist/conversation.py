@@ -22,10 +22,9 @@ from homeassistant.helpers import chat_session, llm
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import RealtimeAssistConfigEntry
-from .agent import RealtimeAgent
 from .assist_bridge import current_pipeline_run
-from .const import DOMAIN, LOGGER, SUBENTRY_CONVERSATION
-from .entity import RealtimeAssistEntity
+from .const import DOMAIN, LOGGER
+from .entity import RealtimeAssistEntity, async_add_agent_entities
 from .realtime.config import OutputModality
 from .realtime.errors import RealtimeError
 from .realtime.events import (
@@ -53,12 +52,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One conversation agent per realtime agent (subentry)."""
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_CONVERSATION:
-            async_add_entities(
-                [RealtimeConversationEntity(entry, subentry)],
-                config_subentry_id=subentry.subentry_id,
-            )
+    async_add_agent_entities(entry, async_add_entities, RealtimeConversationEntity)
 
 
 class RealtimeConversationEntity(
@@ -68,6 +62,7 @@ class RealtimeConversationEntity(
 ):
     """A conversation agent backed by a long-lived realtime session per conversation."""
 
+    _agent_platform = Platform.CONVERSATION
     _attr_supports_streaming = True
 
     def __init__(self, entry: RealtimeAssistConfigEntry, subentry: ConfigSubentry) -> None:
@@ -83,13 +78,8 @@ class RealtimeConversationEntity(
         conversation.async_unset_agent(self.hass, self.entry)
         await super().async_will_remove_from_hass()
 
-    @property
-    def _agent(self) -> RealtimeAgent:
-        return self.entry.runtime_data.agents[self.subentry.subentry_id]
-
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        self._agent.entity_ids[Platform.CONVERSATION] = self.entity_id
         conversation.async_set_agent(self.hass, self.entry, self)
 
     async def _async_handle_message(
@@ -97,7 +87,7 @@ class RealtimeConversationEntity(
         user_input: conversation.ConversationInput,
         chat_log: conversation.ChatLog,
     ) -> conversation.ConversationResult:
-        agent = self._agent
+        agent = self.agent
         try:
             config = agent.adapt_to_run(
                 await agent.async_session_config(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigSubentry
+from homeassistant.const import Platform
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import CONF_MODEL, CONF_PROVIDER, DOMAIN, PROVIDER_PROFILES
+from .const import CONF_MODEL, CONF_PROVIDER, DOMAIN, PROVIDER_PROFILES, SUBENTRY_CONVERSATION
 
 if TYPE_CHECKING:
     from . import RealtimeAssistConfigEntry
+    from .agent import RealtimeAgent
 
 
 class RealtimeAssistEntity(Entity):
@@ -38,3 +42,42 @@ class RealtimeAssistEntity(Entity):
             model=subentry.data.get(CONF_MODEL, profile.default_model),
             entry_type=dr.DeviceEntryType.SERVICE,
         )
+
+    # The platform this entity serves the agent on; the agent learns its entity id.
+    _agent_platform: Platform
+
+    @property
+    def agent(self) -> RealtimeAgent:
+        """The agent (subentry) at runtime: its sessions, turns and prompt."""
+        return self.entry.runtime_data.agents[self.subentry.subentry_id]
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self.agent.entity_ids[self._agent_platform] = self.entity_id
+
+
+class RealtimeSpeechEntity(RealtimeAssistEntity):
+    """The agent's speech-to-text or text-to-speech entity.
+
+    Pipelines pick speech engines by name, so these have one of their own (as
+    core's do): the agent's title.
+    """
+
+    _attr_has_entity_name = False
+
+    def __init__(self, entry: RealtimeAssistConfigEntry, subentry: ConfigSubentry) -> None:
+        super().__init__(entry, subentry)
+        self._attr_name = subentry.title
+
+
+def async_add_agent_entities(
+    entry: RealtimeAssistConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    entity_class: Callable[[RealtimeAssistConfigEntry, ConfigSubentry], Entity],
+) -> None:
+    """One entity of `entity_class` per realtime agent, attached to its subentry."""
+    for subentry in entry.subentries.values():
+        if subentry.subentry_type == SUBENTRY_CONVERSATION:
+            async_add_entities(
+                [entity_class(entry, subentry)], config_subentry_id=subentry.subentry_id
+            )

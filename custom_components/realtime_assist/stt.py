@@ -13,7 +13,6 @@ from collections.abc import AsyncIterable
 
 from homeassistant.components import conversation, stt
 from homeassistant.components.stt.models import SpeechAudioProcessing
-from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import Platform
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import llm
@@ -21,10 +20,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import ulid
 
 from . import RealtimeAssistConfigEntry
-from .agent import RealtimeAgent
 from .assist_bridge import current_conversation_id, current_pipeline_run
-from .const import DOMAIN, LOGGER, SUBENTRY_CONVERSATION
-from .entity import RealtimeAssistEntity
+from .const import DOMAIN, LOGGER
+from .entity import RealtimeSpeechEntity, async_add_agent_entities
 from .languages import SUPPORTED_LANGUAGES
 from .realtime.config import SessionConfig, TurnDetectionMode
 from .realtime.errors import RealtimeError
@@ -39,31 +37,13 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One speech-to-text entity per realtime agent."""
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_CONVERSATION:
-            async_add_entities(
-                [RealtimeSpeechToTextEntity(entry, subentry)],
-                config_subentry_id=subentry.subentry_id,
-            )
+    async_add_agent_entities(entry, async_add_entities, RealtimeSpeechToTextEntity)
 
 
-class RealtimeSpeechToTextEntity(RealtimeAssistEntity, stt.SpeechToTextEntity):
+class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
     """Streams the user's speech into the agent's live session."""
 
-    # Speech engines are picked by name in pipelines, which need one (as core's do).
-    _attr_has_entity_name = False
-
-    def __init__(self, entry: RealtimeAssistConfigEntry, subentry: ConfigSubentry) -> None:
-        super().__init__(entry, subentry)
-        self._attr_name = subentry.title
-
-    @property
-    def _agent(self) -> RealtimeAgent:
-        return self.entry.runtime_data.agents[self.subentry.subentry_id]
-
-    async def async_added_to_hass(self) -> None:
-        await super().async_added_to_hass()
-        self._agent.entity_ids[Platform.STT] = self.entity_id
+    _agent_platform = Platform.STT
 
     @property
     def supported_languages(self) -> list[str]:
@@ -100,12 +80,12 @@ class RealtimeSpeechToTextEntity(RealtimeAssistEntity, stt.SpeechToTextEntity):
 
     @property
     def _turn_detection_off(self) -> bool:
-        return self._agent.base_config.turn_detection.mode is TurnDetectionMode.OFF
+        return self.agent.base_config.turn_detection.mode is TurnDetectionMode.OFF
 
     async def async_process_audio_stream(
         self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
     ) -> stt.SpeechResult:
-        agent = self._agent
+        agent = self.agent
         run = current_pipeline_run(self.hass)
         conversation_id = current_conversation_id() or ulid.ulid_now()
         device_id = run.device_id if run else None
@@ -147,7 +127,7 @@ class RealtimeSpeechToTextEntity(RealtimeAssistEntity, stt.SpeechToTextEntity):
             device_id=device_id,
         )
         try:
-            return await self._agent.async_session_config(llm_context)
+            return await self.agent.async_session_config(llm_context)
         except conversation.ConverseError as err:
             LOGGER.warning("Cannot prepare the agent's tools: %s", err)
-            return self._agent.base_config
+            return self.agent.base_config

@@ -15,7 +15,6 @@ from typing import Any
 
 from homeassistant.components import tts
 from homeassistant.components.tts.entity import TTSAudioRequest
-from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
@@ -23,10 +22,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import ulid
 
 from . import RealtimeAssistConfigEntry
-from .agent import RealtimeAgent
 from .assist_bridge import current_conversation_id
-from .const import CONF_PROVIDER, PROVIDER_PROFILES, SUBENTRY_CONVERSATION
-from .entity import RealtimeAssistEntity
+from .const import CONF_PROVIDER, PROVIDER_PROFILES
+from .entity import RealtimeSpeechEntity, async_add_agent_entities
 from .languages import SUPPORTED_LANGUAGES
 from .realtime.config import OutputModality, TurnDetection, TurnDetectionMode
 from .realtime.errors import RealtimeError
@@ -53,23 +51,13 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """One text-to-speech entity per realtime agent."""
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_CONVERSATION:
-            async_add_entities(
-                [RealtimeTextToSpeechEntity(entry, subentry)],
-                config_subentry_id=subentry.subentry_id,
-            )
+    async_add_agent_entities(entry, async_add_entities, RealtimeTextToSpeechEntity)
 
 
-class RealtimeTextToSpeechEntity(RealtimeAssistEntity, tts.TextToSpeechEntity):
+class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
     """Plays the realtime model's voice."""
 
-    # Speech engines are picked by name in pipelines, which need one (as core's do).
-    _attr_has_entity_name = False
-
-    def __init__(self, entry: RealtimeAssistConfigEntry, subentry: ConfigSubentry) -> None:
-        super().__init__(entry, subentry)
-        self._attr_name = subentry.title
+    _agent_platform = Platform.TTS
 
     _attr_supported_languages = SUPPORTED_LANGUAGES
     # Declared so the TTS manager hands them to us: we produce the satellite's
@@ -101,14 +89,6 @@ class RealtimeTextToSpeechEntity(RealtimeAssistEntity, tts.TextToSpeechEntity):
     def default_language(self) -> str:
         return self.hass.config.language
 
-    @property
-    def _agent(self) -> RealtimeAgent:
-        return self.entry.runtime_data.agents[self.subentry.subentry_id]
-
-    async def async_added_to_hass(self) -> None:
-        await super().async_added_to_hass()
-        self._agent.entity_ids[Platform.TTS] = self.entity_id
-
     def async_get_supported_voices(self, language: str) -> list[tts.Voice]:
         profile = PROVIDER_PROFILES[self.entry.data[CONF_PROVIDER]]
         return [tts.Voice(voice, voice.title()) for voice in profile.voices]
@@ -117,7 +97,7 @@ class RealtimeTextToSpeechEntity(RealtimeAssistEntity, tts.TextToSpeechEntity):
         sample_rate = int(
             request.options.get(tts.ATTR_PREFERRED_SAMPLE_RATE) or DEFAULT_SAMPLE_RATE
         )
-        turn = self._agent.turn(current_conversation_id())
+        turn = self.agent.turn(current_conversation_id())
         if turn is not None and turn.session.config.output_modality is OutputModality.AUDIO:
             # The pipeline streams the agent's text to us too; the voice already has it.
             self.hass.async_create_background_task(
@@ -135,7 +115,7 @@ class RealtimeTextToSpeechEntity(RealtimeAssistEntity, tts.TextToSpeechEntity):
         self, message: str, voice: str | None, sample_rate: int
     ) -> AsyncIterator[bytes]:
         """The agent's voice reads `message` verbatim (announcements, other agents' answers)."""
-        agent = self._agent
+        agent = self.agent
         config = dataclasses.replace(
             agent.base_config,
             instructions=READER_INSTRUCTIONS,
