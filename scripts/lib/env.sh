@@ -48,7 +48,6 @@ in_env() {
         log "No toolchain at $ROOTFS: run scripts/setup first."
         return 1
     fi
-    mkdir -p "$ROOTFS$PROJECT_DIR"
     # Networking (pip, loopback servers) is shared with the host; DNS and the
     # CA bundle the host trusts are refreshed on every call.
     cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
@@ -67,6 +66,8 @@ in_env() {
         mount -t proc proc '$ROOTFS/proc'
         mount --rbind /dev '$ROOTFS/dev'
         mount -t tmpfs tmpfs '$ROOTFS/tmp'
+        # After the tmpfs: a project under /tmp gets its mount point inside it.
+        mkdir -p '$ROOTFS$PROJECT_DIR'
         mount --bind '$PROJECT_DIR' '$ROOTFS$PROJECT_DIR'
         exec chroot '$ROOTFS' /usr/bin/env -i $passthrough LANG=C.UTF-8 \
             HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
