@@ -804,6 +804,9 @@ class FakeConnection:
                 "item_id": speech.item_id,
             }
         )
+        if self.server.pause_after_speech_stopped_s:
+            # The commit and transcript arrive in a later read, as over a real network.
+            await asyncio.sleep(self.server.pause_after_speech_stopped_s)
         audio = bytes(self._buffer[speech.start - self._buffer_start : self._vad_pos])
         del self._buffer[: self._vad_pos]
         self._buffer_start, self._vad_pos = end, 0
@@ -1491,6 +1494,7 @@ class FakeOpenAIRealtimeServer:
         """None: the input transcript arrives right after the item, before any
         response. A delay sends it later, interleaved with the response."""
         self.session_ttl_s: float | None = None
+        self.pause_after_speech_stopped_s = 0.0
         self._failures: deque[_Failure] = deque()
         self._reject_status: int | None = None
         self._reject_times: int | None = None

@@ -27,9 +27,12 @@ from custom_components.realtime_assist.realtime.events import (
     TranscriptDelta,
 )
 from custom_components.realtime_assist.realtime.providers.gemini import GeminiLiveProvider
+from custom_components.realtime_assist.realtime.providers.openai import OpenAIRealtimeProvider
 from custom_components.realtime_assist.realtime.session import RealtimeSession, ReconnectPolicy
-from custom_components.realtime_assist.realtime.turn import TurnTracker
+from custom_components.realtime_assist.realtime.turn import TurnTracker, VoiceTurn
+from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.gemini_live import FakeGeminiLiveServer, ScriptedTurn, SpeechPart
+from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
 
 MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 
@@ -117,3 +120,30 @@ async def test_gemini_reply_after_a_reconnect_is_not_taken_for_an_interrupted_on
     assert audio == bytes(gemini.connections[1].turns[0].pcm)
     assert audio
     assert gemini.protocol_errors == []
+
+
+async def test_listen_gets_the_transcript_when_it_arrives_after_a_pause(
+    fake_server: FakeOpenAIRealtimeServer,
+) -> None:
+    """Over a real network the transcript comes in a later read than speech_stopped.
+
+    The turn stops sending audio at speech_stopped; that must not end the turn
+    before the provider's transcript is in.
+    """
+    fake_server.pause_after_speech_stopped_s = 0.05
+    fake_server.add_input_transcript("Good night.")
+    provider = OpenAIRealtimeProvider(Endpoint(fake_server.api_key, fake_server.url))
+    config = SessionConfig(model="gpt-realtime", input_transcription_model="gpt-4o-mini-transcribe")
+    utterance = silence(0.2, 16000) + speech_like(0.8, 16000) + silence(1.5, 16000)
+
+    async def satellite() -> AsyncIterator[bytes]:
+        for start in range(0, len(utterance), 320):
+            yield utterance[start : start + 320]
+            await asyncio.sleep(0)
+
+    async with RealtimeSession(provider, config) as session:
+        for _ in range(3):
+            turn = VoiceTurn(session)
+            assert await turn.listen(satellite(), commit_at_end=False) == "Good night."
+            turn.close()
+            fake_server.add_input_transcript("Good night.")

@@ -142,6 +142,9 @@ class VoiceTurn:
         await asyncio.wait({pump, next_event}, return_when=asyncio.FIRST_COMPLETED)
         if next_event.done():
             return next_event.result()
+        if pump.cancelled():
+            # We stopped the audio ourselves (the provider ended the turn): keep reading.
+            return await next_event
         next_event.cancel()
         pump.result()  # raise what went wrong sending the audio, if anything
         return None
