@@ -262,6 +262,8 @@ async def test_follow_up_reuses_the_session_and_an_idle_session_closes(
     assert conn.close_code == 1000
     [agent] = mock_config_entry.runtime_data.agents.values()
     assert len(agent.pool) == 0
+    # Nothing of the closed conversation is kept alive.
+    assert agent.turn(first.conversation_id) is None
 
 
 async def test_extra_system_prompt_and_home_context_reach_the_model(

@@ -43,6 +43,7 @@ from .realtime.config import OutputModality, SessionConfig, TurnDetection, TurnD
 from .realtime.events import TranscriptDelta
 from .realtime.pool import SessionPool
 from .realtime.providers.base import Provider
+from .realtime.session import RealtimeSession
 from .realtime.turn import TurnTracker, VoiceTurn
 from .service_tool import CallServiceTool
 from .tools import guard_chat_log_tools, tool_specs
@@ -66,6 +67,7 @@ class RealtimeAgent:
         self.pool = SessionPool(
             provider,
             idle_timeout_s=float(self.options.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
+            on_close=self._forget_session,
         )
         # The turn each conversation is in, for the pipeline stage that comes next.
         self._turns: dict[str, VoiceTurn] = {}
@@ -241,6 +243,14 @@ class RealtimeAgent:
         if self._turns.get(conversation_id) is turn:
             del self._turns[conversation_id]
         turn.close()
+
+    def _forget_session(self, session: RealtimeSession) -> None:
+        """A conversation's session closed: its turns go with it."""
+        for turns in (self._turns, self._device_turns):
+            for key, turn in list(turns.items()):
+                if turn.session is session:
+                    turn.close()
+                    del turns[key]
 
     def playing_turn(self, device_id: str | None) -> VoiceTurn | None:
         """The satellite's turn whose reply is still playing, if any."""

@@ -107,6 +107,12 @@ async def async_snapshot(hass: HomeAssistant, entity_id: str, long_side: int) ->
         image = await camera.async_get_image(hass, entity_id, timeout=SNAPSHOT_TIMEOUT_S)
     except HomeAssistantError as err:
         raise CameraError(f"{entity_id} gave no image: {err}") from err
+    except Exception as err:
+        # A camera platform's own failure (network, device library): Home Assistant
+        # passes it through, and it must not kill a paired camera's feed or escape the
+        # action as an unexplained error.
+        LOGGER.debug("Camera %s failed to give an image", entity_id, exc_info=True)
+        raise CameraError(f"{entity_id} gave no image: {err or type(err).__name__}") from err
     if len(image.content) > MAX_IMAGE_BYTES:
         raise CameraError(f"{entity_id} sent an image of {len(image.content)} bytes, too large")
     return await hass.async_add_executor_job(_to_jpeg, image.content, long_side, entity_id)
@@ -117,7 +123,7 @@ def _to_jpeg(content: bytes, long_side: int, entity_id: str) -> bytes:
     try:
         with Image.open(io.BytesIO(content)) as source:
             frame = source.convert("RGB")
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise CameraError(f"{entity_id} sent an image that cannot be decoded") from err
     frame.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -216,7 +222,15 @@ async def async_run_paired_camera(
         interval = max(frame_interval_s, MIN_FRAME_INTERVAL_S)
         while not watcher.done():
             due = loop.time() + interval
-            await _send_frame(hass, turn.session, entity_id, long_side)
+            frame = asyncio.ensure_future(_snapshot_or_none(hass, entity_id, long_side))
+            try:
+                await asyncio.wait({frame, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                frame.cancel()  # nothing to cancel once it has its picture
+            if watcher.done():
+                break  # the turn ended while the camera was busy: that picture is not shown
+            if (jpeg := frame.result()) is not None:
+                await turn.session.send_image(jpeg, "image/jpeg")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, due - loop.time())):
                     await asyncio.shield(watcher)
@@ -227,12 +241,35 @@ async def async_run_paired_camera(
         events.close()
 
 
+async def _snapshot_or_none(hass: HomeAssistant, entity_id: str, long_side: int) -> bytes | None:
+    """A frame of the camera, or None when it gave none (the frame is skipped).
+
+    Cancellable: Home Assistant's `camera.async_get_image` swallows cancellation, so
+    the picture is taken in a task of its own, left to finish (or give up) when this
+    is cancelled, and dropped.
+    """
+    snapshot = asyncio.ensure_future(async_snapshot(hass, entity_id, long_side))
+    try:
+        await asyncio.wait({snapshot})
+    finally:
+        if not snapshot.done():
+            snapshot.add_done_callback(_drop_outcome)
+            snapshot.cancel()
+    try:
+        return snapshot.result()
+    except CameraError as err:
+        LOGGER.debug("Skipping a frame: %s", err)
+        return None
+
+
+def _drop_outcome(task: asyncio.Future[bytes]) -> None:
+    """Retrieve an abandoned picture's outcome, so a failure is not logged as unhandled."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def _send_frame(
     hass: HomeAssistant, session: RealtimeSession, entity_id: str, long_side: int
 ) -> None:
-    try:
-        jpeg = await async_snapshot(hass, entity_id, long_side)
-    except CameraError as err:
-        LOGGER.debug("Skipping a frame: %s", err)
-        return
-    await session.send_image(jpeg, "image/jpeg")
+    if (jpeg := await _snapshot_or_none(hass, entity_id, long_side)) is not None:
+        await session.send_image(jpeg, "image/jpeg")

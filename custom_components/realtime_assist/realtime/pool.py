@@ -40,8 +40,11 @@ class SessionPool:
         idle_timeout_s: float,
         input_sample_rate: int = 16000,
         reconnect: ReconnectPolicy | None = None,
+        on_close: Callable[[RealtimeSession], None] | None = None,
     ) -> None:
         self._provider = provider
+        # Told about every session the pool closes, so owners drop what refers to it.
+        self._on_close = on_close
         self._idle_timeout_s = idle_timeout_s
         self._input_rate = input_sample_rate
         self._reconnect = reconnect
@@ -156,6 +159,8 @@ class SessionPool:
         if pooled.idle_timer is not None:
             pooled.idle_timer.cancel()
         await pooled.session.close()
+        if self._on_close is not None:
+            self._on_close(pooled.session)
 
     async def close_all(self) -> None:
         """Close every session (the config entry unloads)."""
