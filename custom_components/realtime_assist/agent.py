@@ -112,6 +112,10 @@ class RealtimeAgent:
         and does not respond. Nobody plays our voice (another text-to-speech,
         or no pipeline at all): the model answers in text, no audio is made.
         """
+        if run is not None and not run.known:
+            # Many runs at once and this one's record is gone: assume the common
+            # case, our own pipeline (answer, and in our voice).
+            return config
         ours_answers = run is None or run.conversation_engine == self.entity_ids.get(
             Platform.CONVERSATION
         )

@@ -33,6 +33,9 @@ class PipelineRunInfo:
     stt_engine: str | None
     tts_engine: str | None
     context: Context | None
+    # False: a run is going on but Home Assistant no longer keeps the record that
+    # says which (it keeps the last 10 runs per pipeline); nothing else is known.
+    known: bool = True
 
 
 def current_conversation_id() -> str | None:
@@ -51,10 +54,12 @@ def current_pipeline_run(hass: HomeAssistant) -> PipelineRunInfo | None:
         data: Any = hass.data.get(KEY_ASSIST_PIPELINE)
         if data is None:
             return None
+        unrecorded = False
         for runs in data.pipeline_runs._pipeline_runs.values():
             for run in runs.values():
                 debug = (data.pipeline_debug.get(run.pipeline.id) or {}).get(run.id)
                 if debug is None:
+                    unrecorded = True
                     continue
                 started = next(
                     (event for event in debug.events if event.type == PipelineEventType.RUN_START),
@@ -71,6 +76,8 @@ def current_pipeline_run(hass: HomeAssistant) -> PipelineRunInfo | None:
                     tts_engine=run.pipeline.tts_engine,
                     context=run.context,
                 )
+        if unrecorded:
+            return PipelineRunInfo(conversation_id, None, None, None, None, None, None, known=False)
     except (AttributeError, ImportError, KeyError, TypeError) as err:
         LOGGER.warning(
             "Cannot read the Assist pipeline run (Home Assistant changed its internals: %r); "

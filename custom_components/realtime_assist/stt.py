@@ -107,8 +107,10 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
         except RealtimeError as err:
             LOGGER.warning("Realtime session failed: %s", err)
             return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-        if run is not None and run.conversation_engine != agent.entity_ids.get(
-            Platform.CONVERSATION
+        if (
+            run is not None
+            and run.known
+            and run.conversation_engine != agent.entity_ids.get(Platform.CONVERSATION)
         ):
             # Another agent answers: this turn was only for the transcript (a Gemini model,
             # configured once per connection, answers it too; nobody plays that).
