@@ -1,0 +1,1 @@
+"""Benchmarks of Realtime Assist in real Assist pipeline runs (`scripts/bench`; not tests)."""

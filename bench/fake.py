@@ -1,0 +1,209 @@
+"""The fake OpenAI Realtime server of the tests, timestamped for benchmarks.
+
+A subclass of `tests.fakes.openai_realtime.FakeOpenAIRealtimeServer` (the fake
+itself is not changed). With no artificial delay, it notes (time.perf_counter,
+CLOCK_MONOTONIC) when each input audio append arrives, and when it sends
+`speech_stopped`, the input transcript, the first audio delta of a response
+and `response.done`.
+
+Appends are matched to the satellite frame they carry by content: each turn
+registers the exact bytes its frames become after the integration resamples
+them, so concurrent satellites and reused sessions need no other bookkeeping.
+
+Two differences from the fake the tests use, both for measuring rather than
+for protocol checking:
+- schema validation of every event (pydantic, a millisecond-scale cost per
+  event in this process) is on only while `validate` is set; the driver sets
+  it for its warm-up turns and checks `protocol_errors` afterwards;
+- a response sends its whole transcript first and holds its audio until the
+  turn's `audio_gate` opens: the driver opens it once the satellite is
+  reading the TTS URL, as a real model's first audio (hundreds of
+  milliseconds after the end of speech) finds a satellite already listening.
+  Without that, "first delta to first byte" would time the pipeline's stage
+  changes instead of the audio path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+
+from tests.fakes.openai_realtime import (
+    _BYTES_PER_MS,
+    FakeConnection,
+    FakeOpenAIRealtimeServer,
+    ScriptedResponse,
+    SentItem,
+    SpeechItem,
+    TextItem,
+    _ActiveResponse,
+    _checked_json,
+    _error,
+)
+
+if TYPE_CHECKING:
+    from bench.satellite import TurnRecord
+
+# Skip the first output samples of a resampled frame: they depend on the
+# previous frame (the filter's history), which a reused session carries over.
+KEY_OFFSET = 96
+GATE_TIMEOUT_S = 5.0
+
+
+class BenchConnection(FakeConnection):
+    """One session on the benchmark fake: timestamps, frame matching, gated audio."""
+
+    server: BenchFakeServer
+
+    def __init__(
+        self, server: BenchFakeServer, ws: ServerConnection, model: str, azure: bool
+    ) -> None:
+        super().__init__(server, ws, model, azure)
+        self.created_at = time.perf_counter()
+        self.turn: TurnRecord | None = None
+        # The turn whose response is streaming (None: a response of no benchmark turn).
+        self.response_turn: TurnRecord | None = None
+        self.appends = 0
+
+    async def send(self, event: dict[str, Any]) -> None:
+        event = {"event_id": self.server.new_id("event"), **event}
+        text = _checked_json(event) if self.server.validate else json.dumps(event)
+        sent_at = time.perf_counter()
+        await self.ws.send(text)
+        if self.server.validate:
+            self.sent.append(json.loads(text))
+        turn = self.turn
+        match event["type"]:
+            case "input_audio_buffer.speech_stopped" if turn and turn.speech_stopped_at is None:
+                turn.speech_stopped_at = sent_at
+                if self.server.pause_after_speech_stopped_s:
+                    # What a real network does: the next events come in later reads.
+                    await asyncio.sleep(self.server.pause_after_speech_stopped_s)
+            case "conversation.item.input_audio_transcription.completed" if turn:
+                turn.transcript_done_at = sent_at
+            case "response.created":
+                # A turn's response comes after its end of speech, and only one does.
+                answered = turn is not None and turn.speech_stopped_at is not None
+                fresh = answered and turn is not None and turn.response_created_at is None
+                self.response_turn = turn if fresh else None
+                if self.response_turn is not None:
+                    self.response_turn.response_created_at = sent_at
+            case "response.output_audio.delta" if (
+                self.response_turn is not None and self.response_turn.first_delta_at is None
+            ):
+                self.response_turn.first_delta_at = sent_at
+            case "response.done" if self.response_turn is not None:
+                self.response_turn.response_done_at = sent_at
+
+    async def _on_frame(self, message: str | bytes) -> None:
+        arrived_at = time.perf_counter()
+        if isinstance(message, bytes) or self.server.validate:
+            if isinstance(message, str) and '"input_audio_buffer.append"' in message:
+                event = json.loads(message)
+                self._match_append(event.get("audio", ""), arrived_at)
+            await super()._on_frame(message)
+            return
+        event = json.loads(message)
+        if event["type"] == "input_audio_buffer.append":
+            self._match_append(event["audio"], arrived_at)
+        else:
+            self.received.append(event)  # small control events only; audio is not kept
+        handler = self._handlers.get(event["type"])
+        if handler is None:
+            self.server.protocol_errors.append(f"unknown event type {event['type']!r}")
+            await self.send(_error("invalid_value", f"Unknown event {event['type']!r}"))
+            return
+        await handler(event)
+
+    def _match_append(self, audio: str, arrived_at: float) -> None:
+        self.appends += 1
+        pcm = base64.b64decode(audio)
+        found = self.server.expected.pop(pcm[KEY_OFFSET:], None)
+        if found is None:
+            self.server.unmatched_appends += 1
+            return
+        turn, index = found
+        turn.arrived_at[index] = arrived_at
+        if self.turn is not turn:
+            self.turn = turn
+            turn.connection_created_at = self.created_at
+
+    async def _stream_audio(
+        self,
+        active: _ActiveResponse,
+        sent: SentItem,
+        base: dict[str, Any],
+        scripted: SpeechItem | TextItem,
+        words: list[str],
+    ) -> None:
+        """The whole transcript, then (once the gate opens) the audio, with no pauses."""
+        if not isinstance(scripted, SpeechItem) or scripted.pcm is None:
+            # Not a benchmark turn's response (its audio never matched a frame).
+            self.server.unmatched_responses += 1
+            await super()._stream_audio(active, sent, base, scripted, words)
+            return
+        for word in words:
+            await self.send(
+                {"type": "response.output_audio_transcript.delta", **base, "delta": word}
+            )
+            sent.text += word
+        turn = self.response_turn
+        if turn is not None:
+            try:
+                async with asyncio.timeout(GATE_TIMEOUT_S):
+                    await turn.audio_gate.wait()
+            except TimeoutError:
+                turn.errors.append("the satellite never opened the TTS URL")
+        pcm = scripted.pcm
+        chunk_bytes = self.server.audio_chunk_ms * _BYTES_PER_MS
+        for start in range(0, len(pcm), chunk_bytes):
+            if active.cancel_reason:
+                break
+            chunk = pcm[start : start + chunk_bytes]
+            await self.send(
+                {
+                    "type": "response.output_audio.delta",
+                    **base,
+                    "delta": base64.b64encode(chunk).decode("ascii"),
+                }
+            )
+            sent.pcm += chunk
+            await self._pace(active)
+
+
+class BenchFakeServer(FakeOpenAIRealtimeServer):
+    """The fake server with `BenchConnection`s; scripted by the turns themselves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.validate = True
+        # Resampled frame bytes (from KEY_OFFSET) -> (turn, frame index).
+        self.expected: dict[bytes, tuple[TurnRecord, int]] = {}
+        self.unmatched_appends = 0
+        self.unmatched_responses = 0
+        self.pause_after_speech_stopped_s = 0.0
+        self.responder = self._respond
+        self.live_connections = 0
+
+    @staticmethod
+    def _respond(conn: FakeConnection) -> ScriptedResponse | None:
+        turn = conn.turn if isinstance(conn, BenchConnection) else None
+        if turn is None or turn.speech_stopped_at is None or turn.response_created_at:
+            return None  # not a benchmark turn's answer: the fake's default "OK."
+        return ScriptedResponse(SpeechItem(turn.reply_text, turn.reply_pcm))
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        assert self._setup_failure(ws) is None, "the benchmark uses a valid key and model"
+        conn = BenchConnection(self, ws, self._model(ws.request), azure=False)
+        self.live_connections += 1
+        try:
+            await conn.serve()
+        finally:
+            self.live_connections -= 1
+            # Connections are not kept (`connections`): a long run would pile them up.

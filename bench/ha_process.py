@@ -1,0 +1,570 @@
+"""Home Assistant under benchmark, in a process of its own.
+
+Not a test: `python -m bench` (scripts/bench) runs this file with pytest, so
+Home Assistant 2026.10.4 starts exactly as in the unit tests (the
+pytest-homeassistant-custom-component harness), with the differences that
+make it behave like a production instance: the event loop is not in debug
+mode and its clock is the C `time.monotonic` again, pytest's log capture is
+off (`-p no:logging`) and the log level is WARNING. The satellites and the
+fake provider live in the driver process, so this process's CPU time and
+memory are Home Assistant's and the integration's alone.
+
+The driver talks to it over a JSON-lines control connection on loopback
+(`BENCH_CONTROL_PORT`): `ready` (HTTP port, access token, pipelines) goes
+out first, then commands come in (memory, probes, TTS options, a proposed
+change, profiling, tracemalloc, closing sessions, stop).
+
+Probes (`Probes`, installed only while the driver asks, so the leak and
+profile runs see the integration unwrapped) note when each 16 kHz frame
+enters the integration, when our speech-to-text returns (and what it
+raised), when the first reply audio leaves the integration and Home
+Assistant's TTS conversion (ffmpeg on 2026.10.4, or a pass-through, which is
+what 2026.11 does with a WAV that already has the requested format), the
+provider connects, replies read aloud, and the thread CPU time of the input
+hot path where it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+import contextlib
+import cProfile
+import gc
+import json
+import logging
+import os
+from pathlib import Path
+import time
+import tracemalloc
+from typing import Any
+
+# Home Assistant must import our package before the hass fixture changes sys.path.
+import custom_components.realtime_assist  # noqa: F401  # isort: skip
+
+from homeassistant.components import assist_pipeline, stt, tts as tts_component
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.components.tts.const import DATA_TTS_MANAGER
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.const import CONF_API_KEY, CONF_URL, Platform, __version__ as HA_VERSION
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from bench.proposals import planned_run
+from bench.wav import WavStreamParser
+from custom_components.realtime_assist import tts as realtime_tts
+from custom_components.realtime_assist.agent_config import recommended_agent_options
+from custom_components.realtime_assist.const import (
+    CONF_KEEP_WARM,
+    CONF_PROVIDER,
+    CONF_SILENCE_DURATION_MS,
+    DOMAIN,
+    SUBENTRY_CONVERSATION,
+)
+from custom_components.realtime_assist.realtime.audio import Resampler
+from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
+from custom_components.realtime_assist.realtime.providers.openai import OpenAIRealtimeConnection
+from custom_components.realtime_assist.realtime.session import RealtimeSession
+from custom_components.realtime_assist.stt import RealtimeSpeechToTextEntity
+
+# The agents the driver uses: the defaults (main runs), and two with a short
+# VAD silence for the turn-start comparison, one keeping a spare session warm.
+AGENTS: dict[str, dict[str, Any]] = {
+    "Bench": {},
+    "Bench warm": {CONF_KEEP_WARM: True, CONF_SILENCE_DURATION_MS: 200},
+    "Bench cold": {CONF_KEEP_WARM: False, CONF_SILENCE_DURATION_MS: 200},
+}
+# Bytes of a 16 kHz frame that identify it (the driver computes the same key).
+FRAME_KEY_BYTES = 24
+# Bytes of the first reply audio that identify the turn.
+REPLY_KEY_BYTES = 32
+# Objects counted to find what a turn or a conversation leaves behind.
+COUNTED_TYPES = frozenset(
+    {
+        "RealtimeSession",
+        "Subscription",
+        "VoiceTurn",
+        "OpenAIRealtimeConnection",
+        "ClientConnection",
+        "ChatLog",
+        "ChatSession",
+        "ResultStream",
+        "TTSCache",
+        "PipelineRun",
+    }
+)
+
+
+class Probes:
+    """Timestamps inside Home Assistant (time.perf_counter: CLOCK_MONOTONIC, as in the driver).
+
+    Installed only while the driver asks for them, so the leak and profile
+    runs see the integration unwrapped.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.passthrough = False
+        # First bytes of a 16 kHz frame -> when the integration got it.
+        self.audio_in: dict[str, float] = {}
+        # First bytes of a turn's first frame -> when our speech-to-text returned.
+        self.stt_done: dict[str, float] = {}
+        # First bytes of a reply's first audio -> {"ours", "into_conversion", "converted"}.
+        self.tts: dict[str, dict[str, float]] = {}
+        # Provider connects: (started, finished).
+        self.connects: list[tuple[float, float]] = []
+        # What our speech-to-text raised (Home Assistant hides CancelledError).
+        self.stt_exceptions: list[str] = []
+        # Replies the TTS had the model read aloud instead of playing the turn's audio.
+        self.read_aloud = 0
+        # CPU time of hot-path functions, measured where they run: label ->
+        # [thread CPU seconds, wall seconds, calls].
+        self.cpu: dict[str, list[float]] = {}
+        self._undo: list[Callable[[], None]] = []
+
+    def dump(self) -> dict[str, Any]:
+        data = {
+            "audio_in": self.audio_in,
+            "stt_done": self.stt_done,
+            "tts": self.tts,
+            "connects": self.connects,
+            "stt_exceptions": self.stt_exceptions,
+            "read_aloud": self.read_aloud,
+            "cpu": self.cpu,
+        }
+        self.audio_in, self.stt_done, self.tts, self.connects = {}, {}, {}, []
+        self.stt_exceptions, self.read_aloud = [], 0
+        self.cpu = {}
+        return data
+
+    def _account(self, label: str, started: float, wall: float) -> None:
+        entry = self.cpu.setdefault(label, [0.0, 0.0, 0])
+        entry[0] += time.thread_time() - started
+        entry[1] += time.perf_counter() - wall
+        entry[2] += 1
+
+    def install(self, entry: MockConfigEntry, *, passthrough: bool) -> None:
+        """Wrap the integration's audio entry and exit and Home Assistant's TTS conversion."""
+        self.uninstall()
+        self.enabled, self.passthrough = True, passthrough
+        send_audio = RealtimeSession.send_audio
+        resample = Resampler.process
+        provider_send = OpenAIRealtimeConnection.send_audio
+        process_audio = RealtimeSpeechToTextEntity.async_process_audio_stream
+        wav_stream = realtime_tts._wav_stream
+        convert = tts_component._async_convert_audio
+        provider = entry.runtime_data.provider
+        connect = provider.connect
+        tts_entity = realtime_tts.RealtimeTextToSpeechEntity
+        read_aloud = tts_entity._read_aloud
+
+        async def probed_send_audio(session: RealtimeSession, pcm: bytes) -> None:
+            self.audio_in[pcm[:FRAME_KEY_BYTES].hex()] = time.perf_counter()
+            started, wall = time.thread_time(), time.perf_counter()
+            await send_audio(session, pcm)
+            self._account("session.send_audio (whole input path)", started, wall)
+
+        def probed_resample(resampler: Resampler, pcm: bytes) -> bytes:
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                return resample(resampler, pcm)
+            finally:
+                label = f"Resampler.process {resampler.rate_in}->{resampler.rate_out}"
+                self._account(label, started, wall)
+
+        async def probed_provider_send(connection: Any, pcm: bytes) -> None:
+            started, wall = time.thread_time(), time.perf_counter()
+            await provider_send(connection, pcm)
+            self._account("OpenAI send_audio (base64, JSON, websocket)", started, wall)
+
+        async def probed_process_audio(
+            entity: RealtimeSpeechToTextEntity,
+            metadata: stt.SpeechMetadata,
+            stream: AsyncIterable[bytes],
+        ) -> stt.SpeechResult:
+            first: list[str] = []
+
+            async def keyed() -> AsyncGenerator[bytes]:
+                async for chunk in stream:
+                    if not first:
+                        first.append(chunk[:FRAME_KEY_BYTES].hex())
+                    yield chunk
+
+            try:
+                result = await process_audio(entity, metadata, keyed())
+            except BaseException as err:
+                self.stt_exceptions.append(f"{type(err).__name__}: {err}")
+                raise
+            if first:
+                self.stt_done[first[0]] = time.perf_counter()
+            return result
+
+        def probed_wav_stream(audio: AsyncIterator[bytes], sample_rate: int) -> Any:
+            return _time_first_audio(wav_stream(audio, sample_rate), "ours", {})
+
+        def probed_convert(
+            hass: HomeAssistant,
+            from_extension: str | None,
+            audio_input: Any,
+            *args: Any,
+            **kwargs: Any,
+        ) -> AsyncGenerator[bytes]:
+            if not hasattr(audio_input, "__anext__"):
+                return convert(hass, from_extension, audio_input, *args, **kwargs)
+            shared: dict[str, str] = {}
+            timed_input = _time_first_audio(audio_input, "into_conversion", shared)
+            if self.passthrough:
+                converted: AsyncGenerator[bytes] = timed_input
+            else:
+                converted = convert(hass, from_extension, timed_input, *args, **kwargs)
+            return _time_first_audio(converted, "converted", shared)
+
+        def counted_read_aloud(entity: Any, *args: Any, **kwargs: Any) -> Any:
+            self.read_aloud += 1
+            return read_aloud(entity, *args, **kwargs)
+
+        async def probed_connect(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            connection = await connect(*args, **kwargs)
+            self.connects.append((started, time.perf_counter()))
+            return connection
+
+        RealtimeSession.send_audio = probed_send_audio  # type: ignore[method-assign]
+        Resampler.process = probed_resample  # type: ignore[method-assign]
+        OpenAIRealtimeConnection.send_audio = probed_provider_send  # type: ignore[method-assign]
+        RealtimeSpeechToTextEntity.async_process_audio_stream = probed_process_audio  # type: ignore[method-assign]
+        realtime_tts._wav_stream = probed_wav_stream  # type: ignore[assignment]
+        tts_component._async_convert_audio = probed_convert  # type: ignore[attr-defined]
+        provider.connect = probed_connect  # type: ignore[method-assign]
+        tts_entity._read_aloud = counted_read_aloud  # type: ignore[method-assign]
+
+        def undo() -> None:
+            RealtimeSession.send_audio = send_audio  # type: ignore[method-assign]
+            Resampler.process = resample  # type: ignore[method-assign]
+            OpenAIRealtimeConnection.send_audio = provider_send  # type: ignore[method-assign]
+            RealtimeSpeechToTextEntity.async_process_audio_stream = process_audio  # type: ignore[method-assign]
+            realtime_tts._wav_stream = wav_stream
+            tts_component._async_convert_audio = convert  # type: ignore[attr-defined]
+            del provider.connect
+            tts_entity._read_aloud = read_aloud  # type: ignore[method-assign]
+
+        self._undo.append(undo)
+
+    def uninstall(self) -> None:
+        self.enabled = False
+        while self._undo:
+            self._undo.pop()()
+
+
+PROBES = Probes()
+
+
+def _inject_tts_options(options: dict[str, Any] | None) -> Callable[[], None]:
+    """Ask every TTS stream for `options`, as a satellite entity (ESPHome) does; returns undo."""
+    process_options = tts_component.SpeechManager.process_options
+
+    def with_satellite_options(
+        manager: Any, engine_instance: Any, language: str | None, requested: dict | None
+    ) -> tuple[str, dict[str, Any]]:
+        return process_options(
+            manager, engine_instance, language, {**(requested or {}), **(options or {})}
+        )
+
+    if options:
+        tts_component.SpeechManager.process_options = with_satellite_options  # type: ignore[method-assign]
+
+    def undo() -> None:
+        tts_component.SpeechManager.process_options = process_options  # type: ignore[method-assign]
+
+    return undo
+
+
+async def _time_first_audio(
+    chunks: AsyncIterator[bytes], label: str, shared: dict[str, str]
+) -> AsyncGenerator[bytes]:
+    """Pass a WAV stream on; note when its first audio byte goes by.
+
+    `shared` carries the stream's key (its first audio bytes) from the input
+    side of a conversion to its output side.
+    """
+    parser = WavStreamParser()
+    seen = False
+    async for chunk in chunks:
+        if not seen and (audio := parser.feed(chunk)):
+            seen = True
+            now = time.perf_counter()
+            key = shared.setdefault("key", audio[:REPLY_KEY_BYTES].hex())
+            if PROBES.enabled:
+                PROBES.tts.setdefault(key, {})[label] = now
+        yield chunk
+
+
+_SITE_PACKAGES = Path(pytest.__file__).parent.parent
+_ORIGINAL_RESAMPLER_RUN = Resampler._run
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _tts_cache_bytes(hass: HomeAssistant) -> int:
+    """Audio Home Assistant's TTS keeps in memory (every result, for five minutes)."""
+    total = 0
+    for cache in hass.data[DATA_TTS_MANAGER].mem_cache.values():
+        total += len(getattr(cache, "_result_data", None) or b"")
+        total += sum(len(part) for part in getattr(cache, "_partial_data", None) or [])
+    return total
+
+
+def _count_objects() -> dict[str, int]:
+    counts = dict.fromkeys(sorted(COUNTED_TYPES), 0)
+    for obj in gc.get_objects():
+        name = type(obj).__name__
+        if name in counts:
+            counts[name] += 1
+    return counts
+
+
+class Controller:
+    """Answers the driver's commands."""
+
+    def __init__(self, hass: HomeAssistant, entry: MockConfigEntry) -> None:
+        self.hass = hass
+        self.entry = entry
+        self.profile: cProfile.Profile | None = None
+        self.undo_tts_options: Callable[[], None] = lambda: None
+        self._traced: tracemalloc.Snapshot | None = None
+
+    @property
+    def _agents(self) -> dict[str, Any]:
+        return {
+            self.entry.subentries[subentry_id].title: agent
+            for subentry_id, agent in self.entry.runtime_data.agents.items()
+        }
+
+    def _sessions(self) -> dict[str, int]:
+        return {title: len(agent.pool) for title, agent in self._agents.items()}
+
+    def _spares(self) -> int:
+        return sum(agent.pool._spare is not None for agent in self._agents.values())
+
+    async def handle(self, command: str, args: dict[str, Any]) -> Any:
+        handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+            "memory": self._memory,
+            "probes": self._probes,
+            "dump_probes": self._dump_probes,
+            "tts_options": self._tts_options,
+            "profile_start": self._profile_start,
+            "profile_stop": self._profile_stop,
+            "trace_start": self._trace_start,
+            "trace_stop": self._trace_stop,
+            "close_sessions": self._close_sessions,
+            "what_if": self._what_if,
+        }
+        return await handlers[command](args)
+
+    async def _memory(self, args: dict[str, Any]) -> dict[str, Any]:
+        await self.hass.async_block_till_done()
+        gc.collect()
+        result: dict[str, Any] = {
+            "rss_kib": _rss_kib(),
+            "tts_cache_kib": _tts_cache_bytes(self.hass) // 1024,
+            "sessions": self._sessions(),
+            "spares": self._spares(),
+        }
+        if args.get("objects"):
+            result["objects"] = _count_objects()
+        return result
+
+    async def _probes(self, args: dict[str, Any]) -> None:
+        if args["enabled"]:
+            PROBES.install(self.entry, passthrough=args.get("conversion") == "passthrough")
+        else:
+            PROBES.uninstall()
+        PROBES.dump()
+
+    async def _dump_probes(self, args: dict[str, Any]) -> dict[str, Any]:
+        return PROBES.dump()
+
+    async def _tts_options(self, args: dict[str, Any]) -> None:
+        self.undo_tts_options()
+        self.undo_tts_options = _inject_tts_options(args.get("options"))
+
+    async def _profile_start(self, args: dict[str, Any]) -> None:
+        # CPU time, not wall time: waiting in epoll costs nothing.
+        self.profile = cProfile.Profile(time.process_time)
+        self.profile.enable()
+
+    async def _profile_stop(self, args: dict[str, Any]) -> None:
+        assert self.profile is not None
+        self.profile.disable()
+        self.profile.dump_stats(args["path"])
+        self.profile = None
+
+    async def _trace_start(self, args: dict[str, Any]) -> None:
+        gc.collect()
+        tracemalloc.start(int(args.get("frames", 1)))
+        self._traced = tracemalloc.take_snapshot()
+
+    async def _trace_stop(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Where Python memory grew since `trace_start`, biggest first."""
+        assert self._traced is not None
+        await self.hass.async_block_till_done()
+        gc.collect()
+        now = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+        diff = now.filter_traces(ignore).compare_to(self._traced.filter_traces(ignore), "lineno")
+        self._traced = None
+        return [
+            {
+                "where": str(stat.traceback[0]).replace(str(_SITE_PACKAGES), ""),
+                "size_diff_kib": round(stat.size_diff / 1024, 1),
+                "count_diff": stat.count_diff,
+            }
+            for stat in diff[: int(args.get("top", 15))]
+        ]
+
+    async def _what_if(self, args: dict[str, Any]) -> None:
+        """Swap in a proposed change (bench.proposals), or back."""
+        if args.get("planned_resampler"):
+            Resampler._run = planned_run  # type: ignore[method-assign]
+        else:
+            Resampler._run = _ORIGINAL_RESAMPLER_RUN  # type: ignore[method-assign]
+
+    async def _close_sessions(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Close every conversation's session, as idle expiry would (spares stay)."""
+        for agent in self._agents.values():
+            for key in list(agent.pool._sessions):
+                await agent.pool.close(key)
+        return await self._memory({"objects": True})
+
+
+@pytest.fixture(autouse=True)
+async def enable_event_loop_debug() -> None:
+    """Undo two harness settings a production Home Assistant does not have.
+
+    Debug mode, and a Python-level `loop.time` (freezegun's hook) where
+    Home Assistant binds the C `time.monotonic`.
+    """
+    loop = asyncio.get_running_loop()
+    loop.set_debug(False)
+    loop.time = time.monotonic  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def expected_lingering_tasks() -> bool:
+    """Sessions and ffmpeg readers may still be winding down when the run stops."""
+    return True
+
+
+@pytest.fixture
+def expected_lingering_timers() -> bool:
+    return True
+
+
+async def _set_up_home(hass: HomeAssistant, entities: int) -> None:
+    """Some exposed entities, so the model's prompt and tools are not trivially small."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(
+        hass,
+        "input_boolean",
+        {"input_boolean": {f"bench_{i}": {"name": f"Bench switch {i}"} for i in range(entities)}},
+    )
+    await hass.async_block_till_done()
+    for i in range(entities):
+        async_expose_entity(hass, "conversation", f"input_boolean.bench_{i}", True)
+
+
+def _agent_pipelines(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str]:
+    pipelines = assist_pipeline.async_get_pipelines(hass)
+    result = {}
+    for subentry_id, agent in entry.runtime_data.agents.items():
+        engine = agent.entity_ids[Platform.CONVERSATION]
+        [pipeline] = [p for p in pipelines if p.conversation_engine == engine]
+        result[entry.subentries[subentry_id].title] = pipeline.id
+    return result
+
+
+async def test_home_assistant_under_benchmark(
+    hass: HomeAssistant,
+    hass_access_token: str,
+    aiohttp_client: ClientSessionGenerator,
+    socket_enabled: None,
+    enable_custom_integrations: None,
+) -> None:
+    """Serve the driver until it says stop."""
+    logging.getLogger().setLevel(logging.WARNING)
+    loop = asyncio.get_running_loop()
+    assert not loop.get_debug()
+    await _set_up_home(hass, int(os.environ.get("BENCH_ENTITIES", "25")))
+    assert await async_setup_component(hass, "websocket_api", {})
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="OpenAI Realtime",
+        data={
+            CONF_PROVIDER: PROVIDER_OPENAI,
+            CONF_API_KEY: os.environ["BENCH_API_KEY"],
+            CONF_URL: os.environ["BENCH_FAKE_URL"],
+        },
+        subentries_data=[
+            ConfigSubentryData(
+                data=recommended_agent_options(PROVIDER_OPENAI) | options,
+                subentry_type=SUBENTRY_CONVERSATION,
+                title=title,
+                unique_id=None,
+            )
+            for title, options in AGENTS.items()
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    # A real listening socket on 127.0.0.1 serving Home Assistant's HTTP app.
+    client = await aiohttp_client(hass.http.app)
+    controller = Controller(hass, entry)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", int(os.environ["BENCH_CONTROL_PORT"])
+    )
+
+    def send(message: dict[str, Any]) -> None:
+        writer.write(json.dumps(message).encode() + b"\n")
+
+    send(
+        {
+            "type": "ready",
+            "pid": os.getpid(),
+            "http_port": client.server.port,
+            "token": hass_access_token,
+            "pipelines": _agent_pipelines(hass, entry),
+            "ha_version": HA_VERSION,
+            "loop_debug": loop.get_debug(),
+        }
+    )
+    try:
+        while line := await reader.readline():
+            request = json.loads(line)
+            if request["cmd"] == "stop":
+                send({"type": "reply", "id": request["id"], "result": None})
+                break
+            try:
+                result = await controller.handle(request["cmd"], request.get("args") or {})
+            except Exception as err:  # the driver reports it; Home Assistant keeps serving
+                send({"type": "reply", "id": request["id"], "error": repr(err)})
+            else:
+                send({"type": "reply", "id": request["id"], "result": result})
+            await writer.drain()
+    finally:
+        await writer.drain()
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        PROBES.uninstall()
+        controller.undo_tts_options()

@@ -1,0 +1,262 @@
+"""The results table: each figure next to its target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A leak run is "flat" when the fitted growth stays under this per turn.
+FLAT_KIB_PER_TURN = 5.0
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _verdict(value: float | None, limit: float, *, at_least: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    ok = value >= limit if at_least else value <= limit
+    return "ok" if ok else "MISS"
+
+
+def print_report(results: dict[str, Any]) -> None:
+    machine = results["machine"]
+    ha = results.get("home_assistant", {})
+    print()
+    print(
+        f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), load "
+        f"{machine['load_average_at_start']} -> {machine.get('load_average_at_end')}; "
+        f"Home Assistant {ha.get('version')} (loop debug {ha.get('loop_debug')}), "
+        f"Python {machine['python']}"
+    )
+    header = f"{'latency (ms)':58} {'n':>6} {'min':>7} {'median':>7} {'p95':>7} {'max':>7}  target"
+    print()
+    print(header)
+    print("-" * len(header))
+
+    def row(label: str, summary: dict[str, Any] | None, target: str = "") -> None:
+        summary = summary or {}
+        print(
+            f"{label:58} {_fmt(summary.get('n')):>6} {_fmt(summary.get('min')):>7} "
+            f"{_fmt(summary.get('median')):>7} {_fmt(summary.get('p95')):>7} "
+            f"{_fmt(summary.get('max')):>7}  {target}"
+        )
+
+    single = results.get("single", {})
+    esphome = results.get("esphome_16k", {})
+    passthrough = results.get("esphome_16k_passthrough", {})
+
+    def target(summary: dict[str, Any] | None, limit: float) -> str:
+        p95 = (summary or {}).get("p95")
+        return f"p95 <= {limit:g}: {_verdict(p95, limit)}"
+
+    row(
+        "(1) audio in: satellite frame -> provider socket",
+        single.get("audio_in_ms"),
+        target(single.get("audio_in_ms"), 5),
+    )
+    row(
+        "    HA: websocket -> pipeline -> our speech-to-text",
+        single.get("audio_in_home_assistant_ms"),
+    )
+    row("    integration: speech-to-text -> provider socket", single.get("audio_in_integration_ms"))
+    row(
+        "(2) turn end: speech_stopped sent -> stt-end at satellite",
+        single.get("turn_end_ms"),
+        target(single.get("turn_end_ms"), 10),
+    )
+    row("    integration: speech_stopped -> our STT returns", single.get("turn_end_integration_ms"))
+    row("    HA: STT returns -> stt-end at the satellite", single.get("turn_end_home_assistant_ms"))
+    row(
+        "(3) audio out, model's WAV: delta -> satellite byte",
+        single.get("audio_out_ms"),
+        target(single.get("audio_out_without_conversion_ms"), 20) + " (no conversion)",
+    )
+    row(
+        "    integration: delta -> audio handed to HA's TTS", single.get("audio_out_integration_ms")
+    )
+    row("    HA: TTS stream -> HTTP -> satellite", single.get("audio_out_delivery_ms"))
+    row("    16 kHz WAV (ESPHome): delta -> satellite byte", esphome.get("audio_out_ms"))
+    row("    integration, with 24->16 kHz resampling", esphome.get("audio_out_integration_ms"))
+    row("    HA 2026.10.4 ffmpeg conversion", esphome.get("audio_out_conversion_ms"))
+    row("    HA: ffmpeg output -> HTTP -> satellite", esphome.get("audio_out_delivery_ms"))
+    row(
+        "    total without HA's conversion",
+        esphome.get("audio_out_without_conversion_ms"),
+        target(esphome.get("audio_out_without_conversion_ms"), 20),
+    )
+    row("    pass-through instead of ffmpeg (as HA 2026.11)", passthrough.get("audio_out_ms"))
+
+    start = results.get("turn_start", {})
+    row("(4) turn start: first frame -> provider, same session", start.get("hot_same_session"))
+    row("    new conversation, warm spare (keep_warm)", start.get("warm"))
+    row("    new conversation, cold connect", start.get("cold"))
+    row(
+        "    run request -> first audio at provider, warm",
+        start.get("warm_run_request_to_first_audio"),
+    )
+    row(
+        "    run request -> first audio at provider, cold",
+        start.get("cold_run_request_to_first_audio"),
+    )
+    row("    connect + configure on loopback (cold)", start.get("cold_connect"))
+    ratio = start.get("cold_over_warm_median")
+    print(
+        f"    cold / warm first frame (medians): {_fmt(ratio)}x; target >= 10x: "
+        f"{_verdict(ratio, 10, at_least=True)}  (a zero-delay loopback handshake)"
+    )
+
+    print()
+    header = (
+        f"{'scaling':22} {'CPU %':>6} {'ms CPU/s audio':>15} {'ffmpeg ms/s':>12} "
+        f"{'p95 (1)':>8} {'p95 (2)':>8} {'p95 (3)*':>8} {'MiB/session':>12} {'driver %':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    base_p95 = {
+        key: (single.get(key) or {}).get("p95")
+        for key in ("audio_in_ms", "turn_end_ms", "audio_out_without_conversion_ms")
+    }
+    for label, key in (
+        ("1 satellite", "single"),
+        ("1 satellite, 16 kHz WAV", "esphome_16k"),
+        ("5 satellites", "satellites_5"),
+        ("20 satellites", "satellites_20"),
+    ):
+        phase = results.get(key)
+        if not phase:
+            continue
+        phase_cost = phase["cost"]
+        memory = phase.get("memory", {})
+        print(
+            f"{label:22} {_fmt(phase_cost['cpu_percent_of_one_core'], 1):>6} "
+            f"{_fmt(phase_cost['cpu_ms_per_audio_s']):>15} "
+            f"{_fmt(phase_cost['ffmpeg_cpu_ms_per_audio_s']):>12} "
+            f"{_fmt(phase['audio_in_ms']['p95']):>8} {_fmt(phase['turn_end_ms']['p95']):>8} "
+            f"{_fmt(phase['audio_out_without_conversion_ms']['p95']):>8} "
+            f"{_fmt(memory.get('rss_mib_per_new_session'), 3):>12} "
+            f"{_fmt(phase_cost.get('driver_cpu_percent_of_one_core'), 1):>9}"
+        )
+    print(
+        "  * (3) without HA's conversion. CPU % and ms CPU/s: Home Assistant's process; "
+        "driver %: the satellites + fake provider process"
+    )
+    cpu = single.get("cost", {}).get("cpu_ms_per_audio_s")
+    print(
+        f"  CPU per second of audio (in + out), 1 satellite, whole HA process: {_fmt(cpu)} ms; "
+        f"target <= 5: {_verdict(cpu, 5)}"
+    )
+    what_if = (results.get("what_if_planned_resampler") or {}).get("cpu_in_place") or {}
+    print("  measured in place (thread CPU time around the call, probes on):")
+    for label, value in (single.get("cpu_in_place") or {}).items():
+        print(
+            f"    {label:46} {value['cpu_us_per_call']:7.1f} us CPU/call "
+            f"({value['wall_us_per_call']:7.1f} wall) {value['cpu_ms_per_audio_s']:6.2f} ms/s"
+        )
+        if (proposed := what_if.get(label)) and label.startswith(
+            ("Resampler.process 16", "session")
+        ):
+            print(
+                f"    {'  with the planned resampler':46} {proposed['cpu_us_per_call']:7.1f} us "
+                f"CPU/call ({proposed['wall_us_per_call']:7.1f} wall) "
+                f"{proposed['cpu_ms_per_audio_s']:6.2f} ms/s"
+            )
+    twenty = results.get("satellites_20")
+    if twenty:
+        percent = twenty["cost"]["cpu_percent_of_one_core"]
+        print(
+            f"  20 satellites: {percent:.1f} % of one core; target <= 25: {_verdict(percent, 25)}"
+        )
+        for key, value in base_p95.items():
+            p95 = twenty[key]["p95"]
+            if value and p95:
+                print(
+                    f"  20 satellites p95 {key}: {p95 / value:.2f}x one satellite; "
+                    f"target <= 2x: {_verdict(p95 / value, 2)}"
+                )
+    per_session = [
+        (results.get(key) or {}).get("memory", {}).get("rss_mib_per_new_session")
+        for key in ("satellites_5", "satellites_20", "turn_start")
+    ]
+    known = [value for value in per_session if value is not None]
+    if known:
+        worst = max(known)
+        print(
+            f"  RSS per new live session: {', '.join(_fmt(v, 3) for v in known)} MiB; "
+            f"target <= 5: {_verdict(worst, 5)}"
+        )
+    leak = results.get("leak")
+    if leak:
+        slope = leak["slope_kib_per_turn"]
+        without_cache = leak["slope_without_tts_cache_kib_per_turn"]
+        first, last = leak["samples"][0], leak["samples"][-1]
+        print(
+            f"  leak run: {leak['turns']} turns ({leak['failed_turns']} failed), RSS "
+            f"{first['rss_kib'] / 1024:.1f} -> {last['rss_kib'] / 1024:.1f} MiB; slope over turns "
+            f"{leak['slope_fitted_on_turns']}: {_fmt(slope)} KiB/turn, "
+            f"{_fmt(without_cache)} KiB/turn without HA's TTS memory cache; "
+            f"flat (<= {FLAT_KIB_PER_TURN:g}): {_verdict(without_cache, FLAT_KIB_PER_TURN)}"
+        )
+        closed = leak["after_closing_every_conversation_session"]
+        objects = closed["objects"]
+        print(
+            f"  after closing all {closed['live_sessions_before']} conversation sessions: "
+            f"{objects['RealtimeSession']} RealtimeSession, {objects['VoiceTurn']} VoiceTurn, "
+            f"{objects['OpenAIRealtimeConnection']} provider connections still alive "
+            f"({closed['spares']} of them spares); RSS {closed['rss_mib_before']} -> "
+            f"{closed['rss_mib']} MiB"
+        )
+    problems = []
+    for key in (
+        "single",
+        "esphome_16k",
+        "esphome_16k_passthrough",
+        "satellites_5",
+        "satellites_20",
+    ):
+        phase = results.get(key) or {}
+        if phase.get("failed_turns") or phase.get("replies_read_aloud"):
+            problems.append(
+                f"{key}: {phase.get('failed_turns')} of {phase.get('turns')} turns failed "
+                f"({len(phase.get('stt_exceptions') or [])} speech-to-text exceptions), "
+                f"{phase.get('replies_read_aloud')} replies read aloud by a second model call"
+            )
+    if problems:
+        print("  failures (left out of the figures above):")
+        for problem in problems:
+            print(f"    {problem}")
+
+    profile = results.get("profile")
+    if profile:
+        print()
+        print(
+            f"profile (cProfile, CPU time, {profile['audio_s']} s of audio; "
+            f"{profile['profiled_cpu_ms_per_audio_s']} ms CPU per audio second under the profiler)"
+        )
+        for name, value in profile["components_ms_per_audio_s"].items():
+            print(f"  {name:48} {value:8.3f} ms/s")
+        print(f"  per turn ({profile['profiled_cpu_ms_per_turn']} ms CPU per turn in all):")
+        for name, value in profile.get("per_turn", {}).items():
+            print(
+                f"    {name:52} {value['cum_ms_per_turn']:8.3f} ms/turn "
+                f"({value['calls_per_turn']} calls)"
+            )
+        print("  hot path (cumulative):")
+        for name, value in profile["hot_path"].items():
+            print(
+                f"    {name:52} {value['cum_ms_per_audio_s']:8.3f} ms/s "
+                f"{_fmt(value['us_per_call']):>8} us/call"
+            )
+    micro = results.get("micro")
+    if micro:
+        print()
+        print("micro-benchmarks (CPU, this machine):")
+        for name, value in micro.items():
+            print(
+                f"  {name:52} {value['us_per_call']:8.2f} us/call "
+                f"{value['ms_per_audio_s']:8.3f} ms/s"
+            )
