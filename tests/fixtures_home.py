@@ -17,14 +17,34 @@ default exposure rules (which would expose both lights and the thermostat):
 | climate.thermostat                  | yes (`thermostat` only) |
 | input_boolean.* / input_number.*    | no (helpers backing the above) |
 | sensor.thermostat_temperature       | no                      |
+| camera.front_door                   | yes (`front_door_camera` only; area Porch) |
+
+The camera is the exception to "core integrations": a real `camera.Camera`
+entity served by a test integration's platform (`HomeCamera`), since no core
+camera serves a picture without a network or a file.
 """
 
 from __future__ import annotations
 
+import asyncio
+import io
+import time
+
+from homeassistant.components.camera import Camera
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import area_registry as ar, entity_registry as er
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.typing import ConfigType, DiscoveryInfoType
 from homeassistant.setup import async_setup_component
+from PIL import Image
 import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockModule,
+    MockPlatform,
+    mock_integration,
+    mock_platform,
+)
 
 ASSISTANT = "conversation"
 
@@ -33,6 +53,14 @@ HALLWAY_LIGHT = "light.hallway_light"
 THERMOSTAT = "climate.thermostat"
 THERMOSTAT_HEATER = "input_boolean.thermostat_heater"
 THERMOSTAT_SENSOR = "sensor.thermostat_temperature"
+FRONT_DOOR_CAMERA = "camera.front_door"
+CAMERA_AREA = "Porch"
+CAMERA_FRAME_SIZE = (1920, 1080)
+# Colours of the front door camera's picture: its left half and its right half.
+CAMERA_LEFT_COLOUR = (200, 30, 30)
+CAMERA_RIGHT_COLOUR = (30, 30, 200)
+# A test integration serving the camera as a YAML platform (no config entry needed).
+CAMERA_TEST_DOMAIN = "home_camera_test"
 
 
 def _template_light(object_id: str, name: str) -> dict[str, object]:
@@ -183,3 +211,94 @@ async def thermostat(hass: HomeAssistant, home: None) -> str:
     assert hass.states.get(THERMOSTAT) is not None
     async_expose_entity(hass, ASSISTANT, THERMOSTAT, True)
     return THERMOSTAT
+
+
+def camera_frame(size: tuple[int, int] = CAMERA_FRAME_SIZE) -> bytes:
+    """A JPEG as a camera sends it: left half `CAMERA_LEFT_COLOUR` (red), right half
+    `CAMERA_RIGHT_COLOUR` (blue), so a test can tell the picture apart after scaling."""
+    width, height = size
+    image = Image.new("RGB", size, CAMERA_RIGHT_COLOUR)
+    image.paste(CAMERA_LEFT_COLOUR, (0, 0, width // 2, height))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+class HomeCamera(Camera):
+    """A real camera entity serving a 1920x1080 JPEG; tests can break it.
+
+    - `image = None`: the camera answers without a picture (Home Assistant: "Unable
+      to get image").
+    - `error = SomeException(...)`: fetching the picture raises it (with
+      `error_count = n`: only the next n pictures do).
+    - `delay_s`: each picture takes this long.
+    - `go_offline()`: the entity becomes unavailable (and has no picture).
+    `requests` holds the `time.monotonic()` of every picture Home Assistant asked for.
+    """
+
+    _attr_name = "Front door"
+    _attr_unique_id = "home_front_door_camera"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image: bytes | None = camera_frame()
+        self.error: Exception | None = None
+        self.error_count: int | None = None
+        self.delay_s = 0.0
+        self.requests: list[float] = []
+        self._requested = asyncio.Condition()
+
+    async def wait_for_requests(self, count: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Until Home Assistant has asked for `count` pictures in all."""
+        async with asyncio.timeout(timeout), self._requested:
+            await self._requested.wait_for(lambda: len(self.requests) >= count)
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes | None:
+        self.requests.append(time.monotonic())
+        async with self._requested:
+            self._requested.notify_all()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.error is not None and self.error_count != 0:
+            if self.error_count is not None:
+                self.error_count -= 1
+            raise self.error
+        return self.image if self.available else None
+
+    def go_offline(self) -> None:
+        self._attr_available = False
+        self.async_write_ha_state()
+
+
+@pytest.fixture
+async def front_door_camera(hass: HomeAssistant, home: None) -> HomeCamera:
+    """`camera.front_door`: a real camera entity in the area Porch, exposed to conversation.
+
+    Registered in the entity registry (it has a unique id) by a test integration's
+    camera platform. Returns the entity, so a test can break it (see `HomeCamera`).
+    """
+    entity = HomeCamera()
+
+    async def setup_platform(
+        hass: HomeAssistant,
+        config: ConfigType,
+        async_add_entities: AddEntitiesCallback,
+        discovery_info: DiscoveryInfoType | None = None,
+    ) -> None:
+        async_add_entities([entity])
+
+    mock_integration(hass, MockModule(CAMERA_TEST_DOMAIN))
+    mock_platform(
+        hass, f"{CAMERA_TEST_DOMAIN}.camera", MockPlatform(async_setup_platform=setup_platform)
+    )
+    assert await async_setup_component(
+        hass, "camera", {"camera": [{"platform": CAMERA_TEST_DOMAIN}]}
+    )
+    await hass.async_block_till_done()
+    assert entity.entity_id == FRONT_DOOR_CAMERA
+    area = ar.async_get(hass).async_get_or_create(CAMERA_AREA)
+    er.async_get(hass).async_update_entity(FRONT_DOOR_CAMERA, area_id=area.id)
+    async_expose_entity(hass, ASSISTANT, FRONT_DOOR_CAMERA, True)
+    return entity

@@ -76,7 +76,7 @@ class RealtimeAgent:
         # Entity ids of the agent's entities, set as they are added.
         self.entity_ids: dict[str, str] = {}
         # Paired cameras feeding live turns (each ends with its turn).
-        self._camera_feeds: set[asyncio.Task[None]] = set()
+        self._camera_feeds: dict[VoiceTurn, asyncio.Task[None]] = {}
 
     async def async_keep_warm(self) -> None:
         """Connect the spare session with the prompt and tools a turn will have.
@@ -196,8 +196,8 @@ class RealtimeAgent:
             ),
             "realtime_assist_paired_camera",
         )
-        self._camera_feeds.add(feed)
-        feed.add_done_callback(self._camera_feeds.discard)
+        self._camera_feeds[turn] = feed
+        feed.add_done_callback(lambda _: self._camera_feeds.pop(turn, None))
 
     async def async_ask_about_image(self, jpeg: bytes, question: str) -> str:
         """One question about one image, in a session of its own; the model's answer."""
@@ -234,7 +234,7 @@ class RealtimeAgent:
     ) -> None:
         """Make `turn` the conversation's (and the satellite's) current turn."""
         if (previous := self._turns.get(conversation_id)) is not None and previous is not turn:
-            previous.close()
+            self._close_turn(previous)
         self._turns[conversation_id] = turn
         if device_id is not None:
             self._device_turns[device_id] = turn
@@ -246,6 +246,12 @@ class RealtimeAgent:
     def end_turn(self, conversation_id: str, turn: VoiceTurn) -> None:
         if self._turns.get(conversation_id) is turn:
             del self._turns[conversation_id]
+        self._close_turn(turn)
+
+    def _close_turn(self, turn: VoiceTurn) -> None:
+        """Close a turn and stop the camera that fed it, if any."""
+        if (feed := self._camera_feeds.pop(turn, None)) is not None:
+            feed.cancel()
         turn.close()
 
     def _forget_session(self, session: RealtimeSession) -> None:
@@ -253,7 +259,7 @@ class RealtimeAgent:
         for turns in (self._turns, self._device_turns):
             for key, turn in list(turns.items()):
                 if turn.session is session:
-                    turn.close()
+                    self._close_turn(turn)
                     del turns[key]
 
     def playing_turn(self, device_id: str | None) -> VoiceTurn | None:
@@ -262,10 +268,8 @@ class RealtimeAgent:
         return turn if turn is not None and turn.still_playing() else None
 
     async def async_close(self) -> None:
-        for feed in list(self._camera_feeds):
-            feed.cancel()
-        for turn in self._turns.values():
-            turn.close()
+        for turn in [*self._turns.values(), *self._camera_feeds]:
+            self._close_turn(turn)
         self._turns.clear()
         self._device_turns.clear()
         await self.pool.close_all()

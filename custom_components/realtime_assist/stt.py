@@ -10,6 +10,7 @@ text-to-speech stage then pick up the answer already under way.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
+import logging
 
 from homeassistant.components import conversation, stt
 from homeassistant.components.stt.models import SpeechAudioProcessing
@@ -95,17 +96,22 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
         config = agent.adapt_to_run(
             await self._async_turn_config(metadata, run.context if run else None, device_id), run
         )
+        turn: VoiceTurn | None = None
         try:
             async with agent.pool.lease(conversation_id, config) as session:
                 turn = VoiceTurn(session)
                 agent.start_turn(conversation_id, turn, device_id)
                 agent.watch_through_camera(turn, device_id)
                 text = await turn.listen(stream, commit_at_end=self._turn_detection_off)
-        except NoSpeechError as err:
-            LOGGER.info("No speech recognised: %s", err)
-            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-        except RealtimeError as err:
-            LOGGER.warning("Realtime session failed: %s", err)
+        except (NoSpeechError, RealtimeError) as err:
+            LOGGER.log(
+                logging.INFO if isinstance(err, NoSpeechError) else logging.WARNING,
+                "No speech recognised: %s",
+                err,
+            )
+            if turn is not None:
+                # Nothing follows this turn: stop what feeds it (a paired camera).
+                agent.end_turn(conversation_id, turn)
             return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
         if (
             run is not None
