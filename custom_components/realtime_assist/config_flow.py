@@ -124,6 +124,23 @@ def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _number_box(minimum: float, maximum: float, step: float, unit: str) -> NumberSelector:
+    return NumberSelector(
+        NumberSelectorConfig(
+            min=minimum,
+            max=maximum,
+            step=step,
+            unit_of_measurement=unit,
+            mode=NumberSelectorMode.BOX,
+        )
+    )
+
+
+def _whole_number(minimum: int, maximum: int, step: int, unit: str) -> probatio.All[Any]:
+    """A number box whose value is stored as an int (the selector hands over floats)."""
+    return probatio.All(_number_box(minimum, maximum, step, unit), probatio.Coerce(int))
+
+
 class RealtimeAssistConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a realtime provider and keep its credentials working."""
 
@@ -329,17 +346,8 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
                         mode=SelectSelectorMode.DROPDOWN,
                     )
                 ),
-                probatio.Required(CONF_TOOL_TIMEOUT, default=DEFAULT_TOOL_TIMEOUT): probatio.All(
-                    NumberSelector(
-                        NumberSelectorConfig(
-                            min=1,
-                            max=120,
-                            step=1,
-                            unit_of_measurement="s",
-                            mode=NumberSelectorMode.BOX,
-                        )
-                    ),
-                    probatio.Coerce(int),
+                probatio.Required(CONF_TOOL_TIMEOUT, default=DEFAULT_TOOL_TIMEOUT): _whole_number(
+                    1, 120, 1, "s"
                 ),
                 probatio.Required(
                     CONF_TURN_DETECTION, default=DEFAULT_TURN_DETECTION.value
@@ -352,29 +360,9 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
                 ),
                 probatio.Required(
                     CONF_SILENCE_DURATION_MS, default=DEFAULT_SILENCE_DURATION_MS
-                ): probatio.All(
-                    NumberSelector(
-                        NumberSelectorConfig(
-                            min=100,
-                            max=5000,
-                            step=50,
-                            unit_of_measurement="ms",
-                            mode=NumberSelectorMode.BOX,
-                        )
-                    ),
-                    probatio.Coerce(int),
-                ),
-                probatio.Required(CONF_IDLE_TIMEOUT, default=DEFAULT_IDLE_TIMEOUT): probatio.All(
-                    NumberSelector(
-                        NumberSelectorConfig(
-                            min=10,
-                            max=3600,
-                            step=1,
-                            unit_of_measurement="s",
-                            mode=NumberSelectorMode.BOX,
-                        )
-                    ),
-                    probatio.Coerce(int),
+                ): _whole_number(100, 5000, 50, "ms"),
+                probatio.Required(CONF_IDLE_TIMEOUT, default=DEFAULT_IDLE_TIMEOUT): _whole_number(
+                    10, 3600, 1, "s"
                 ),
                 probatio.Required(CONF_KEEP_WARM, default=DEFAULT_KEEP_WARM): BooleanSelector(),
                 probatio.Required(
@@ -382,29 +370,12 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
                 ): BooleanSelector(),
                 probatio.Required(
                     CONF_CAMERA_LONG_SIDE, default=DEFAULT_CAMERA_LONG_SIDE
-                ): probatio.All(
-                    NumberSelector(
-                        NumberSelectorConfig(
-                            min=256,
-                            max=2048,
-                            step=64,
-                            unit_of_measurement="px",
-                            mode=NumberSelectorMode.BOX,
-                        )
-                    ),
-                    probatio.Coerce(int),
-                ),
+                ): _whole_number(256, 2048, 64, "px"),
             }
         )
         if profile.video_input:
-            fields[probatio.Required(CONF_CAMERA_FPS, default=DEFAULT_CAMERA_FPS)] = NumberSelector(
-                NumberSelectorConfig(
-                    min=0.1,
-                    max=1.0,
-                    step=0.1,
-                    unit_of_measurement="fps",
-                    mode=NumberSelectorMode.BOX,
-                )
+            fields[probatio.Required(CONF_CAMERA_FPS, default=DEFAULT_CAMERA_FPS)] = _number_box(
+                0.1, 1.0, 0.1, "fps"
             )
         if TurnDetectionMode.SEMANTIC_VAD not in profile.turn_detection_modes:
             return probatio.Schema(fields)
