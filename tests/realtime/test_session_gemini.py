@@ -23,7 +23,6 @@ from custom_components.realtime_assist.realtime.events import (
     ResponseDone,
     ResponseStarted,
     ResponseStatus,
-    SessionEvent,
     SpeechStopped,
     ToolCall,
     ToolCallsCancelled,
@@ -42,6 +41,7 @@ from tests.fakes.gemini_live import (
     SpeechPart,
     ToolCallPart,
 )
+from tests.realtime.events import audio_of, speak, until
 
 RATE = 16000  # the satellite's rate is Gemini's input rate: no resampling on the way in
 MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
@@ -85,29 +85,6 @@ async def make_session(gemini: FakeGeminiLiveServer) -> AsyncIterator[MakeSessio
     assert gemini.protocol_errors == []
 
 
-async def _until(
-    subscription: Subscription, predicate: Callable[[SessionEvent], bool], within_s: float = 5.0
-) -> list[SessionEvent]:
-    events: list[SessionEvent] = []
-    async with asyncio.timeout(within_s):
-        async for event in subscription:
-            events.append(event)
-            if predicate(event):
-                return events
-    raise AssertionError(f"the session ended before the expected event: {events}")
-
-
-def _audio(events: list[SessionEvent], response_id: str | None = None) -> bytes:
-    return b"".join(
-        e.pcm for e in events if isinstance(e, AudioChunk) and response_id in (None, e.response_id)
-    )
-
-
-async def _speak(session: RealtimeSession, pcm: bytes) -> None:
-    for start in range(0, len(pcm), 640):
-        await session.send_audio(pcm[start : start + 640])
-
-
 async def test_spoken_turn_gives_transcript_audio_and_text(
     gemini: FakeGeminiLiveServer, make_session: MakeSession
 ) -> None:
@@ -115,8 +92,8 @@ async def test_spoken_turn_gives_transcript_audio_and_text(
     gemini.add_response(ScriptedTurn(SpeechPart("Yes, it is locked.")))
     session, events = await make_session()
 
-    await _speak(session, UTTERANCE)
-    seen = await _until(events, lambda e: isinstance(e, ResponseDone))
+    await speak(session, UTTERANCE)
+    seen = await until(events, lambda e: isinstance(e, ResponseDone))
 
     kinds = [type(e) for e in seen]
     assert kinds.index(SpeechStopped) < kinds.index(ResponseStarted)
@@ -124,7 +101,7 @@ async def test_spoken_turn_gives_transcript_audio_and_text(
         "Is the front door locked?"
     ]
     conn = gemini.connections[0]
-    assert _audio(seen) == bytes(conn.turns[0].pcm)
+    assert audio_of(seen) == bytes(conn.turns[0].pcm)
     assert {e.sample_rate for e in seen if isinstance(e, AudioChunk)} == {24000}
     assert "".join(e.text for e in seen if isinstance(e, TranscriptDelta)) == "Yes, it is locked."
     assert seen[-1] == ResponseDone(
@@ -153,14 +130,14 @@ async def test_tool_call_waits_for_its_result_then_the_model_goes_on(
     session, events = await make_session(tools=(tool,))
 
     await session.send_text("Turn on the porch light")
-    seen = await _until(events, lambda e: isinstance(e, AwaitingToolResults))
+    seen = await until(events, lambda e: isinstance(e, AwaitingToolResults))
     [call] = [e for e in seen if isinstance(e, ToolCall)]
     assert (call.name, call.arguments) == ("HassTurnOn", {"name": "porch light"})
-    asked = await _until(events, lambda e: isinstance(e, ResponseDone))
+    asked = await until(events, lambda e: isinstance(e, ResponseDone))
     assert asked[-1].status is ResponseStatus.COMPLETED  # type: ignore[union-attr]
 
     await session.send_tool_result(call.call_id, call.name, {"success": True})
-    follow_up = await _until(events, lambda e: isinstance(e, ResponseDone))
+    follow_up = await until(events, lambda e: isinstance(e, ResponseDone))
 
     assert follow_up[-1].transcript == "The porch light is on."  # type: ignore[union-attr]
     conn = gemini.connections[0]
@@ -176,17 +153,17 @@ async def test_interrupted_stops_the_audio_within_one_chunk(
     gemini.add_response(ScriptedTurn(SpeechPart(LONG_REPLY)))
     session, events = await make_session()
     await session.send_text("Tell me about the weather")
-    seen = await _until(events, lambda e: isinstance(e, AudioChunk))
+    seen = await until(events, lambda e: isinstance(e, AudioChunk))
     response_id = next(e.response_id for e in seen if isinstance(e, ResponseStarted))
 
-    await _speak(session, speech_like(0.8, RATE) + silence(0.1, RATE))
-    after = await _until(events, lambda e: isinstance(e, Interrupted))
-    rest = await _until(events, lambda e: isinstance(e, ResponseDone))
+    await speak(session, speech_like(0.8, RATE) + silence(0.1, RATE))
+    after = await until(events, lambda e: isinstance(e, Interrupted))
+    rest = await until(events, lambda e: isinstance(e, ResponseDone))
 
     assert after[-1] == Interrupted(response_id)
     # At most the one chunk that was already on its way before the interruption.
-    assert len(_audio(after)) <= 2 * gemini.audio_chunk_ms * 48
-    assert not _audio(rest, response_id)
+    assert len(audio_of(after)) <= 2 * gemini.audio_chunk_ms * 48
+    assert not audio_of(rest, response_id)
     assert rest[-1].status is ResponseStatus.INTERRUPTED  # type: ignore[union-attr]
     assert gemini.connections[0].turns[0].status == "interrupted"
 
@@ -200,13 +177,11 @@ async def test_cancelled_tool_call_result_is_not_sent(
     session, events = await make_session(tools=(tool,))
     await session.send_text("Do the slow thing")
     [call] = [
-        e
-        for e in await _until(events, lambda e: isinstance(e, ToolCall))
-        if isinstance(e, ToolCall)
+        e for e in await until(events, lambda e: isinstance(e, ToolCall)) if isinstance(e, ToolCall)
     ]
 
-    await _speak(session, speech_like(0.8, RATE) + silence(0.1, RATE))
-    cancelled = await _until(events, lambda e: isinstance(e, ToolCallsCancelled))
+    await speak(session, speech_like(0.8, RATE) + silence(0.1, RATE))
+    cancelled = await until(events, lambda e: isinstance(e, ToolCallsCancelled))
     await session.send_tool_result(call.call_id, call.name, {"done": True})  # type: ignore[union-attr]
     await asyncio.sleep(0.1)
 
@@ -222,16 +197,16 @@ async def test_go_away_resumes_with_the_conversation_and_no_lost_audio(
     gemini.add_response(ScriptedTurn(SpeechPart("Your name is Ada.")))
     session, events = await make_session()
     await session.send_text("My name is Ada.")
-    await _until(events, lambda e: isinstance(e, ResponseDone))
+    await until(events, lambda e: isinstance(e, ResponseDone))
     first = gemini.connections[0]
 
     # The new connection answers from the conversation it resumed.
     gemini.responder = lambda conn: ScriptedTurn(SpeechPart("Ada.")) if conn is not first else None
     await gemini.send_go_away(first, time_left_s=0.5)
     # The user starts talking while the connection is being replaced.
-    await _speak(session, UTTERANCE)
-    reconnected = await _until(events, lambda e: isinstance(e, Reconnected))
-    answer = await _until(
+    await speak(session, UTTERANCE)
+    reconnected = await until(events, lambda e: isinstance(e, Reconnected))
+    answer = await until(
         events, lambda e: isinstance(e, ResponseDone) and e.transcript == "Ada.", within_s=8
     )
 

@@ -49,6 +49,7 @@ from tests.fakes.openai_realtime import (
     ScriptedResponse,
     SpeechItem,
 )
+from tests.realtime.events import audio_of, speak, until
 
 SATELLITE_RATE = 16000
 FAST_RECONNECT = ReconnectPolicy(attempts=3, first_delay_s=0.01, max_delay_s=0.05)
@@ -98,44 +99,16 @@ async def make_session(fake_server: FakeOpenAIRealtimeServer) -> AsyncIterator[M
     assert fake_server.protocol_errors == []
 
 
-async def _until(
-    subscription: Subscription,
-    predicate: Callable[[SessionEvent], bool],
-    within_s: float = 5.0,
-) -> list[SessionEvent]:
-    """Events up to and including the first that matches."""
-    events: list[SessionEvent] = []
-    async with asyncio.timeout(within_s):
-        async for event in subscription:
-            events.append(event)
-            if predicate(event):
-                return events
-    raise AssertionError(f"the session ended before the expected event: {events}")
-
-
 def _final_done(event: SessionEvent) -> bool:
     return isinstance(event, ResponseDone)
-
-
-def _audio(events: list[SessionEvent], response_id: str | None = None) -> bytes:
-    return b"".join(
-        e.pcm for e in events if isinstance(e, AudioChunk) and response_id in (None, e.response_id)
-    )
 
 
 async def _until_audio(subscription: Subscription, ms: int) -> list[SessionEvent]:
     """Events until at least `ms` of model audio (24 kHz) has arrived."""
     seen: list[SessionEvent] = []
-    while len(_audio(seen)) < ms * 48:
-        seen += await _until(subscription, lambda e: isinstance(e, AudioChunk))
+    while len(audio_of(seen)) < ms * 48:
+        seen += await until(subscription, lambda e: isinstance(e, AudioChunk))
     return seen
-
-
-async def _speak(session: RealtimeSession, pcm: bytes, chunk_ms: int = 20) -> None:
-    """Stream satellite audio (16 kHz) in chunks, as a satellite does."""
-    step = SATELLITE_RATE * 2 * chunk_ms // 1000
-    for start in range(0, len(pcm), step):
-        await session.send_audio(pcm[start : start + step])
 
 
 async def test_spoken_turn_gives_transcript_audio_and_text(
@@ -146,13 +119,13 @@ async def test_spoken_turn_gives_transcript_audio_and_text(
     fake_server.add_response(ScriptedResponse(SpeechItem("Turning on the kitchen light.")))
     session, events = await make_session()
 
-    await _speak(
+    await speak(
         session,
         silence(0.3, SATELLITE_RATE)
         + speech_like(1.0, SATELLITE_RATE)
         + silence(1.0, SATELLITE_RATE),
     )
-    seen = await _until(events, _final_done)
+    seen = await until(events, _final_done)
 
     kinds = [type(e) for e in seen]
     assert kinds.index(SpeechStarted) < kinds.index(SpeechStopped) < kinds.index(ResponseStarted)
@@ -160,8 +133,8 @@ async def test_spoken_turn_gives_transcript_audio_and_text(
     assert finals == ["Turn on the kitchen light."]
     conn = fake_server.connections[0]
     # What the satellite would play is exactly what the model sent.
-    assert _audio(seen) == conn.responses[0].pcm
-    assert len(_audio(seen)) > 0
+    assert audio_of(seen) == conn.responses[0].pcm
+    assert len(audio_of(seen)) > 0
     assert "".join(e.text for e in seen if isinstance(e, TranscriptDelta)) == (
         "Turning on the kitchen light."
     )
@@ -191,19 +164,19 @@ async def test_tool_call_mid_response_and_follow_up(
     session, events = await make_session()
 
     await session.send_text("Turn on the kitchen light")
-    before_call = await _until(events, lambda e: isinstance(e, ToolCall))
+    before_call = await until(events, lambda e: isinstance(e, ToolCall))
     call = before_call[-1]
     assert isinstance(call, ToolCall)
     assert call.name == "HassTurnOn"
     assert call.arguments == {"name": "kitchen light"}
     # Mid-response: the model's audio is already here, the response is not done.
-    assert _audio(before_call)
+    assert audio_of(before_call)
     assert not any(isinstance(e, ResponseDone) for e in before_call)
 
-    awaiting = await _until(events, lambda e: isinstance(e, AwaitingToolResults))
+    awaiting = await until(events, lambda e: isinstance(e, AwaitingToolResults))
     assert awaiting[-1] == AwaitingToolResults((call.call_id,))
     await session.send_tool_result(call.call_id, call.name, {"success": True})
-    rest = await _until(
+    rest = await until(
         events, lambda e: isinstance(e, ResponseDone) and e.transcript.endswith("is on.")
     )
 
@@ -230,7 +203,7 @@ async def test_two_tool_calls_in_one_response_get_one_follow_up(
     session, events = await make_session()
 
     await session.send_text("Kitchen on, hallway off")
-    seen = await _until(events, lambda e: isinstance(e, AwaitingToolResults))
+    seen = await until(events, lambda e: isinstance(e, AwaitingToolResults))
     calls = [e for e in seen if isinstance(e, ToolCall)]
     assert [c.name for c in calls] == ["HassTurnOn", "HassTurnOff"]
     conn = fake_server.connections[0]
@@ -242,7 +215,7 @@ async def test_two_tool_calls_in_one_response_get_one_follow_up(
     assert len([e for e in conn.received if e["type"] == "response.create"]) == 1
 
     await session.send_tool_result(calls[0].call_id, calls[0].name, {"success": True})
-    await _until(events, lambda e: isinstance(e, ResponseDone) and e.transcript == "Done, both.")
+    await until(events, lambda e: isinstance(e, ResponseDone) and e.transcript == "Done, both.")
     assert len([e for e in conn.received if e["type"] == "response.create"]) == 2
 
 
@@ -258,14 +231,14 @@ async def test_barge_in_drops_stale_audio_and_truncates_to_what_was_played(
     session.report_played(150)
     response_id = next(e.response_id for e in seen if isinstance(e, ResponseStarted))
 
-    await _speak(session, speech_like(0.6, SATELLITE_RATE) + silence(0.2, SATELLITE_RATE))
-    after = await _until(events, lambda e: isinstance(e, ResponseDone))
+    await speak(session, speech_like(0.6, SATELLITE_RATE) + silence(0.2, SATELLITE_RATE))
+    after = await until(events, lambda e: isinstance(e, ResponseDone))
 
     kinds = [type(e) for e in after]
     assert kinds.index(SpeechStarted) < kinds.index(Interrupted)
     stop = kinds.index(Interrupted)
     assert after[stop] == Interrupted(response_id)
-    assert not _audio(after[stop:], response_id)
+    assert not audio_of(after[stop:], response_id)
     done = after[-1]
     assert isinstance(done, ResponseDone)
     assert done.status is ResponseStatus.INTERRUPTED
@@ -289,7 +262,7 @@ async def test_interrupt_cancels_and_keeps_only_what_was_heard(
     await session.send_text("Tell me a story")
     await _until_audio(events, 200)
     await session.interrupt(played_ms=played_ms)
-    after = await _until(events, lambda e: isinstance(e, ResponseDone))
+    after = await until(events, lambda e: isinstance(e, ResponseDone))
 
     assert any(isinstance(e, Interrupted) for e in after)
     done = after[-1]
@@ -312,10 +285,10 @@ async def test_reconnect_after_abrupt_close_restores_the_conversation(
     fake_server.add_response(ScriptedResponse(SpeechItem("It is sunny.")))
     session, events = await make_session()
     await session.send_text("What's the weather?")
-    await _until(events, _final_done)
+    await until(events, _final_done)
 
     fake_server.connections[0].close_abruptly()
-    seen = await _until(events, lambda e: isinstance(e, Reconnected))
+    seen = await until(events, lambda e: isinstance(e, Reconnected))
 
     reconnected = seen[-1]
     assert reconnected == Reconnected(reconnected.reason, restored_items=2, lost_response=False)
@@ -331,7 +304,7 @@ async def test_reconnect_after_abrupt_close_restores_the_conversation(
 
     fake_server.add_response(ScriptedResponse(SpeechItem("Still sunny.")))
     await session.send_text("And now?")
-    later = await _until(events, _final_done)
+    later = await until(events, _final_done)
     assert later[-1].transcript == "Still sunny."  # type: ignore[union-attr]
     assert second.last_user_text() == "And now?"
 
@@ -343,10 +316,10 @@ async def test_drop_mid_response_reports_the_lost_response(
     fake_server.add_response(ScriptedResponse(SpeechItem(LONG_REPLY)))
     session, events = await make_session()
     await session.send_text("Tell me a story")
-    started = await _until(events, lambda e: isinstance(e, AudioChunk))
+    started = await until(events, lambda e: isinstance(e, AudioChunk))
 
     fake_server.connections[0].close_abruptly()
-    seen = await _until(events, lambda e: isinstance(e, Reconnected))
+    seen = await until(events, lambda e: isinstance(e, Reconnected))
 
     response_id = next(e.response_id for e in started if isinstance(e, ResponseStarted))
     failed = [e for e in seen if isinstance(e, ResponseDone)]
@@ -361,8 +334,8 @@ async def test_audio_sent_while_reconnecting_is_delivered_after(
     fake_server.connections[0].close_abruptly()
     await asyncio.sleep(0)
     # 500 ms of the user's turn while the socket is gone (or about to be noticed).
-    await _speak(session, speech_like(0.5, SATELLITE_RATE))
-    await _until(events, lambda e: isinstance(e, Reconnected))
+    await speak(session, speech_like(0.5, SATELLITE_RATE))
+    await until(events, lambda e: isinstance(e, Reconnected))
     second = await fake_server.wait_for_connection(2)
     await second.wait_for_event("input_audio_buffer.append")
     await asyncio.sleep(0.1)
@@ -376,7 +349,7 @@ async def test_session_expiry_rolls_over_to_a_new_connection(
     """OpenAI ends sessions after 60 minutes (error `session_expired`, close 1001)."""
     fake_server.session_ttl_s = 0.3
     _session, events = await make_session()
-    seen = await _until(events, lambda e: isinstance(e, Reconnected))
+    seen = await until(events, lambda e: isinstance(e, Reconnected))
     assert "maximum duration" in seen[-1].reason  # type: ignore[union-attr]
     assert not any(isinstance(e, ProviderError) for e in seen)
     assert len(fake_server.connections) == 2
@@ -389,9 +362,9 @@ async def test_connection_is_recycled_before_the_provider_limit(
     policy = ReconnectPolicy(recycle_margin_s=MAX_CONNECTION_S - 1.0)
     session, events = await make_session(reconnect=policy)
     await session.send_text("Hello")
-    await _until(events, _final_done)
+    await until(events, _final_done)
 
-    seen = await _until(events, lambda e: isinstance(e, Reconnected), within_s=5.0)
+    seen = await until(events, lambda e: isinstance(e, Reconnected), within_s=5.0)
 
     assert seen[-1] == Reconnected(seen[-1].reason, restored_items=2, lost_response=False)  # type: ignore[union-attr]
     assert "recycled" in seen[-1].reason  # type: ignore[union-attr]
@@ -409,13 +382,13 @@ async def test_slow_consumer_has_bounded_audio_and_keeps_control_events(
     eager = session.subscribe(max_buffered_audio_s=60)
 
     await session.send_text("Talk for a while")
-    eager_events = await _until(eager, lambda e: isinstance(e, ResponseDone))
+    eager_events = await until(eager, lambda e: isinstance(e, ResponseDone))
     stalled_events = [e async for e in _drain(stalled)]
 
-    full_ms = len(_audio(eager_events)) / 48
+    full_ms = len(audio_of(eager_events)) / 48
     assert full_ms > 2000
-    assert len(_audio(stalled_events)) / 48 <= 500
-    assert stalled.dropped_audio_ms == pytest.approx(full_ms - len(_audio(stalled_events)) / 48)
+    assert len(audio_of(stalled_events)) / 48 <= 500
+    assert stalled.dropped_audio_ms == pytest.approx(full_ms - len(audio_of(stalled_events)) / 48)
     assert [type(e) for e in stalled_events if not isinstance(e, AudioChunk)] == [
         type(e) for e in eager_events if not isinstance(e, AudioChunk)
     ]
@@ -446,7 +419,7 @@ async def test_malformed_and_unknown_events_are_ignored(
     fake_server.add_response(ScriptedResponse(SpeechItem("Still here.")))
     with caplog.at_level(logging.WARNING):
         await session.send_text("Are you there?")
-        seen = await _until(events, _final_done)
+        seen = await until(events, _final_done)
 
     assert seen[-1].transcript == "Still here."  # type: ignore[union-attr]
     assert not session.closed
@@ -477,7 +450,7 @@ async def test_session_closes_with_an_error_when_reconnecting_keeps_failing(
     fake_server.reject_connections_with_status(503)
     fake_server.connections[0].close_abruptly()
 
-    seen = await _until(events, lambda e: isinstance(e, SessionClosed))
+    seen = await until(events, lambda e: isinstance(e, SessionClosed))
 
     closed = seen[-1]
     assert isinstance(closed, SessionClosed)
@@ -493,7 +466,7 @@ async def test_fatal_provider_error_ends_the_session(
     )
     session, events = await make_session()
     await session.send_text("Hello")
-    seen = await _until(events, lambda e: isinstance(e, SessionClosed))
+    seen = await until(events, lambda e: isinstance(e, SessionClosed))
 
     assert ProviderError("insufficient_quota", "You exceeded your current quota.", True) in seen
     assert session.closed
@@ -506,13 +479,13 @@ async def test_rate_limited_response_fails_and_the_session_carries_on(
     fake_server.send_rate_limit_error()
     session, events = await make_session()
     await session.send_text("Hello")
-    failed = await _until(events, _final_done)
+    failed = await until(events, _final_done)
     assert failed[-1].status is ResponseStatus.FAILED  # type: ignore[union-attr]
     assert failed[-1].reason == "rate_limit_exceeded"  # type: ignore[union-attr]
 
     fake_server.add_response(ScriptedResponse(SpeechItem("Better now.")))
     await session.send_text("Again")
-    again = await _until(events, _final_done)
+    again = await until(events, _final_done)
     assert again[-1].transcript == "Better now."  # type: ignore[union-attr]
 
 
@@ -527,7 +500,7 @@ async def test_azure_endpoint_uses_its_path_and_api_key_header(
         events = session.subscribe()
         fake_server.add_response(ScriptedResponse(SpeechItem("Hello from Azure.")))
         await session.send_text("Hi")
-        seen = await _until(events, _final_done)
+        seen = await until(events, _final_done)
         events.close()
     conn = fake_server.connections[0]
     assert conn.azure
