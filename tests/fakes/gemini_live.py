@@ -87,21 +87,21 @@ import random
 import re
 import string
 import time
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 import warnings
 
 from google.genai import types
 import pydantic
 from pydantic import alias_generators
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from tests.fakes.audio_samples import VAD_RMS_THRESHOLD, duration_ms, rms, speech_like
+from tests.fakes.loopback import FakeServerBugError, LoopbackServer, wait_until
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -161,10 +161,6 @@ _TYPE_LABELS = {
     "float": "TYPE_FLOAT",
     "bytes": "TYPE_BYTES",
 }
-
-
-class FakeServerBugError(AssertionError):
-    """The fake tried to send a message its own spec rejects."""
 
 
 class _WireSetup(types.LiveClientSetup):
@@ -443,16 +439,6 @@ class _Speech:
     silence_ms: int = 0
 
 
-async def _wait_until(
-    condition: asyncio.Condition, predicate: Callable[[], bool], timeout_s: float, what: str
-) -> None:
-    try:
-        async with asyncio.timeout(timeout_s), condition:
-            await condition.wait_for(predicate)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}") from None
-
-
 class FakeGeminiConnection:
     """One Live session socket on the fake server, with everything it saw and did."""
 
@@ -540,14 +526,14 @@ class FakeGeminiConnection:
                 if kind in message and (predicate is None or predicate(message[kind]))
             ]
 
-        await _wait_until(
+        await wait_until(
             self._changed, lambda: len(matches()) >= count, timeout, f"client {kind!r}"
         )
         return matches()[count - 1]
 
     async def wait_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until the model is neither talking nor waiting for tool results."""
-        await _wait_until(self._changed, self._idle, timeout, "the model to be idle")
+        await wait_until(self._changed, self._idle, timeout, "the model to be idle")
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send a server message (validated) as JSON in a binary frame."""
@@ -1120,7 +1106,7 @@ class FakeGeminiConnection:
         await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
 
 
-class FakeGeminiLiveServer:
+class FakeGeminiLiveServer(LoopbackServer):
     """A real websocket server on 127.0.0.1 speaking the Live API protocol.
 
     Clients connect to `{url}{endpoint_path}` (v1alpha is served too) with the
@@ -1129,7 +1115,10 @@ class FakeGeminiLiveServer:
 
     API_KEY = "AIza-fake-gemini-key"
 
+    description = "the fake Gemini Live server"
+
     def __init__(self, *, api_key: str = API_KEY, seed: int = 0) -> None:
+        super().__init__()
         self.api_key = api_key
         self.models: set[str] = set(KNOWN_MODELS)
         """Model names (without `models/`) the server accepts."""
@@ -1137,8 +1126,6 @@ class FakeGeminiLiveServer:
         """Connections whose `setup` was accepted, in order."""
         self.protocol_errors: list[str] = []
         """Client mistakes: schema-invalid or out-of-order messages, bad tool results."""
-        self.internal_errors: list[BaseException] = []
-        """Bugs in the fake itself; `stop()` raises if there are any."""
         self.handles: dict[str, ResumptionHandle] = {}
         """Every resumption handle issued, with the conversation it carries."""
         self.responses: deque[ScriptedTurn] = deque()
@@ -1166,13 +1153,7 @@ class FakeGeminiLiveServer:
         self._reject_status: int | None = None
         self._reject_times: int | None = None
         self._rng = random.Random(seed)
-        self._server: Server | None = None
         self._changed = asyncio.Condition()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "server not started"
-        return int(self._server.sockets[0].getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -1182,32 +1163,6 @@ class FakeGeminiLiveServer:
     @property
     def endpoint_path(self) -> str:
         return ENDPOINT_PATH
-
-    async def start(self) -> None:
-        self._server = await serve(
-            self._handle, "127.0.0.1", 0, process_request=self._process_request, max_size=None
-        )
-
-    async def stop(self) -> None:
-        """Close every connection and the listener; raise if the fake misbehaved."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        if self.internal_errors:
-            raise RuntimeError("the fake Gemini Live server failed") from self.internal_errors[0]
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- scripting ----------------------------------------------------------
 
@@ -1274,7 +1229,7 @@ class FakeGeminiLiveServer:
 
     async def wait_for_connection(self, n: int = 1, timeout: float = 5.0) -> FakeGeminiConnection:  # noqa: ASYNC109
         """The n-th connection (1-based) once its setup was accepted."""
-        await _wait_until(
+        await wait_until(
             self._changed, lambda: len(self.connections) >= n, timeout, f"connection {n}"
         )
         return self.connections[n - 1]

@@ -53,14 +53,13 @@ import random
 import re
 import string
 import time
-from types import TracebackType
-from typing import Annotated, Any, Literal, Self, Union, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 from urllib.parse import parse_qs, urlsplit
 
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from openai.types.realtime.realtime_session_create_request import RealtimeSessionCreateRequest
 import pydantic
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -72,6 +71,7 @@ from tests.fakes.audio_samples import (
     rms,
     speech_like,
 )
+from tests.fakes.loopback import FakeServerBugError, LoopbackServer, wait_until
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -118,10 +118,6 @@ _DEFAULT_INSTRUCTIONS = (
 # model does not declare.
 _SERVER_EXTRA_FIELDS = frozenset({"session.object", "session.id", "session.expires_at"})
 _ID_ALPHABET = string.ascii_letters + string.digits
-
-
-class FakeServerBugError(AssertionError):
-    """The fake tried to send an event its own spec rejects."""
 
 
 def _strict_union(union: Any) -> pydantic.TypeAdapter[Any]:
@@ -406,16 +402,6 @@ class _ActiveResponse:
             self.cancelled.set()
 
 
-async def _wait_until(
-    condition: asyncio.Condition, predicate: Callable[[], bool], timeout_s: float, what: str
-) -> None:
-    try:
-        async with asyncio.timeout(timeout_s), condition:
-            await condition.wait_for(predicate)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}") from None
-
-
 class FakeConnection:
     """One client session on the fake server, with everything it saw and did."""
 
@@ -529,16 +515,14 @@ class FakeConnection:
                 if event.get("type") == event_type and (predicate is None or predicate(event))
             ]
 
-        await _wait_until(
+        await wait_until(
             self._changed, lambda: len(matches()) >= count, timeout, f"client {event_type!r}"
         )
         return matches()[count - 1]
 
     async def wait_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until no response is in progress."""
-        await _wait_until(
-            self._changed, lambda: self._active is None, timeout, "no active response"
-        )
+        await wait_until(self._changed, lambda: self._active is None, timeout, "no active response")
 
     async def send(self, event: dict[str, Any]) -> None:
         """Send a server event (validated; `event_id` added)."""
@@ -1463,7 +1447,7 @@ class FakeConnection:
         return done
 
 
-class FakeOpenAIRealtimeServer:
+class FakeOpenAIRealtimeServer(LoopbackServer):
     """A real websocket server on 127.0.0.1 speaking the Realtime GA protocol.
 
     `url` is the base URL (`ws://127.0.0.1:PORT/v1`): clients connect to
@@ -1473,15 +1457,16 @@ class FakeOpenAIRealtimeServer:
 
     API_KEY = "sk-test-valid"
 
+    description = "the fake OpenAI server"
+
     def __init__(self, *, api_key: str = API_KEY, seed: int = 0) -> None:
+        super().__init__()
         self.api_key = api_key
         self.models: set[str] = set(KNOWN_MODELS)
         """Models (and Azure deployment names) the server accepts."""
         self.connections: list[FakeConnection] = []
         self.protocol_errors: list[str] = []
         """Client mistakes: schema-invalid events, bad frames, beta headers."""
-        self.internal_errors: list[BaseException] = []
-        """Bugs in the fake itself; `stop()` raises if there are any."""
         self.responses: deque[ScriptedResponse] = deque()
         self.responder: Callable[[FakeConnection], ScriptedResponse | None] | None = None
         """Consulted when `responses` is empty; None from it means "OK."."""
@@ -1499,13 +1484,7 @@ class FakeOpenAIRealtimeServer:
         self._reject_status: int | None = None
         self._reject_times: int | None = None
         self._rng = random.Random(seed)
-        self._server: Server | None = None
         self._changed = asyncio.Condition()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "server not started"
-        return int(self._server.sockets[0].getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -1514,32 +1493,6 @@ class FakeOpenAIRealtimeServer:
     @property
     def azure_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/openai/v1"
-
-    async def start(self) -> None:
-        self._server = await serve(
-            self._handle, "127.0.0.1", 0, process_request=self._process_request, max_size=None
-        )
-
-    async def stop(self) -> None:
-        """Close every connection and the listener; raise if the fake misbehaved."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        if self.internal_errors:
-            raise RuntimeError("the fake OpenAI server failed") from self.internal_errors[0]
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- scripting ----------------------------------------------------------
 
@@ -1607,7 +1560,7 @@ class FakeOpenAIRealtimeServer:
 
     async def wait_for_connection(self, n: int = 1, timeout: float = 5.0) -> FakeConnection:  # noqa: ASYNC109
         """The n-th connection (1-based) once it has been accepted."""
-        await _wait_until(
+        await wait_until(
             self._changed, lambda: len(self.connections) >= n, timeout, f"connection {n}"
         )
         return self.connections[n - 1]
