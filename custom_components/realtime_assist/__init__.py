@@ -163,7 +163,7 @@ async def _async_ensure_pipelines(hass: HomeAssistant, entry: RealtimeAssistConf
     pipelines = assist_pipeline.async_get_pipelines(hass)
     for subentry_id, agent in entry.runtime_data.agents.items():
         ids = agent.entity_ids
-        if len(ids) < len((Platform.CONVERSATION, Platform.STT, Platform.TTS)):
+        if not {Platform.CONVERSATION, Platform.STT, Platform.TTS} <= ids.keys():
             continue  # an entity failed to load; nothing sensible to build
         in_use = set(ids.values())
         if any(in_use & {p.conversation_engine, p.stt_engine, p.tts_engine} for p in pipelines):
