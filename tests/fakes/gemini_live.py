@@ -101,7 +101,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from tests.fakes.audio_samples import VAD_RMS_THRESHOLD, duration_ms, rms, speech_like
-from tests.fakes.loopback import FakeServerBugError, LoopbackServer, wait_until
+from tests.fakes.loopback import FakeServerBugError, LoopbackServer, ModelPacing, wait_until
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -1008,6 +1008,8 @@ class FakeGeminiConnection:
         transcribe = "outputAudioTranscription" in self.setup
         spoken = ""
         sent_words = 0
+        pacing = self.server.pacing
+        await pacing.before_first_chunk(turn.interrupted)
         for number, chunk in enumerate(chunks, 1):
             if turn.interrupted.is_set():
                 break
@@ -1024,7 +1026,9 @@ class FakeGeminiConnection:
                 spoken += word
                 record.transcript += word
             sent_words = max(sent_words, due)
-            await self._pace(turn)
+            await pacing.after_chunk(
+                number, len(chunk) / _OUT_BYTES_PER_MS, self.server.chunk_delay_s, turn.interrupted
+            )
         return spoken
 
     async def _emit_tool_calls(self, record: TurnRecord, calls: list[ToolCallPart]) -> _CallBatch:
@@ -1136,6 +1140,8 @@ class FakeGeminiLiveServer(LoopbackServer):
         self.audio_chunk_ms = 40
         self.chunk_delay_s = 0.0
         """Pause between output messages, so tests can barge in mid-turn."""
+        self.pacing = ModelPacing()
+        """How fast replies are generated (default: at once)."""
         self.turn_complete_delay_s = 0.0
         """Wait between `generationComplete` and `turnComplete` (the real server
         waits for playback); a barge-in then is still an interruption."""

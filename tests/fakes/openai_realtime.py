@@ -71,7 +71,7 @@ from tests.fakes.audio_samples import (
     rms,
     speech_like,
 )
-from tests.fakes.loopback import FakeServerBugError, LoopbackServer, wait_until
+from tests.fakes.loopback import FakeServerBugError, LoopbackServer, ModelPacing, wait_until
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -1371,6 +1371,8 @@ class FakeConnection:
         chunk_bytes = max(2, self.server.audio_chunk_ms * _BYTES_PER_MS)
         chunks = [pcm[i : i + chunk_bytes] for i in range(0, len(pcm), chunk_bytes)]
         sent_words = 0
+        pacing = self.server.pacing
+        await pacing.before_first_chunk(active.cancelled)
         for number, chunk in enumerate(chunks, 1):
             if active.cancel_reason:
                 break
@@ -1389,7 +1391,9 @@ class FakeConnection:
                 }
             )
             sent.pcm += chunk
-            await self._pace(active)
+            await pacing.after_chunk(
+                number, duration_ms(chunk), self.server.chunk_delay_s, active.cancelled
+            )
         if not active.cancel_reason:
             for word in words[sent_words:]:
                 await self.send(
@@ -1475,6 +1479,8 @@ class FakeOpenAIRealtimeServer(LoopbackServer):
         self.audio_chunk_ms = 40
         self.chunk_delay_s = 0.0
         """Pause between output chunks, so tests can interrupt mid-response."""
+        self.pacing = ModelPacing()
+        """How fast replies are generated (default: at once)."""
         self.transcription_delay_s: float | None = None
         """None: the input transcript arrives right after the item, before any
         response. A delay sends it later, interleaved with the response."""

@@ -29,6 +29,7 @@ from homeassistant.const import CONF_API_KEY, CONF_URL
 from custom_components.realtime_assist.const import CONF_PROVIDER
 from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
 from tests.fakes import gemini_live, openai_realtime
+from tests.fakes.loopback import ModelPacing
 
 type Call = tuple[str, dict[str, Any]]
 """A tool call the model makes: (tool name, arguments)."""
@@ -111,6 +112,10 @@ class FakeProvider(Protocol):
 
     @chunk_delay_s.setter
     def chunk_delay_s(self, value: float) -> None: ...
+
+    @property
+    def pacing(self) -> ModelPacing:
+        """How fast the model generates its replies (see `ModelPacing`)."""
 
     def hear(self, transcript: str) -> None:
         """What the user says in the next spoken turn (the provider's transcript of it)."""
@@ -238,6 +243,10 @@ class OpenAIFake:
     @chunk_delay_s.setter
     def chunk_delay_s(self, value: float) -> None:
         self.server.chunk_delay_s = value
+
+    @property
+    def pacing(self) -> ModelPacing:
+        return self.server.pacing
 
     def hear(self, transcript: str) -> None:
         self.server.add_input_transcript(transcript)
@@ -390,6 +399,10 @@ class GeminiFake:
     @chunk_delay_s.setter
     def chunk_delay_s(self, value: float) -> None:
         self.server.chunk_delay_s = value
+
+    @property
+    def pacing(self) -> ModelPacing:
+        return self.server.pacing
 
     def hear(self, transcript: str) -> None:
         self.server.add_input_transcript(transcript)
