@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .errors import ErrorKind
+
 
 class ResponseStatus(StrEnum):
     """How a model response ended."""
@@ -79,6 +81,8 @@ class AudioChunk:
     response_id: str
     pcm: bytes
     sample_rate: int
+    # The provider's output item (truncation is per item); None where it names none.
+    item_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,7 @@ class ResponseDone:
     transcript: str = ""
     reason: str | None = None
     usage: Usage | None = None
+    error_kind: ErrorKind | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,7 @@ class ProviderError:
     code: str
     message: str
     fatal: bool = False
+    kind: ErrorKind = ErrorKind.REQUEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +168,7 @@ class SessionClosed:
     """The session ended; no more events follow. `error` says why, if it failed."""
 
     error: str | None = None
+    kind: ErrorKind | None = None
 
 
 type SessionEvent = (

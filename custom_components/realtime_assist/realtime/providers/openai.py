@@ -311,7 +311,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
         if self._audio is None or self._audio.item_id != item_id:
             self._audio = _AudioLedger(item_id, first_delta_at=time.monotonic())
         self._audio.received_bytes += len(pcm)
-        return [AudioChunk(event["response_id"], pcm, SAMPLE_RATE)]
+        return [AudioChunk(event["response_id"], pcm, SAMPLE_RATE, item_id)]
 
     async def _on_text_delta(self, event: dict[str, Any]) -> list[SessionEvent]:
         delta = event["delta"]
