@@ -107,7 +107,6 @@ from tests.fakes.loopback import (
     LoopbackServer,
     ModelPacing,
     drop,
-    send_or_drop,
     wait_until,
 )
 
@@ -565,7 +564,7 @@ class FakeGeminiConnection:
     async def send(self, message: dict[str, Any]) -> None:
         """Send a server message (validated) as JSON in a binary frame."""
         frame = _checked_frame(message)
-        await send_or_drop(self.ws, frame, self.server.drop_unread_after_s)
+        await self.ws.send(frame)
         self.sent.append(json.loads(frame))
         await self._notify()
 

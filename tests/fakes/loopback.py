@@ -39,19 +39,6 @@ def drop(ws: ServerConnection) -> NoReturn:
     raise Dropped
 
 
-async def send_or_drop(ws: ServerConnection, frame: str | bytes, timeout_s: float | None) -> None:
-    """Send a frame; a client that has not read it within `timeout_s` is dropped."""
-    if timeout_s is None:
-        await ws.send(frame)
-        return
-    try:
-        async with asyncio.timeout(timeout_s):
-            await ws.send(frame)
-    except TimeoutError:
-        ws.transport.abort()
-        raise Dropped from None
-
-
 async def wait_until(
     condition: asyncio.Condition, predicate: Callable[[], bool], timeout_s: float, what: str
 ) -> None:
@@ -126,8 +113,6 @@ class LoopbackServer:
         self._server: Server | None = None
         self.internal_errors: list[BaseException] = []
         """Bugs in the fake itself; `stop()` raises if there are any."""
-        self.drop_unread_after_s: float | None = None
-        """Fault: a client that stops reading is dropped once a send waits this long."""
         self._faults: set[Fault] = set()
         self._accepted = 0
         # Connections numbered up to this do not read while `_reading` is clear.

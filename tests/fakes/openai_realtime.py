@@ -77,7 +77,6 @@ from tests.fakes.loopback import (
     LoopbackServer,
     ModelPacing,
     drop,
-    send_or_drop,
     wait_until,
 )
 
@@ -545,7 +544,7 @@ class FakeConnection:
         """Send a server event (validated; `event_id` added)."""
         event = {"event_id": self.server.new_id("event"), **event}
         text = _checked_json(event)
-        await send_or_drop(self.ws, text, self.server.drop_unread_after_s)
+        await self.ws.send(text)
         # The wire form: items the fake keeps mutating must not change history.
         self.sent.append(json.loads(text))
 

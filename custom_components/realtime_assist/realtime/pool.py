@@ -186,6 +186,11 @@ class SessionPool:
             self._spawn(self._warm_up())
         return spare
 
+    async def settle(self) -> None:
+        """Wait until background work (warming the spare, closing sessions) is done."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
     def get(self, key: str) -> RealtimeSession | None:
         """The conversation's open session, if it has one."""
         pooled = self._sessions.get(key)
