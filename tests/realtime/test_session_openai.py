@@ -472,6 +472,7 @@ async def test_session_closes_with_an_error_when_reconnecting_keeps_failing(
     assert isinstance(closed, SessionClosed)
     assert closed.error is not None
     assert "503" in closed.error
+    assert closed.kind is ErrorKind.CONNECTION
 
 
 async def test_revoked_key_ends_the_session_with_kind_auth(

@@ -728,6 +728,7 @@ class RealtimeSession:
                     self._expecting_response = False
                     if event.kind is ErrorKind.RATE_LIMIT:
                         event = self._retry_rate_limited(None, event.retry_after_s) or event
+                    self._maybe_recycle()
         self._emit(event)
 
     def _response_done(self, event: ResponseDone) -> SessionEvent:
