@@ -211,7 +211,7 @@ class RealtimeAgent:
             config = dataclasses.replace(config, output_modality=OutputModality.TEXT)
         key = f"camera_question_{ulid.ulid_now()}"
         try:
-            async with self.pool.lease(key, config) as session:
+            async with self.pool.one_off(config) as session:
                 turn = VoiceTurn(session)
                 turn.discard_audio()
                 await session.send_image(jpeg, "image/jpeg")

@@ -126,7 +126,7 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
         )
         read = False
         try:
-            async with agent.pool.lease(READER_SESSION, config) as session:
+            async with agent.pool.one_off(config) as session:
                 turn = VoiceTurn(session)
                 try:
                     await session.send_text(message)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .errors import ErrorKind
+
 
 class ResponseStatus(StrEnum):
     """How a model response ended."""
@@ -74,11 +76,16 @@ class ResponseStarted:
 
 @dataclass(frozen=True, slots=True)
 class AudioChunk:
-    """Model audio: 16-bit little-endian mono PCM at `sample_rate`."""
+    """Model audio: 16-bit little-endian mono PCM at `sample_rate`.
+
+    `item_id` names the audio item it belongs to (OpenAI: the output item; Gemini:
+    one per response), the unit in which playback is reported and truncated.
+    """
 
     response_id: str
     pcm: bytes
     sample_rate: int
+    item_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +126,31 @@ class ToolCallsCancelled:
 
 @dataclass(frozen=True, slots=True)
 class ResponseDone:
-    """A response ended; `transcript` is what the model said (or wrote)."""
+    """A response ended; `transcript` is what the model said (or wrote).
+
+    A FAILED response says why in `error_kind` (quota, rate_limit, server,
+    connection…); `retry_after_s` is the provider's own "try again in" hint.
+    """
 
     response_id: str
     status: ResponseStatus
     transcript: str = ""
     reason: str | None = None
     usage: Usage | None = None
+    error_kind: ErrorKind | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRetrying:
+    """A rate-limited response is asked for again in `delay_s`; its ResponseDone never comes.
+
+    `response_id` is None when the provider refused the request before a
+    response existed. What the model answers then starts as a new response.
+    """
+
+    response_id: str | None
+    delay_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +162,19 @@ class Interrupted:
 
 @dataclass(frozen=True, slots=True)
 class ProviderError:
-    """An error the provider reported; the session carries on unless `fatal`."""
+    """An error the provider reported; the session carries on unless `fatal`.
+
+    `refused_response`: it answered our request for a response, so no response
+    follows (OpenAI's `error` event for a `response.create`). Malformed data from
+    the provider is reported here too (kind PROTOCOL) and then ignored.
+    """
 
     code: str
     message: str
     fatal: bool = False
+    kind: ErrorKind = ErrorKind.SERVER
+    refused_response: bool = False
+    retry_after_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +192,10 @@ class Reconnected:
 
 @dataclass(frozen=True, slots=True)
 class SessionClosed:
-    """The session ended; no more events follow. `error` says why, if it failed."""
+    """The session ended; no more events follow. `error` and `kind` say why, if it failed."""
 
     error: str | None = None
+    kind: ErrorKind | None = None
 
 
 type SessionEvent = (
@@ -176,6 +210,7 @@ type SessionEvent = (
     | AwaitingToolResults
     | ToolCallsCancelled
     | ResponseDone
+    | ResponseRetrying
     | Interrupted
     | ProviderError
     | Reconnected

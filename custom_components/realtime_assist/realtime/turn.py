@@ -94,6 +94,8 @@ class VoiceTurn:
         # Playback estimate for barge-in: the satellite plays what we hand it in real time.
         self._first_audio_at: float | None = None
         self._delivered_ms = 0.0
+        # Audio handed over per audio item, in order (what `interrupt` apportions).
+        self._item_ms: dict[str, float] = {}
 
     async def listen(self, audio: AsyncIterable[bytes], *, commit_at_end: bool) -> str:
         """Stream the user's audio until the provider ends the turn; return its transcript.
@@ -167,20 +169,22 @@ class VoiceTurn:
                     if resampler is None or resampler.rate_in != event.sample_rate:
                         resampler = Resampler(event.sample_rate, sample_rate)
                     pcm = resampler.process(event.pcm)
-                    self._delivered(pcm, sample_rate)
+                    self._delivered(pcm, sample_rate, event.item_id or event.response_id)
                     yield pcm
                 elif tracker.ends_turn(event):
                     break
             if resampler is not None and (tail := resampler.flush()):
-                self._delivered(tail, sample_rate)
+                self._delivered(tail, sample_rate, next(reversed(self._item_ms), ""))
                 yield tail
         finally:
             self._audio_events.close()
 
-    def _delivered(self, pcm: bytes, sample_rate: int) -> None:
+    def _delivered(self, pcm: bytes, sample_rate: int, item_id: str) -> None:
         if self._first_audio_at is None:
             self._first_audio_at = time.monotonic()
-        self._delivered_ms += duration_ms(len(pcm), sample_rate)
+        chunk_ms = duration_ms(len(pcm), sample_rate)
+        self._delivered_ms += chunk_ms
+        self._item_ms[item_id] = self._item_ms.get(item_id, 0.0) + chunk_ms
 
     def played_ms(self) -> int | None:
         """How much of the reply the satellite has played by now (None: nothing delivered)."""
@@ -194,8 +198,14 @@ class VoiceTurn:
         return played is not None and played < self._delivered_ms - 1
 
     async def interrupt(self) -> None:
-        """A new turn cut this one off: the model keeps only what the satellite played."""
-        await self.session.interrupt(self.played_ms() or 0)
+        """A new turn cut this one off: the model keeps only what the satellite played
+        (apportioned to the audio items in the order they were handed over)."""
+        remaining = self.played_ms() or 0
+        played: dict[str, int] = {}
+        for item_id, delivered_ms in self._item_ms.items():
+            played[item_id] = int(min(remaining, delivered_ms))
+            remaining -= played[item_id]
+        await self.session.interrupt(played)
 
     def discard_audio(self) -> None:
         """Nobody will play the model's voice of this turn: stop buffering it."""
