@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 import dataclasses
-import struct
 from typing import Any
 
 from homeassistant.components import tts
@@ -27,6 +26,7 @@ from .const import CONF_PROVIDER, PROVIDER_PROFILES
 from .entity import RealtimeSpeechEntity, async_add_agent_entities
 from .languages import SUPPORTED_LANGUAGES
 from .realtime.config import OutputModality, TurnDetection, TurnDetectionMode
+from .realtime.encoders import WavEncoder
 from .realtime.errors import RealtimeError
 from .realtime.turn import VoiceTurn
 
@@ -41,8 +41,6 @@ READER_INSTRUCTIONS = (
 )
 # Marks a pipeline run's stream as one realtime turn (see `default_options`).
 OPTION_REALTIME_TURN = "realtime_turn"
-# A streaming WAV header: sizes unknown (Home Assistant's TTS manager reads this).
-_STREAMING_SIZE = 0xFFFFFFFF
 
 
 async def async_setup_entry(
@@ -145,24 +143,11 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
 
 async def _wav_stream(audio: AsyncIterator[bytes], sample_rate: int) -> AsyncGenerator[bytes]:
     """PCM16 mono as a streaming WAV (unknown length, so playback starts at once)."""
-    yield struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        _STREAMING_SIZE,
-        b"WAVE",
-        b"fmt ",
-        16,
-        1,  # PCM
-        1,  # mono
-        sample_rate,
-        sample_rate * 2,
-        2,
-        16,
-        b"data",
-        _STREAMING_SIZE,
-    )
+    encoder = WavEncoder(sample_rate)
+    yield encoder.header()
     async for pcm in audio:
-        yield pcm
+        if wav := encoder.encode(pcm):
+            yield wav
 
 
 async def _drain(message_gen: AsyncGenerator[str]) -> None:
