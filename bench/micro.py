@@ -1,8 +1,8 @@
 """Micro-benchmarks of the audio hot path's pieces, in isolation (CPU time of this thread).
 
 They price the options behind the recommendations: resampling, base64, JSON
-(stdlib vs orjson) and the websocket message count (10, 20 or 40 ms of audio
-per `input_audio_buffer.append`).
+(stdlib vs orjson), the websocket message count (10, 20 or 40 ms of audio
+per `input_audio_buffer.append`) and encoding the reply as FLAC.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from bench.fake import BenchFakeServer
 from bench.proposals import PlannedResampler
 from custom_components.realtime_assist.realtime.audio import Resampler
 from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig
+from custom_components.realtime_assist.realtime.encoders import FlacEncoder
 from custom_components.realtime_assist.realtime.providers import (
     PROVIDER_OPENAI,
     create_provider,
@@ -88,6 +89,9 @@ def _codec_costs() -> dict[str, Any]:
         audio = base64.b64encode(resampled).decode("ascii")
         return orjson.dumps({"type": "input_audio_buffer.append", "audio": audio})
 
+    # The reply as Voice PE asks for it (FLAC, 48 kHz mono), one resampled delta per call.
+    flac = FlacEncoder(48000)
+    reply_40ms, reply_20ms = speech_like(0.04, 48000), speech_like(0.02, 48000)
     planned = PlannedResampler(16000, 24000)
     planned_out = PlannedResampler(24000, 16000)
     downsampler = Resampler(24000, 16000)
@@ -125,6 +129,12 @@ def _codec_costs() -> dict[str, Any]:
         ),
         "out: pass-through resampler 24->24 kHz (40 ms)": _cost(
             _per_call_us(lambda: passthrough.process(delta_pcm)), 25
+        ),
+        "out: FLAC encode, 48 kHz mono (40 ms delta)": _cost(
+            _per_call_us(lambda: flac.encode(reply_40ms)), 25
+        ),
+        "out: FLAC encode, 48 kHz mono (20 ms delta)": _cost(
+            _per_call_us(lambda: flac.encode(reply_20ms)), 50
         ),
     }
 

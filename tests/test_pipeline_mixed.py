@@ -332,7 +332,7 @@ async def test_a_failed_reading_is_not_replayed_for_the_same_answer(
         tts_engine=ids[Platform.TTS],
     )
     realtime_fake.hear("turn on the kitchen light")
-    fake_server.send_rate_limit_error()
+    fake_server.server_error_next_response(in_response=True)
     failed = await run_pipeline(hass_ws_client, pipeline.id, UTTERANCE)
     # The satellite gets an error or an empty clip, depending on when the failure lands.
     client = await hass_client()

@@ -18,7 +18,6 @@ from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
-from homeassistant.util import ulid
 
 from .agent_config import session_config_from_options
 from .assist_bridge import PipelineRunInfo
@@ -44,7 +43,7 @@ from .const import (
 from .problems import ProblemReporter
 from .realtime.config import OutputModality, SessionConfig, TurnDetection, TurnDetectionMode
 from .realtime.errors import RealtimeError
-from .realtime.pool import SessionPool
+from .realtime.pool import Lease, SessionPool
 from .realtime.providers.base import Provider
 from .realtime.session import RealtimeSession
 from .realtime.turn import Turn, TurnDeadlines, TurnError
@@ -225,16 +224,12 @@ class RealtimeAgent:
         )
         if PROVIDER_PROFILES[self._provider_name].live_reconfigure:
             config = dataclasses.replace(config, output_modality=OutputModality.TEXT)
-        key = f"camera_question_{ulid.ulid_now()}"
-        try:
-            async with self.pool.lease(key, config) as session:
-                turn = Turn(session, deadlines=self.deadlines, typed=True)
-                turn.discard_audio()
-                await session.send_image(jpeg, "image/jpeg")
-                await turn.send_text(question)
-                return await turn.reply_text()
-        finally:
-            await self.pool.close(key)
+        async with self.pool.one_off(config) as session:
+            turn = Turn(session, deadlines=self.deadlines, typed=True)
+            turn.discard_audio()
+            await session.send_image(jpeg, "image/jpeg")
+            await turn.send_text(question)
+            return await turn.reply_text()
 
     # -- turns -------------------------------------------------------------------
 
@@ -267,13 +262,8 @@ class RealtimeAgent:
         if (previous := self._turns.get(conversation_id)) is not None:
             await previous.cancel()
             await self._replies_done(previous)
-        lease = contextlib.AsyncExitStack()
-        try:
-            session = await lease.enter_async_context(self.pool.lease(conversation_id, config))
-            turn = Turn(session, deadlines=self.deadlines, typed=typed_text is not None)
-        except BaseException:
-            await lease.aclose()
-            raise
+        lease = await self.pool.acquire(conversation_id, config)
+        turn = Turn(lease.session, deadlines=self.deadlines, typed=typed_text is not None)
         self._turns[conversation_id] = turn
         if device_id is not None:
             self._device_turns[device_id] = turn
@@ -288,10 +278,8 @@ class RealtimeAgent:
             self.watch_through_camera(turn, device_id)
         return turn
 
-    def _turn_ended(
-        self, conversation_id: str, turn: Turn, lease: contextlib.AsyncExitStack
-    ) -> None:
-        self.hass.async_create_background_task(lease.aclose(), "realtime_assist_turn_lease")
+    def _turn_ended(self, conversation_id: str, turn: Turn, lease: Lease) -> None:
+        lease.release()
         if turn.failure is not None:
             self.note_failure(conversation_id, turn.failure)
         elif turn.done_ok:

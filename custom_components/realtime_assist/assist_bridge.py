@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components import conversation
-from homeassistant.components.assist_pipeline import PipelineEventType, PipelineStage
+from homeassistant.components.assist_pipeline import PipelineEventType
+from homeassistant.components.assist_pipeline.models import PipelineStage
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import chat_session, entity_registry as er
 

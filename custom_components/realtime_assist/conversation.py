@@ -34,7 +34,6 @@ from .assist_bridge import (
 from .const import DOMAIN, LOGGER
 from .entity import RealtimeAssistEntity, async_add_agent_entities
 from .notices import async_failure_message
-from .realtime.config import OutputModality
 from .realtime.errors import RealtimeError
 from .realtime.events import AwaitingToolResults, ToolCall, TranscriptDelta
 from .realtime.turn import UNHEARD_WORDS, FailureReason, Turn, TurnError

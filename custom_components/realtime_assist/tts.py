@@ -36,8 +36,6 @@ from .realtime.turn import Turn, TurnError
 PARALLEL_UPDATES = 0
 # The model's own rate; what we produce when nobody asks for another.
 DEFAULT_SAMPLE_RATE = 24000
-# The pool key of the session that reads texts aloud.
-READER_SESSION = "text_to_speech"
 READER_INSTRUCTIONS = (
     "You are a text-to-speech voice. Read each message you receive aloud, word for word, "
     "in its own language. Do not answer it, comment on it, or add anything."
@@ -154,7 +152,7 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
         )
         read = False
         try:
-            async with agent.pool.lease(READER_SESSION, config) as session:
+            async with agent.pool.one_off(config) as session:
                 turn = Turn(session, deadlines=agent.deadlines, typed=True)
                 try:
                     await turn.send_text(message)

@@ -101,7 +101,14 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from tests.fakes.audio_samples import VAD_RMS_THRESHOLD, duration_ms, rms, speech_like
-from tests.fakes.loopback import FakeServerBugError, LoopbackServer, ModelPacing, wait_until
+from tests.fakes.loopback import (
+    Dropped,
+    FakeServerBugError,
+    LoopbackServer,
+    ModelPacing,
+    drop,
+    wait_until,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -142,6 +149,24 @@ NO_KEY_REASON = (
 ACTIVITY_WITH_VAD_REASON = (
     "Explicit activity control is not supported when automatic activity detection is enabled."
 )
+# How the fake closes for `fail_next_reply_with`: no public capture of the Live API's
+# RESOURCE_EXHAUSTED close was found, so these follow Google's REST error wording.
+FAILURE_CLOSES: dict[str, tuple[int, str]] = {
+    "rate_limit": (1011, "Resource has been exhausted (e.g. check quota)."),
+    "quota": (
+        1011,
+        "You exceeded your current quota, please check your plan and billing details. For "
+        "more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
+    ),
+    "server": (1011, INTERNAL_ERROR),
+}
+_GARBAGE = (
+    "this is not json",
+    "[1, 2, 3]",
+    '{"brandNewMessage": {"someField": 1}}',
+    '{"serverContent": "not an object"}',
+)
+"""What `send_garbage_before_next_reply` sends: broken, then merely unknown, messages."""
 
 _MAX_REASON_BYTES = 123
 _IN_BYTES_PER_MS = 2 * INPUT_RATE // 1000
@@ -447,6 +472,7 @@ class FakeGeminiConnection:
         self.ws = ws
         self.api_version = version
         self.headers: Headers = ws.request.headers if ws.request else Headers()
+        self.number = server.accept()
         self.setup: dict[str, Any] = {}
         """The validated `setup`, in canonical camelCase whatever casing the client used."""
         self.session_id = server.new_id(16)
@@ -578,6 +604,7 @@ class FakeGeminiConnection:
             self.history = copy.deepcopy(resumed.history)
         # Registered first, so a test that has seen `setupComplete` finds it.
         await self.server._register(self)
+        await self.server.wait_until_admitted()
         await self.send({"setupComplete": {}})
         if "sessionResumption" in self.setup:
             if self.setup["sessionResumption"].get("transparent"):
@@ -602,6 +629,7 @@ class FakeGeminiConnection:
             notice = min(lifetime, self.server.go_away_notice_s)
             self._spawn(self._go_away_after(lifetime - notice, notice))
         async for frame in self.ws:
+            await self.server.wait_until_reading(self.number)
             message = await self._parse(frame)
             if message is None:
                 return
@@ -613,7 +641,7 @@ class FakeGeminiConnection:
         """Run fake work; a closed socket ends it quietly, a fake bug loudly."""
         try:
             await work
-        except ConnectionClosed:
+        except ConnectionClosed, Dropped:
             pass
         except Exception as err:
             _LOGGER.exception("fake Gemini Live server failed")
@@ -696,7 +724,7 @@ class FakeGeminiConnection:
             return 1007, INVALID_ARGUMENT, f"responseModalities {modalities} is not exactly one"
         handle = _dig(self.setup, "sessionResumption", "handle")
         if handle is not None:
-            resumed = self.server.handles.get(handle)
+            resumed = None if self.server.refuse_handles else self.server.handles.get(handle)
             if resumed is None:
                 return (*self.server.unknown_handle_close, None)
             if any(
@@ -847,6 +875,8 @@ class FakeGeminiConnection:
 
     async def _activity_started(self) -> None:
         """The user started talking: barge in on the model unless told not to."""
+        if self.server.take_fault("drop_mid_user_speech"):
+            drop(self.ws)
         if self._barge_in_allowed():
             await self._interrupt()
 
@@ -855,7 +885,12 @@ class FakeGeminiConnection:
     ) -> None:
         self.user_turns.append(UserTurn(source, text, pcm))
         self.history.append({"role": "user", "parts": [{"text": text}]})
-        if source != "text" and "inputAudioTranscription" in self.setup:
+        transcribe = "inputAudioTranscription" in self.setup and source != "text"
+        if transcribe and (
+            self.server.take_fault("no_transcript") or self.server.take_fault("failed_transcript")
+        ):
+            transcribe = False  # Gemini reports no transcription failures: nothing comes
+        if transcribe:
             for piece in _words(text):
                 await self.send({"serverContent": {"inputTranscription": {"text": piece}}})
         self._start_model(source)
@@ -941,6 +976,12 @@ class FakeGeminiConnection:
             await self._notify()
 
     async def _run_model(self, trigger: TurnTrigger) -> None:
+        if (failure := self.server.take_failure()) is not None:
+            await self.close(*FAILURE_CLOSES[failure])
+            return
+        if self.server.take_fault("garbage"):
+            for raw in _GARBAGE:
+                await self.server.inject(self, raw)
         turn = self._open_turn()
         while True:
             record = TurnRecord(trigger)
@@ -1013,12 +1054,17 @@ class FakeGeminiConnection:
         for number, chunk in enumerate(chunks, 1):
             if turn.interrupted.is_set():
                 break
+            rate = 0 if number == 1 and self.server.take_fault("corrupt_audio") else OUTPUT_RATE
             blob = {
-                "mimeType": f"audio/pcm;rate={OUTPUT_RATE}",
+                "mimeType": f"audio/pcm;rate={rate}",
                 "data": base64.b64encode(chunk).decode("ascii"),
             }
             await self.send({"serverContent": {"modelTurn": {"parts": [{"inlineData": blob}]}}})
+            if rate != OUTPUT_RATE:
+                continue  # the client cannot play it; the rest of the reply follows
             record.pcm += chunk
+            if number == 1 and self.server.take_fault("drop_mid_reply"):
+                drop(self.ws)
             due = math.ceil(len(words) * number / len(chunks))
             for word in words[sent_words:due]:
                 if transcribe:
@@ -1047,6 +1093,8 @@ class FakeGeminiConnection:
         if "sessionResumption" in self.setup:
             # Not resumable while the model waits for results.
             await self.send({"sessionResumptionUpdate": {}})
+        if self.server.take_fault("drop_after_tool_call"):
+            drop(self.ws)
         return batch
 
     async def _finish(self, turn: _Turn) -> None:
@@ -1156,6 +1204,9 @@ class FakeGeminiLiveServer(LoopbackServer):
         `go_away_notice_s` before (or at once, if the lifetime is shorter)."""
         self.go_away_notice_s = 60.0
         self.unknown_handle_close: tuple[int, str] = (1007, INVALID_ARGUMENT)
+        self.refuse_handles = False
+        """Fault: every resumption handle is refused as unknown (`unknown_handle_close`)."""
+        self._failures: deque[str] = deque()
         self._reject_status: int | None = None
         self._reject_times: int | None = None
         self._rng = random.Random(seed)
@@ -1208,6 +1259,13 @@ class FakeGeminiLiveServer(LoopbackServer):
         """Fail the next `times` handshakes (None: all until reset) with this
         HTTP status; `status=None` accepts connections again."""
         self._reject_status, self._reject_times = status, times
+
+    def fail_next_reply_with(self, kind: Literal["rate_limit", "quota", "server"]) -> None:
+        """The next reply closes the connection instead, as the Live API reports errors."""
+        self._failures.append(kind)
+
+    def take_failure(self) -> str | None:
+        return self._failures.popleft() if self._failures else None
 
     async def inject(
         self, conn: FakeGeminiConnection, raw: str | bytes, *, binary: bool = True

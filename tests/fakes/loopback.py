@@ -7,7 +7,7 @@ from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Literal, NoReturn, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -15,6 +15,28 @@ from websockets.http11 import Request, Response
 
 class FakeServerBugError(AssertionError):
     """The fake tried to send a message its own spec rejects."""
+
+
+type Fault = Literal[
+    "drop_mid_reply",
+    "drop_after_tool_call",
+    "drop_mid_user_speech",
+    "no_transcript",
+    "failed_transcript",
+    "garbage",
+    "corrupt_audio",
+]
+"""One-shot faults both fakes inject (see `LoopbackServer`'s fault switches)."""
+
+
+class Dropped(Exception):
+    """The fake dropped a connection on purpose: the work that did it ends quietly."""
+
+
+def drop(ws: ServerConnection) -> NoReturn:
+    """Close the TCP connection after what was sent, with no close frame (client: 1006)."""
+    ws.transport.close()
+    raise Dropped
 
 
 async def wait_until(
@@ -91,6 +113,83 @@ class LoopbackServer:
         self._server: Server | None = None
         self.internal_errors: list[BaseException] = []
         """Bugs in the fake itself; `stop()` raises if there are any."""
+        self._faults: set[Fault] = set()
+        self._accepted = 0
+        # Connections numbered up to this do not read while `_reading` is clear.
+        self._paused_upto = 0
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._admitting = asyncio.Event()
+        self._admitting.set()
+
+    # -- fault switches (each applies once, to whichever connection gets there first)
+
+    def drop_mid_reply(self) -> None:
+        """Drop the connection (no close frame) right after the next reply's first audio."""
+        self._faults.add("drop_mid_reply")
+
+    def drop_after_tool_call(self) -> None:
+        """Drop the connection once the model has asked for tools, before any result."""
+        self._faults.add("drop_after_tool_call")
+
+    def drop_mid_user_speech(self) -> None:
+        """Drop the connection as soon as the fake's VAD hears the user start speaking."""
+        self._faults.add("drop_mid_user_speech")
+
+    def never_transcribe_next_turn(self) -> None:
+        """The next spoken user turn gets no input transcription at all."""
+        self._faults.add("no_transcript")
+
+    def fail_next_transcription(self) -> None:
+        """The next spoken turn's transcription fails (Gemini reports none: nothing comes)."""
+        self._faults.add("failed_transcript")
+
+    def send_garbage_before_next_reply(self) -> None:
+        """Before the next reply: malformed JSON, a non-object, unknown and broken messages."""
+        self._faults.add("garbage")
+
+    def corrupt_next_audio(self) -> None:
+        """The next reply's first audio chunk is unusable (OpenAI: bad base64; Gemini: rate=0)."""
+        self._faults.add("corrupt_audio")
+
+    def pause_reading(self) -> None:
+        """Open connections stop reading client frames until `resume_reading` (backpressure
+        reaches the client); connections opened later read as usual."""
+        self._paused_upto = self._accepted
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        """Read client frames again."""
+        self._reading.set()
+
+    def hold_new_connections(self) -> None:
+        """New connections are accepted but their setup waits until `admit_connections`
+        (so a test can act while a client is reconnecting)."""
+        self._admitting.clear()
+
+    def admit_connections(self) -> None:
+        """Let held and new connections complete their setup."""
+        self._admitting.set()
+
+    def take_fault(self, fault: Fault) -> bool:
+        """Whether `fault` is armed; it is disarmed by being taken."""
+        armed = fault in self._faults
+        self._faults.discard(fault)
+        return armed
+
+    def accept(self) -> int:
+        """Number a new connection (1-based), for `wait_until_reading`."""
+        self._accepted += 1
+        return self._accepted
+
+    async def wait_until_reading(self, number: int) -> None:
+        """Hold connection `number`'s reader while reading is paused for it."""
+        if number <= self._paused_upto:
+            await self._reading.wait()
+
+    async def wait_until_admitted(self) -> None:
+        """Hold a new connection's setup while connections are held."""
+        await self._admitting.wait()
 
     async def _handle(self, ws: ServerConnection) -> None:
         raise NotImplementedError

@@ -71,7 +71,14 @@ from tests.fakes.audio_samples import (
     rms,
     speech_like,
 )
-from tests.fakes.loopback import FakeServerBugError, LoopbackServer, ModelPacing, wait_until
+from tests.fakes.loopback import (
+    Dropped,
+    FakeServerBugError,
+    LoopbackServer,
+    ModelPacing,
+    drop,
+    wait_until,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -118,6 +125,14 @@ _DEFAULT_INSTRUCTIONS = (
 # model does not declare.
 _SERVER_EXTRA_FIELDS = frozenset({"session.object", "session.id", "session.expires_at"})
 _ID_ALPHABET = string.ascii_letters + string.digits
+_GARBAGE = (
+    "this is not json",
+    "[1, 2, 3]",
+    '{"no_type": true}',
+    '{"type": "response.brand_new_event", "event_id": "event_new"}',
+    '{"type": "response.output_audio.delta", "event_id": "event_broken"}',
+)
+"""What `send_garbage_before_next_reply` sends: broken, then merely unknown, events."""
 
 
 def _strict_union(union: Any) -> pydantic.TypeAdapter[Any]:
@@ -413,6 +428,7 @@ class FakeConnection:
         self.model = model
         self.azure = azure
         self.headers: Headers = ws.request.headers if ws.request else Headers()
+        self.number = server.accept()
         self.session: dict[str, Any] = {
             "type": "realtime",
             "object": "realtime.session",
@@ -561,13 +577,14 @@ class FakeConnection:
         if self.server.session_ttl_s is not None:
             self._spawn(self._expire_after(self.server.session_ttl_s))
         async for message in self.ws:
+            await self.server.wait_until_reading(self.number)
             await self._on_frame(message)
 
     async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
         """Run fake work; a closed socket ends it quietly, a fake bug loudly."""
         try:
             await work
-        except ConnectionClosed:
+        except ConnectionClosed, Dropped:
             pass
         except Exception as err:
             _LOGGER.exception("fake OpenAI Realtime server failed")
@@ -772,6 +789,8 @@ class FakeConnection:
                 "item_id": self._speech.item_id,
             }
         )
+        if self.server.take_fault("drop_mid_user_speech"):
+            drop(self.ws)
         # Only responses writing to the default conversation are interrupted.
         active = self._active
         if active and not active.out_of_band and turn_detection.get("interrupt_response", True):
@@ -845,6 +864,23 @@ class FakeConnection:
         for kind in ("conversation.item.added", "conversation.item.done"):
             await self.send({"type": kind, "item": item, "previous_item_id": previous})
         transcription = _dig(self.session, "audio", "input", "transcription")
+        if isinstance(transcription, dict) and self.server.take_fault("no_transcript"):
+            return
+        if isinstance(transcription, dict) and self.server.take_fault("failed_transcript"):
+            await self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.failed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "error": {
+                        "type": "transcription_error",
+                        "code": "audio_unintelligible",
+                        "message": "The audio could not be transcribed.",
+                        "param": None,
+                    },
+                }
+            )
+            return
         if isinstance(transcription, dict):
             text = self.server.next_input_transcript()
             model = str(transcription.get("model") or "whisper-1")
@@ -1175,6 +1211,9 @@ class FakeConnection:
                     "response": self._response_object(active, [], None, None),
                 }
             )
+            if self.server.take_fault("garbage"):
+                for raw in _GARBAGE:
+                    await self.server.inject(self, raw)
             output: list[dict[str, Any]] = []
             for index, scripted in enumerate(script.items if script else []):
                 if active.cancel_reason:
@@ -1209,6 +1248,9 @@ class FakeConnection:
                 }
             )
             await self._notify()
+            called = any(item.kind == "function_call" for item in record.items)
+            if called and self.server.take_fault("drop_after_tool_call"):
+                drop(self.ws)
             remaining = 0 if failure and failure.code == "rate_limit_exceeded" else 40_000
             await self.send(
                 {
@@ -1376,6 +1418,11 @@ class FakeConnection:
         for number, chunk in enumerate(chunks, 1):
             if active.cancel_reason:
                 break
+            if number == 1 and self.server.take_fault("corrupt_audio"):
+                await self.server.inject(
+                    self,
+                    json.dumps({"type": "response.output_audio.delta", **base, "delta": "***"}),
+                )
             due = math.ceil(len(words) * number / len(chunks))
             for word in words[sent_words:due]:
                 await self.send(
@@ -1391,6 +1438,8 @@ class FakeConnection:
                 }
             )
             sent.pcm += chunk
+            if number == 1 and self.server.take_fault("drop_mid_reply"):
+                drop(self.ws)
             await pacing.after_chunk(
                 number, duration_ms(chunk), self.server.chunk_delay_s, active.cancelled
             )
@@ -1550,6 +1599,37 @@ class FakeOpenAIRealtimeServer(LoopbackServer):
             in_response=True,
         )
 
+    def rate_limit_next_response(
+        self, *, in_response: bool = True, retry_after_s: float = 0.05
+    ) -> None:
+        """The next response is rate-limited (failed `response.done`, or an `error` event)."""
+        self.fail_next_responses_with(
+            "rate_limit_exceeded",
+            "Rate limit reached for gpt-realtime on tokens per min (TPM): Limit 40000, "
+            f"Used 40000, Requested 1200. Please try again in {retry_after_s}s.",
+            "tokens",
+            in_response=in_response,
+        )
+
+    def exhaust_quota_next_response(self, *, in_response: bool = True) -> None:
+        """The next response fails for billing: a failed `response.done` (how billing
+        failures arrive, with no `error` event) or, with `in_response=False`, an `error`."""
+        self.fail_next_responses_with(
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            in_response=in_response,
+        )
+
+    def server_error_next_response(self, *, in_response: bool = False) -> None:
+        """The next response fails on the server's side (`server_error`)."""
+        self.fail_next_responses_with(
+            "server_error",
+            "The server had an error while processing your request. Sorry about that!",
+            "server_error",
+            in_response=in_response,
+        )
+
     def take_failure(self) -> _Failure | None:
         return self._failures.popleft() if self._failures else None
 
@@ -1677,4 +1757,5 @@ class FakeOpenAIRealtimeServer(LoopbackServer):
         self.connections.append(conn)
         async with self._changed:
             self._changed.notify_all()
+        await self.wait_until_admitted()
         await conn.serve()

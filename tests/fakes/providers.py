@@ -15,24 +15,32 @@ triggers them (a spoken turn, a typed one, the tool results a reply asked for):
 
 A connection is a `FakeSession`; `fake.connections` includes the one Home
 Assistant opens (and closes) at setup to check the key.
+
+Faults are switched on the same way for both providers (`fake.drop_mid_reply()`,
+`fake.fail_next_reply("quota")`…); each applies once, where the provider's own
+protocol would show it.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 import json
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from homeassistant.const import CONF_API_KEY, CONF_URL
 
 from custom_components.realtime_assist.const import CONF_PROVIDER
 from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
 from tests.fakes import gemini_live, openai_realtime
-from tests.fakes.loopback import ModelPacing
+from tests.fakes.loopback import LoopbackServer, ModelPacing
 
 type Call = tuple[str, dict[str, Any]]
 """A tool call the model makes: (tool name, arguments)."""
+
+type Failure = Literal["rate_limit", "quota", "server"]
+"""How the provider fails a reply (`FakeProvider.fail_next_reply`)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,9 @@ class FakeSession(Protocol):
     def close_code(self) -> int | None:
         """The websocket close code; None while open."""
 
+    async def wait_closed(self) -> None:
+        """Until the connection has closed."""
+
     def last_user_text(self) -> str | None:
         """The newest user words: typed, or the transcript of a spoken turn."""
 
@@ -85,6 +96,9 @@ class FakeSession(Protocol):
     @property
     def audio_ms_received(self) -> float:
         """How much user audio the connection received."""
+
+    def audio_received(self) -> bytes:
+        """The exact user audio the connection received (PCM16 at its input rate), in order."""
 
     def got_only_configuration(self) -> bool:
         """The client sent nothing but the session's configuration (no input yet)."""
@@ -140,6 +154,86 @@ class FakeProvider(Protocol):
     def protocol_errors(self) -> list[str]:
         """Client messages the fake found invalid; tests end by asserting none."""
 
+    # -- fault switches: each applies once ---------------------------------------
+
+    def drop_mid_reply(self) -> None:
+        """Drop the connection (no close frame) right after the next reply's first audio."""
+
+    def drop_after_tool_call(self) -> None:
+        """Drop the connection once the model has asked for tools, before any result."""
+
+    def drop_mid_user_speech(self) -> None:
+        """Drop the connection as soon as the provider's VAD hears the user start speaking."""
+
+    def never_transcribe_next_turn(self) -> None:
+        """The next spoken turn gets no transcript of the user at all."""
+
+    def fail_next_transcription(self) -> None:
+        """The next spoken turn's transcription fails (Gemini: no transcript comes)."""
+
+    def send_garbage_before_next_reply(self) -> None:
+        """Malformed JSON, non-objects, unknown and broken messages before the next reply."""
+
+    def corrupt_next_audio(self) -> None:
+        """The next reply's first audio chunk is unusable (bad base64 / an audio rate of 0)."""
+
+    def fail_next_reply(self, failure: Failure) -> None:
+        """The next reply fails with a rate limit, exhausted quota or a server error."""
+
+    def refuse_resumption_handles(self) -> None:
+        """Resuming a session is refused, so a reconnect starts afresh (OpenAI always does)."""
+
+    def pause_reading(self) -> None:
+        """The server stops reading what the client sends (until `resume_reading`)."""
+
+    def resume_reading(self) -> None:
+        """The server reads again."""
+
+    def hold_new_connections(self) -> None:
+        """New connections wait before their setup completes (to act while one reconnects)."""
+
+    def admit_connections(self) -> None:
+        """Held and new connections complete their setup."""
+
+
+class _FaultSwitches:
+    """The fault switches both fakes implement alike."""
+
+    server: LoopbackServer
+
+    def drop_mid_reply(self) -> None:
+        self.server.drop_mid_reply()
+
+    def drop_after_tool_call(self) -> None:
+        self.server.drop_after_tool_call()
+
+    def drop_mid_user_speech(self) -> None:
+        self.server.drop_mid_user_speech()
+
+    def never_transcribe_next_turn(self) -> None:
+        self.server.never_transcribe_next_turn()
+
+    def fail_next_transcription(self) -> None:
+        self.server.fail_next_transcription()
+
+    def send_garbage_before_next_reply(self) -> None:
+        self.server.send_garbage_before_next_reply()
+
+    def corrupt_next_audio(self) -> None:
+        self.server.corrupt_next_audio()
+
+    def pause_reading(self) -> None:
+        self.server.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.server.resume_reading()
+
+    def hold_new_connections(self) -> None:
+        self.server.hold_new_connections()
+
+    def admit_connections(self) -> None:
+        self.server.admit_connections()
+
 
 # -- OpenAI Realtime -----------------------------------------------------------
 
@@ -167,6 +261,9 @@ class OpenAISession:
     @property
     def close_code(self) -> int | None:
         return self.conn.ws.close_code
+
+    async def wait_closed(self) -> None:
+        await self.conn.ws.wait_closed()
 
     def last_user_text(self) -> str | None:
         return self.conn.last_user_text()
@@ -203,6 +300,13 @@ class OpenAISession:
     def audio_ms_received(self) -> float:
         return self.conn.audio_ms_received
 
+    def audio_received(self) -> bytes:
+        return b"".join(
+            base64.b64decode(event["audio"])
+            for event in self.conn.received
+            if event.get("type") == "input_audio_buffer.append"
+        )
+
     def got_only_configuration(self) -> bool:
         return all(event.get("type") == "session.update" for event in self.conn.received)
 
@@ -221,13 +325,25 @@ class OpenAISession:
         ]
 
 
-class OpenAIFake:
+class OpenAIFake(_FaultSwitches):
     """A `FakeProvider` over `FakeOpenAIRealtimeServer`."""
 
     name = PROVIDER_OPENAI
 
     def __init__(self, server: openai_realtime.FakeOpenAIRealtimeServer) -> None:
         self.server = server
+
+    def fail_next_reply(self, failure: Failure) -> None:
+        """In the response (a failed `response.done`), as OpenAI reports these mid-turn."""
+        if failure == "rate_limit":
+            self.server.rate_limit_next_response()
+        elif failure == "quota":
+            self.server.exhaust_quota_next_response()
+        else:
+            self.server.server_error_next_response(in_response=True)
+
+    def refuse_resumption_handles(self) -> None:
+        """OpenAI resumes nothing: every reconnect already starts afresh."""
 
     def entry_data(self) -> dict[str, Any]:
         return {
@@ -322,6 +438,9 @@ class GeminiSession:
     def close_code(self) -> int | None:
         return self.conn.ws.close_code
 
+    async def wait_closed(self) -> None:
+        await self.conn.ws.wait_closed()
+
     def last_user_text(self) -> str | None:
         return self.conn.last_user_text()
 
@@ -364,6 +483,13 @@ class GeminiSession:
     def audio_ms_received(self) -> float:
         return self.conn.audio_ms_received
 
+    def audio_received(self) -> bytes:
+        return b"".join(
+            base64.b64decode(message["realtimeInput"]["audio"]["data"])
+            for message in self.conn.messages
+            if "audio" in message.get("realtimeInput", {})
+        )
+
     def got_only_configuration(self) -> bool:
         return all("setup" in message for message in self.conn.received)
 
@@ -377,13 +503,20 @@ class GeminiSession:
         return [self.output_modality for _ in self.conn.turns]
 
 
-class GeminiFake:
+class GeminiFake(_FaultSwitches):
     """A `FakeProvider` over `FakeGeminiLiveServer`."""
 
     name = PROVIDER_GEMINI
 
     def __init__(self, server: gemini_live.FakeGeminiLiveServer) -> None:
         self.server = server
+
+    def fail_next_reply(self, failure: Failure) -> None:
+        """By closing the connection, the only way the Live API reports errors."""
+        self.server.fail_next_reply_with(failure)
+
+    def refuse_resumption_handles(self) -> None:
+        self.server.refuse_handles = True
 
     def entry_data(self) -> dict[str, Any]:
         return {

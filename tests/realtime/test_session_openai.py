@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 
 from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig
-from custom_components.realtime_assist.realtime.errors import AuthenticationError, ConnectError
+from custom_components.realtime_assist.realtime.errors import (
+    AuthenticationError,
+    ConnectError,
+    ErrorKind,
+    SessionClosedError,
+)
 from custom_components.realtime_assist.realtime.events import (
     AudioChunk,
     AwaitingToolResults,
@@ -228,7 +233,9 @@ async def test_barge_in_drops_stale_audio_and_truncates_to_what_was_played(
 
     await session.send_text("Tell me a story")
     seen = await _until_audio(events, 200)
-    session.report_played(150)
+    item_id = next(e.item_id for e in seen if isinstance(e, AudioChunk))
+    assert item_id is not None
+    session.report_played(item_id, 150)
     response_id = next(e.response_id for e in seen if isinstance(e, ResponseStarted))
 
     await speak(session, speech_like(0.6, SATELLITE_RATE) + silence(0.2, SATELLITE_RATE))
@@ -260,8 +267,10 @@ async def test_interrupt_cancels_and_keeps_only_what_was_heard(
     session, events = await make_session()
 
     await session.send_text("Tell me a story")
-    await _until_audio(events, 200)
-    await session.interrupt(played_ms=played_ms)
+    seen = await _until_audio(events, 200)
+    item_id = next(e.item_id for e in seen if isinstance(e, AudioChunk))
+    assert item_id is not None
+    await session.interrupt({item_id: played_ms})
     after = await until(events, lambda e: isinstance(e, ResponseDone))
 
     assert any(isinstance(e, Interrupted) for e in after)
@@ -323,7 +332,14 @@ async def test_drop_mid_response_reports_the_lost_response(
 
     response_id = next(e.response_id for e in started if isinstance(e, ResponseStarted))
     failed = [e for e in seen if isinstance(e, ResponseDone)]
-    assert failed == [ResponseDone(response_id, ResponseStatus.FAILED, reason="connection_lost")]
+    assert failed == [
+        ResponseDone(
+            response_id,
+            ResponseStatus.FAILED,
+            reason="connection_lost",
+            error_kind=ErrorKind.CONNECTION,
+        )
+    ]
     assert seen[-1] == Reconnected(seen[-1].reason, restored_items=1, lost_response=True)  # type: ignore[union-attr]
 
 
@@ -456,37 +472,24 @@ async def test_session_closes_with_an_error_when_reconnecting_keeps_failing(
     assert isinstance(closed, SessionClosed)
     assert closed.error is not None
     assert "503" in closed.error
+    assert closed.kind is ErrorKind.CONNECTION
 
 
-async def test_fatal_provider_error_ends_the_session(
+async def test_revoked_key_ends_the_session_with_kind_auth(
     fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
 ) -> None:
-    fake_server.fail_next_responses_with(
-        "insufficient_quota", "You exceeded your current quota.", "insufficient_quota"
-    )
+    fake_server.fail_next_responses_with("invalid_api_key", "Incorrect API key provided.")
     session, events = await make_session()
     await session.send_text("Hello")
     seen = await until(events, lambda e: isinstance(e, SessionClosed))
 
-    assert ProviderError("insufficient_quota", "You exceeded your current quota.", True) in seen
+    [error] = [e for e in seen if isinstance(e, ProviderError)]
+    assert (error.kind, error.fatal, error.refused_response) == (ErrorKind.AUTH, True, True)
     assert session.closed
-    assert "quota" in (seen[-1].error or "")  # type: ignore[union-attr]
-
-
-async def test_rate_limited_response_fails_and_the_session_carries_on(
-    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
-) -> None:
-    fake_server.send_rate_limit_error()
-    session, events = await make_session()
-    await session.send_text("Hello")
-    failed = await until(events, _final_done)
-    assert failed[-1].status is ResponseStatus.FAILED  # type: ignore[union-attr]
-    assert failed[-1].reason == "rate_limit_exceeded"  # type: ignore[union-attr]
-
-    fake_server.add_response(ScriptedResponse(SpeechItem("Better now.")))
-    await session.send_text("Again")
-    again = await until(events, _final_done)
-    assert again[-1].transcript == "Better now."  # type: ignore[union-attr]
+    assert seen[-1] == SessionClosed(seen[-1].error, ErrorKind.AUTH)  # type: ignore[union-attr]
+    with pytest.raises(SessionClosedError) as raised:
+        await session.send_text("Hello?")
+    assert raised.value.kind is ErrorKind.AUTH
 
 
 async def test_azure_endpoint_uses_its_path_and_api_key_header(

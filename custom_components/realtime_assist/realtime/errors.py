@@ -1,32 +1,40 @@
-"""Errors a realtime session raises to its owner, and what kind of failure each is."""
+"""Errors a realtime session raises to its owner, and the one list of what can go wrong."""
+
+from __future__ import annotations
 
 from enum import StrEnum
 
 
 class ErrorKind(StrEnum):
-    """What went wrong, in terms the owner can act on (reauth, repairs, retry, tell the user)."""
+    """Why something failed, in terms its owner can act on (reauth, repairs, retry, wait)."""
 
-    # The key was rejected or revoked: only a new key helps.
+    # The provider rejected or revoked the key: only a new key helps.
     AUTH = "auth"
-    # Billing: no credits, quota used up.
+    # Billing: quota, credits or a hard limit exhausted.
     QUOTA = "quota"
+    # Too many requests for now: retrying later helps.
     RATE_LIMIT = "rate_limit"
     # The provider failed on its side.
     SERVER = "server"
-    # Unreachable, or the connection dropped beyond retries.
+    # Unreachable, or the connection dropped beyond what reconnecting fixed.
     CONNECTION = "connection"
-    # The provider sent something malformed or invalid.
+    # The provider sent malformed or invalid data.
     PROTOCOL = "protocol"
     # The provider refused what we sent.
     REQUEST = "request"
-    # The user's audio could not be transcribed.
+    # Transcribing the user's audio failed.
     TRANSCRIPTION = "transcription"
 
 
 class RealtimeError(Exception):
-    """Base class for realtime session errors."""
+    """Base class for realtime session errors; `kind` says what failed."""
 
-    kind = ErrorKind.REQUEST
+    kind: ErrorKind = ErrorKind.CONNECTION
+
+    def __init__(self, message: str = "", *, kind: ErrorKind | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
 
 
 class AuthenticationError(RealtimeError):
@@ -36,12 +44,12 @@ class AuthenticationError(RealtimeError):
 
 
 class ConnectError(RealtimeError):
-    """The provider could not be reached or the handshake failed."""
+    """The provider could not be reached, or refused the connection or its setup."""
 
-    kind = ErrorKind.CONNECTION
+
+class ConnectionDroppedError(RealtimeError):
+    """The socket closed (or stalled) while input was being sent; the session reconnects."""
 
 
 class SessionClosedError(RealtimeError):
     """Input was sent to a session that has ended."""
-
-    kind = ErrorKind.CONNECTION

@@ -76,12 +76,15 @@ class ResponseStarted:
 
 @dataclass(frozen=True, slots=True)
 class AudioChunk:
-    """Model audio: 16-bit little-endian mono PCM at `sample_rate`."""
+    """Model audio: 16-bit little-endian mono PCM at `sample_rate`.
+
+    `item_id` names the audio item it belongs to (OpenAI: the output item; Gemini:
+    one per response), the unit in which playback is reported and truncated.
+    """
 
     response_id: str
     pcm: bytes
     sample_rate: int
-    # The provider's output item (truncation is per item); None where it names none.
     item_id: str | None = None
 
 
@@ -123,7 +126,11 @@ class ToolCallsCancelled:
 
 @dataclass(frozen=True, slots=True)
 class ResponseDone:
-    """A response ended; `transcript` is what the model said (or wrote)."""
+    """A response ended; `transcript` is what the model said (or wrote).
+
+    A FAILED response says why in `error_kind` (quota, rate_limit, server,
+    connection…); `retry_after_s` is the provider's own "try again in" hint.
+    """
 
     response_id: str
     status: ResponseStatus
@@ -131,6 +138,19 @@ class ResponseDone:
     reason: str | None = None
     usage: Usage | None = None
     error_kind: ErrorKind | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRetrying:
+    """A rate-limited response is asked for again in `delay_s`; its ResponseDone never comes.
+
+    `response_id` is None when the provider refused the request before a
+    response existed. What the model answers then starts as a new response.
+    """
+
+    response_id: str | None
+    delay_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +162,19 @@ class Interrupted:
 
 @dataclass(frozen=True, slots=True)
 class ProviderError:
-    """An error the provider reported; the session carries on unless `fatal`."""
+    """An error the provider reported; the session carries on unless `fatal`.
+
+    `refused_response`: it answered our request for a response, so no response
+    follows (OpenAI's `error` event for a `response.create`). Malformed data from
+    the provider is reported here too (kind PROTOCOL) and then ignored.
+    """
 
     code: str
     message: str
     fatal: bool = False
-    kind: ErrorKind = ErrorKind.REQUEST
+    kind: ErrorKind = ErrorKind.SERVER
+    refused_response: bool = False
+    retry_after_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +192,7 @@ class Reconnected:
 
 @dataclass(frozen=True, slots=True)
 class SessionClosed:
-    """The session ended; no more events follow. `error` says why, if it failed."""
+    """The session ended; no more events follow. `error` and `kind` say why, if it failed."""
 
     error: str | None = None
     kind: ErrorKind | None = None
@@ -183,6 +210,7 @@ type SessionEvent = (
     | AwaitingToolResults
     | ToolCallsCancelled
     | ResponseDone
+    | ResponseRetrying
     | Interrupted
     | ProviderError
     | Reconnected

@@ -4,6 +4,11 @@ A conversation's next turn lands in the session that heard the previous one,
 so the model remembers and no handshake sits in the turn's path. Sessions
 nobody has used for `idle_timeout_s` are closed (the provider bills nothing
 for an idle socket, but it holds a connection and counts towards limits).
+
+A session is used through leases (`acquire`): a turn holds one from its first
+audio frame until its reply has been read, so the idle timer runs only while
+nobody holds any. One-off sessions (`one_off`) never touch the pool or its
+warm spare.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 from typing import Any
 
 from .config import SessionConfig
+from .errors import SessionClosedError
 from .providers.base import Provider
 from .session import RealtimeSession, ReconnectPolicy
 
@@ -27,7 +33,26 @@ class _Pooled:
     session: RealtimeSession
     leases: int = 0
     idle_timer: asyncio.TimerHandle | None = None
+    # Serialises reconfiguration (two leases asking for different configs).
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Lease:
+    """A hold on a conversation's session: it is not closed for idleness until released."""
+
+    def __init__(self, session: RealtimeSession, on_release: Callable[[], None]) -> None:
+        self.session = session
+        self._on_release: Callable[[], None] | None = on_release
+
+    @property
+    def released(self) -> bool:
+        return self._on_release is None
+
+    def release(self) -> None:
+        """Give the session back (idempotent); the last release starts its idle timer."""
+        on_release, self._on_release = self._on_release, None
+        if on_release is not None:
+            on_release()
 
 
 class SessionPool:
@@ -53,41 +78,73 @@ class SessionPool:
         self._spare: RealtimeSession | None = None
         self._spare_config: SessionConfig | None = None
         self._creating: dict[str, asyncio.Lock] = {}
+        self._one_offs: set[RealtimeSession] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    @contextlib.asynccontextmanager
-    async def lease(self, key: str, config: SessionConfig) -> AsyncIterator[RealtimeSession]:
-        """The conversation's session, opened (or reconfigured) for `config`.
+    async def acquire(self, key: str, config: SessionConfig, *, use_spare: bool = True) -> Lease:
+        """Lease the conversation's session, opened (or reconfigured) for `config`.
 
-        While leased it is never closed for idleness; turns of one conversation
-        take the lease one at a time.
+        Several leases may be held at once (a turn's speech-to-text, agent and
+        text-to-speech); the session is closed for idleness only once the last
+        is released. A new session takes the warm spare unless `use_spare` is false.
         """
-        pooled = await self._get(key, config)
-        async with pooled.lock:
-            pooled.leases += 1
-            if pooled.idle_timer is not None:
-                pooled.idle_timer.cancel()
-                pooled.idle_timer = None
-            try:
+        pooled = await self._get(key, config, use_spare=use_spare)
+        pooled.leases += 1
+        if pooled.idle_timer is not None:
+            pooled.idle_timer.cancel()
+            pooled.idle_timer = None
+        lease = Lease(pooled.session, lambda: self._release(key, pooled))
+        try:
+            async with pooled.lock:
                 if pooled.session.config != config:
                     await pooled.session.update(config)
-                yield pooled.session
-            finally:
-                pooled.leases -= 1
-                if pooled.leases == 0 and not self._closed:
-                    pooled.idle_timer = asyncio.get_running_loop().call_later(
-                        self._idle_timeout_s, self._expire, key, pooled
-                    )
+        except BaseException:
+            lease.release()
+            raise
+        return lease
 
-    async def _get(self, key: str, config: SessionConfig) -> _Pooled:
+    @contextlib.asynccontextmanager
+    async def lease(self, key: str, config: SessionConfig) -> AsyncIterator[RealtimeSession]:
+        """`acquire` as a context manager: the lease is released on exit."""
+        lease = await self.acquire(key, config)
+        try:
+            yield lease.session
+        finally:
+            lease.release()
+
+    @contextlib.asynccontextmanager
+    async def one_off(self, config: SessionConfig) -> AsyncIterator[RealtimeSession]:
+        """A session of its own for one job (read a text aloud, one camera question).
+
+        It never takes the warm spare (whose prompt and tools are a turn's) and
+        is closed on exit.
+        """
         if self._closed:
-            raise RuntimeError("the session pool is closed")
+            raise SessionClosedError("the session pool is closed")
+        session = await self._open(config)
+        self._one_offs.add(session)
+        try:
+            yield session
+        finally:
+            self._one_offs.discard(session)
+            await session.close()
+
+    def _release(self, key: str, pooled: _Pooled) -> None:
+        pooled.leases -= 1
+        if pooled.leases == 0 and not self._closed and self._sessions.get(key) is pooled:
+            pooled.idle_timer = asyncio.get_running_loop().call_later(
+                self._idle_timeout_s, self._expire, key, pooled
+            )
+
+    async def _get(self, key: str, config: SessionConfig, *, use_spare: bool) -> _Pooled:
+        if self._closed:
+            raise SessionClosedError("the session pool is closed")
         async with self._creating.setdefault(key, asyncio.Lock()):
             pooled = self._sessions.get(key)
             if pooled is not None and not pooled.session.closed:
                 return pooled
-            session = self._take_spare()
+            session = self._take_spare() if use_spare else None
             if session is None:
                 session = await self._open(config)
             pooled = _Pooled(session)
@@ -128,6 +185,11 @@ class SessionPool:
         if self._spare_config is not None and not self._closed:
             self._spawn(self._warm_up())
         return spare
+
+    async def settle(self) -> None:
+        """Wait until background work (warming the spare, closing sessions) is done."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
 
     def get(self, key: str) -> RealtimeSession | None:
         """The conversation's open session, if it has one."""
@@ -170,6 +232,8 @@ class SessionPool:
             self._spare = None
         for key in list(self._sessions):
             await self.close(key)
+        for session in list(self._one_offs):
+            await session.close()
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -12,20 +12,38 @@ events are always kept (they are few and small). Audio is kept up to
 newest audio (counted in `stats`, logged once per response) instead of memory
 growing without bound. On barge-in, audio of the interrupted response that the
 consumer has not read yet is discarded at once.
+
+Reconnects restore first, then take live input: while a new connection is
+being set up and the conversation replayed into it, input waits (audio is
+kept with the turn's audio and replayed in order; other input waits for the
+connection), so nothing reaches the new socket before the history does.
+
+Errors: every method raises only `RealtimeError` subclasses; what the provider
+reports comes out as events carrying an `ErrorKind`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 import contextlib
 from dataclasses import dataclass
+import itertools
+import json
 import logging
 from typing import Any
 
 from .audio import Resampler, duration_ms
-from .config import SessionConfig
-from .errors import AuthenticationError, ConnectError, RealtimeError, SessionClosedError
+from .config import SessionConfig, TurnDetectionMode
+from .errors import (
+    AuthenticationError,
+    ConnectError,
+    ConnectionDroppedError,
+    ErrorKind,
+    RealtimeError,
+    SessionClosedError,
+)
 from .events import (
     AudioChunk,
     InputTranscript,
@@ -33,16 +51,20 @@ from .events import (
     ProviderError,
     Reconnected,
     ResponseDone,
+    ResponseRetrying,
     ResponseStarted,
     ResponseStatus,
     SessionClosed,
     SessionEvent,
     SpeechStarted,
     SpeechStopped,
+    ToolCall,
+    ToolCallsCancelled,
 )
 from .providers.base import (
     ConnectionLost,
     HistoryItem,
+    HistoryKind,
     HistoryRole,
     Provider,
     ProviderConnection,
@@ -53,6 +75,10 @@ _LOGGER = logging.getLogger(__name__)
 
 class _SessionFailed(Exception):
     """The provider ended the session for good (fatal error, unrecoverable close)."""
+
+    def __init__(self, reason: str, kind: ErrorKind) -> None:
+        super().__init__(reason)
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +93,10 @@ class ReconnectPolicy:
     # The user's audio since the last end of turn is kept (up to this) and
     # replayed into a new connection: a drop mid-utterance loses no words.
     max_replay_audio_s: float = 10.0
+    # A rate-limited response is asked for again this many times, waiting (the
+    # provider's hint, else backoff) no more than this in all.
+    rate_limit_attempts: int = 3
+    rate_limit_budget_s: float = 10.0
 
 
 class Subscription:
@@ -178,24 +208,40 @@ class RealtimeSession:
         self._max_buffered_audio_s = max_buffered_audio_s
         self._subscribers: set[Subscription] = set()
         self._connection: ProviderConnection | None = None
+        # Set while the connection takes input: after a reconnect's restore and replay.
         self._connected = asyncio.Event()
         self._resampler: Resampler | None = None
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._recycle_timer: asyncio.TimerHandle | None = None
         self._recycle_due = False
+        self._recycling = False
         self._closing = False
         self._closed = False
+        self._close_kind: ErrorKind | None = None
         self._active_response: str | None = None
+        # We asked for a response (or the provider's VAD will make one) that has not started.
+        self._expecting_response = False
         self._interrupted_responses: set[str] = set()
         self._history: deque[HistoryItem] = deque(maxlen=max_history_items)
-        self._turn_audio: deque[bytes] = deque()
+        # Tool calls of the response in flight, remembered once it completes.
+        self._response_calls: list[HistoryItem] = []
+        # Results sent before the call's response completed, remembered after it.
+        self._early_results: list[HistoryItem] = []
+        # Calls asked for and not yet answered or withdrawn: call id -> name.
+        self._outstanding_calls: dict[str, str] = {}
+        self._withdrawn_calls: set[str] = set()
+        self._turn_audio: deque[tuple[int, bytes]] = deque()
         self._turn_audio_ms = 0.0
+        self._audio_seq = itertools.count()
+        self._rate_limit_tries = 0
+        self._rate_limit_waited_s = 0.0
         self.stats: dict[str, Any] = {
             "connects": 0,
             "reconnects": 0,
             "responses": 0,
             "interruptions": 0,
+            "rate_limit_retries": 0,
             "input_audio_ms": 0.0,
             "output_audio_ms": 0.0,
             "usage_total_tokens": 0,
@@ -207,6 +253,7 @@ class RealtimeSession:
     async def start(self) -> None:
         """Connect; raises AuthenticationError or ConnectError if that fails."""
         await self._open()
+        self._connected.set()
         self._reader = asyncio.create_task(self._read(), name="realtime_session_reader")
 
     async def close(self) -> None:
@@ -224,7 +271,7 @@ class RealtimeSession:
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()
-        self._finish(None)
+        self._finish(None, None)
 
     async def __aenter__(self) -> RealtimeSession:
         await self.start()
@@ -247,8 +294,13 @@ class RealtimeSession:
         return self._active_response
 
     @property
+    def outstanding_tool_calls(self) -> frozenset[str]:
+        """Calls the model asked for that are neither answered nor withdrawn."""
+        return frozenset(self._outstanding_calls)
+
+    @property
     def history(self) -> list[HistoryItem]:
-        """Finished turns, oldest first, as replayed after a reconnect."""
+        """Finished turns and tool rounds, oldest first, as replayed after a reconnect."""
         return list(self._history)
 
     def subscribe(self, max_buffered_audio_s: float | None = None) -> Subscription:
@@ -275,7 +327,11 @@ class RealtimeSession:
     # -- input ---------------------------------------------------------------
 
     async def send_audio(self, pcm: bytes) -> None:
-        """Push user audio: PCM16 mono at the session's input sample rate."""
+        """Push user audio: PCM16 mono at the session's input sample rate.
+
+        During a reconnect it is only kept, and replayed (in order) once the new
+        connection has the conversation.
+        """
         self._ensure_open()
         chunk_ms = duration_ms(len(pcm), self._input_rate)
         self.stats["input_audio_ms"] += chunk_ms
@@ -285,60 +341,116 @@ class RealtimeSession:
 
     async def commit_audio(self) -> None:
         """End the user's turn by hand (when turn detection is off)."""
+        await self._deliver(lambda connection: connection.commit_audio())
         self._forget_turn_audio()
-        await (await self._ready()).commit_audio()
+        if self._config.turn_detection.mode is TurnDetectionMode.OFF:
+            self._expecting_response = True
 
     async def clear_audio(self) -> None:
+        await self._deliver(lambda connection: connection.clear_audio())
         self._forget_turn_audio()
-        await (await self._ready()).clear_audio()
 
     async def send_text(self, text: str, *, respond: bool = True) -> None:
         """A user message typed rather than spoken."""
-        self._remember(HistoryRole.USER, text)
-        await (await self._ready()).send_text(text, respond=respond)
+        await self._deliver(lambda connection: connection.send_text(text, respond=respond))
+        self._remember(HistoryItem(HistoryRole.USER, text))
+        self._expecting_response = self._expecting_response or respond
 
     async def send_image(self, image: bytes, mime_type: str = "image/jpeg") -> None:
-        await (await self._ready()).send_image(image, mime_type)
+        await self._deliver(lambda connection: connection.send_image(image, mime_type))
 
     async def send_tool_result(self, call_id: str, name: str, result: dict[str, Any]) -> None:
-        """Answer a ToolCall; the model goes on when every call of its response is answered."""
-        await (await self._ready()).send_tool_result(call_id, name, result)
+        """Answer a ToolCall; the model goes on when every call of its response is answered.
+
+        The result of a withdrawn call (ToolCallsCancelled) is dropped.
+        """
+        await self._deliver(
+            lambda connection: connection.send_tool_result(call_id, name, result),
+            wanted=lambda: call_id not in self._withdrawn_calls,
+        )
+        if self._outstanding_calls.pop(call_id, None) is None:
+            return
+        output = HistoryItem(
+            HistoryRole.USER, json.dumps(result), HistoryKind.FUNCTION_OUTPUT, call_id, name
+        )
+        if any(call.call_id == call_id for call in self._response_calls):
+            self._early_results.append(output)
+        else:
+            self._remember(output)
+        if not self._outstanding_calls:
+            self._expecting_response = True  # the model continues with the results
 
     async def create_response(self, instructions: str | None = None) -> None:
-        await (await self._ready()).create_response(instructions)
+        await self._deliver(lambda connection: connection.create_response(instructions))
+        self._expecting_response = True
 
-    async def interrupt(self, played_ms: int | None = None) -> None:
-        """The user cut the model off: stop its audio, keep only `played_ms` of it in memory."""
-        connection = await self._ready()
+    async def interrupt(self, played: Mapping[str, int] | None = None) -> None:
+        """The user cut the model off: stop its audio; it keeps only what was heard.
+
+        `played` maps audio item ids (`AudioChunk.item_id`) to the milliseconds
+        the listener heard of each; items it leaves out fall back to the
+        provider connection's own estimate.
+        """
         self._mark_interrupted(self._active_response)
-        await connection.interrupt(played_ms)
+        self._expecting_response = False
+        await self._deliver(lambda connection: connection.interrupt(played or {}))
 
-    def report_played(self, played_ms: int) -> None:
-        """How much of the current response's audio the user has heard so far."""
+    def report_played(self, item_id: str, played_ms: int) -> None:
+        """How much of one audio item the listener has heard so far."""
         if self._connection is not None:
-            self._connection.report_played(played_ms)
+            self._connection.report_played(item_id, played_ms)
 
     async def update(self, config: SessionConfig) -> None:
         """Change instructions, tools or turn detection without losing the conversation."""
         self._config = config
-        if not await (await self._ready()).update(config):
-            # The protocol takes a configuration only when connecting: resume on a new
-            # connection with it, once no response is in flight.
+        if not await self._deliver(lambda connection: connection.update(config)):
+            # The protocol takes this change only when connecting: resume on a new
+            # connection with it, once the session is idle.
             self._request_recycle()
 
     def _ensure_open(self) -> None:
         if self._closed or self._closing:
-            raise SessionClosedError("the realtime session has ended")
+            raise SessionClosedError(
+                "the realtime session has ended", kind=self._close_kind or ErrorKind.CONNECTION
+            )
 
     async def _ready(self) -> ProviderConnection:
         """The live connection, waiting out a reconnect in progress."""
         self._ensure_open()
         if not self._connected.is_set():
-            async with asyncio.timeout(self._reconnect_budget_s()):
-                await self._connected.wait()
+            try:
+                async with asyncio.timeout(self._reconnect_budget_s()):
+                    await self._connected.wait()
+            except TimeoutError as err:
+                raise ConnectError("the realtime connection did not come back") from err
         self._ensure_open()
         assert self._connection is not None
         return self._connection
+
+    async def _deliver[T](
+        self,
+        send: Callable[[ProviderConnection], Awaitable[T]],
+        *,
+        wanted: Callable[[], bool] = lambda: True,
+    ) -> T | None:
+        """Run `send` on the live connection; if that dropped, once more on the next one
+        (whose history does not have it yet), unless `wanted` says it no longer applies."""
+        for attempt in range(2):
+            connection = await self._ready()
+            if not wanted():
+                return None
+            try:
+                return await send(connection)
+            except ConnectionDroppedError:
+                self._lost(connection)
+                if attempt:
+                    raise
+        return None
+
+    def _lost(self, connection: ProviderConnection) -> None:
+        """A send found the socket gone: hold input until the reader has reconnected."""
+        if connection is self._connection:
+            self._connected.clear()
 
     def _reconnect_budget_s(self) -> float:
         policy = self._policy
@@ -346,10 +458,10 @@ class RealtimeSession:
 
     def _keep_turn_audio(self, pcm: bytes, chunk_ms: float) -> None:
         """Remember the user's audio of the turn in progress, up to the policy's limit."""
-        self._turn_audio.append(pcm)
+        self._turn_audio.append((next(self._audio_seq), pcm))
         self._turn_audio_ms += chunk_ms
         while self._turn_audio_ms > self._policy.max_replay_audio_s * 1000:
-            dropped = self._turn_audio.popleft()
+            _, dropped = self._turn_audio.popleft()
             self._turn_audio_ms -= duration_ms(len(dropped), self._input_rate)
 
     def _forget_turn_audio(self) -> None:
@@ -357,57 +469,86 @@ class RealtimeSession:
         self._turn_audio.clear()
         self._turn_audio_ms = 0.0
 
+    async def _replay_turn_audio(self, connection: ProviderConnection) -> None:
+        """Send the turn's audio, including what arrives meanwhile, until caught up."""
+        next_seq = 0
+        while pending := [entry for entry in self._turn_audio if entry[0] >= next_seq]:
+            for seq, pcm in pending:
+                await self._send_audio(connection, pcm)
+                next_seq = seq + 1
+
     async def _send_audio(self, connection: ProviderConnection, pcm: bytes) -> None:
         assert self._resampler is not None
         try:
             await connection.send_audio(self._resampler.process(pcm))
-        except Exception:  # the reader sees the drop, reconnects and replays the turn
+        except ConnectionDroppedError:
+            # The reader sees the drop, reconnects and replays the turn.
             _LOGGER.debug("Audio send failed; it will be replayed after reconnecting")
+            self._lost(connection)
 
     # -- connection management -----------------------------------------------
 
-    async def _open(self, resume: object | None = None) -> None:
-        connection = await self._provider.connect(self._config, resume)
+    async def _open(self, resume: object | None = None) -> ProviderConnection:
+        try:
+            connection = await self._provider.connect(self._config, resume)
+        except RealtimeError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ConnectError(
+                f"the provider's setup reply was malformed: {err!r}", kind=ErrorKind.PROTOCOL
+            ) from err
         self.stats["connects"] += 1
         self._connection = connection
         self._resampler = Resampler(self._input_rate, connection.input_sample_rate)
-        self._recycle_due = False
+        self._recycle_due = self._recycling = False
         if connection.max_duration_s is not None:
             delay = max(1.0, connection.max_duration_s - self._policy.recycle_margin_s)
             self._recycle_timer = asyncio.get_running_loop().call_later(
                 delay, self._request_recycle
             )
-        self._connected.set()
+        return connection
 
     def _request_recycle(self) -> None:
-        """The connection nears its time limit: replace it once no response is in flight."""
+        """The connection nears its time limit (or needs a new setup): replace it at idle."""
         self._recycle_due = True
-        if self._active_response is None:
-            self._close_for_recycle()
+        self._maybe_recycle()
 
-    def _close_for_recycle(self) -> None:
-        """Close the connection; the reader then opens the next one."""
+    def _maybe_recycle(self) -> None:
+        """Recycle only at true idle: no response in flight or expected, no call unanswered."""
+        if (
+            not self._recycle_due
+            or self._recycling
+            or not self._connected.is_set()
+            or self._active_response is not None
+            or self._expecting_response
+            or self._outstanding_calls
+        ):
+            return
         if self._connection is None:
             return
-        task = asyncio.create_task(self._connection.close(), name="realtime_session_recycle")
+        # The reader sees the connection end and opens the next one.
+        self._recycling = True
+        self._spawn(self._connection.close(), "realtime_session_recycle")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _read(self) -> None:
         error: str | None = None
+        kind: ErrorKind | None = None
         try:
             while True:
                 assert self._connection is not None
-                reason = await self._pump(self._connection)
-                if reason is None:
+                lost = await self._pump(self._connection)
+                if lost is None:
                     return
-                if not await self._reconnect(reason):
-                    error = self.stats["last_error"] or reason
-                    return
+                await self._reconnect(lost)
         except _SessionFailed as err:
-            error = str(err)
-        except AuthenticationError as err:
-            error = f"authentication failed: {err}"
+            error, kind = str(err), err.kind
+        except RealtimeError as err:
+            error, kind = str(err), err.kind
         except Exception as err:
             _LOGGER.exception("Realtime session reader failed")
             error = str(err) or type(err).__name__
@@ -417,73 +558,122 @@ class RealtimeSession:
                 if self._connection is not None:
                     with contextlib.suppress(Exception):
                         await self._connection.close()
-                self._finish(error)
+                self._finish(error, kind)
 
-    async def _pump(self, connection: ProviderConnection) -> str | None:
-        """Forward one connection's events; the reason to reconnect, or None when closed."""
+    async def _pump(self, connection: ProviderConnection) -> ConnectionLost | None:
+        """Forward one connection's events; why to reconnect, or None when closed."""
         try:
             async for event in connection.events():
                 self._observe(event)
                 if isinstance(event, ProviderError) and event.fatal:
-                    raise _SessionFailed(f"{event.code}: {event.message}")
+                    raise _SessionFailed(f"{event.code}: {event.message}", event.kind)
         except ConnectionLost as lost:
             if lost.retryable:
-                return lost.reason
-            raise _SessionFailed(lost.reason) from lost
+                return lost
+            raise _SessionFailed(lost.reason, lost.kind) from lost
+        except ConnectionDroppedError as err:  # a send of the reader's (a truncation)
+            return ConnectionLost(str(err))
         if self._recycle_due and not self._closing:
-            return "recycled before the provider's session limit"
+            return ConnectionLost("recycled before the provider's session limit")
         return None
 
-    async def _reconnect(self, reason: str) -> bool:
-        """Open a new connection and replay the conversation into it."""
+    async def _reconnect(self, lost: ConnectionLost) -> None:
+        """Open a new connection, restore the conversation and the turn's audio, then go live.
+
+        Raises what ends the session: AuthenticationError, or the last
+        connection error once the attempts are used up.
+        """
         self._connected.clear()
         if self._recycle_timer is not None:
             self._recycle_timer.cancel()
-        lost_response = self._active_response
-        if lost_response is not None:
-            self._active_response = None
-            self._emit(ResponseDone(lost_response, ResponseStatus.FAILED, reason="connection_lost"))
-        resume = None
-        if self._connection is not None:
-            resume = self._connection.resume_state()
-            with contextlib.suppress(Exception):
-                await self._connection.close()
-        if not self._recycle_due:
-            _LOGGER.warning("Realtime connection lost (%s); reconnecting", reason)
-        delay = self._policy.first_delay_s
+        recycled = self._recycle_due
+        old = self._connection
+        assert old is not None
+        lost_response = self._lose_response(lost, withdraw_all=not old.carries_tool_calls)
+        resume = old.resume_state()
+        with contextlib.suppress(Exception):
+            await old.close()
+        if not recycled:
+            _LOGGER.warning("Realtime connection lost (%s); reconnecting", lost.reason)
+        delay = max(self._policy.first_delay_s, lost.retry_after_s or 0.0)
+        failure: RealtimeError = ConnectError(lost.reason, kind=lost.kind)
         for attempt in range(self._policy.attempts):
-            if attempt or not self._recycle_due:
+            if attempt or not recycled:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._policy.max_delay_s)
             try:
-                await self._open(resume)
+                connection = await self._open(resume)
             except AuthenticationError:
                 raise
-            except (ConnectError, RealtimeError) as err:
+            except RealtimeError as err:
+                failure = err
                 self.stats["last_error"] = str(err)
                 _LOGGER.info("Reconnect attempt %d failed: %s", attempt + 1, err)
                 continue
-            break
-        else:
-            return False
-        assert self._connection is not None
-        history = list(self._history)
-        await self._connection.restore(history)
-        for pcm in list(self._turn_audio):
-            await self._send_audio(self._connection, pcm)
-        self.stats["reconnects"] += 1
-        self._emit(Reconnected(reason, len(history), lost_response is not None))
-        return True
+            history = list(self._history)
+            try:
+                await connection.restore(history)
+                await self._replay_turn_audio(connection)
+            except ConnectionDroppedError as err:
+                failure = err
+                _LOGGER.info("Reconnect attempt %d dropped while restoring", attempt + 1)
+                with contextlib.suppress(Exception):
+                    await connection.close()
+                continue
+            self._connected.set()
+            self.stats["reconnects"] += 1
+            self._emit(Reconnected(lost.reason, len(history), lost_response))
+            return
+        raise failure
 
-    def _finish(self, error: str | None) -> None:
+    def _lose_response(self, lost: ConnectionLost, *, withdraw_all: bool) -> bool:
+        """What the old connection took with it: the response in flight (True if there was
+        one) and its tool calls, or every unanswered call if the next cannot carry them."""
+        if lost.kind is not ErrorKind.CONNECTION:
+            self.stats["last_error"] = f"{lost.kind}: {lost.reason}"
+            self._emit(
+                ProviderError(
+                    str(lost.kind), lost.reason, kind=lost.kind, retry_after_s=lost.retry_after_s
+                )
+            )
+        lost_response, self._active_response = self._active_response, None
+        self._expecting_response = False
+        withdrawn = [call.call_id for call in self._response_calls if call.call_id]
+        self._response_calls, self._early_results = [], []
+        if withdraw_all:
+            withdrawn += list(self._outstanding_calls)
+        self._withdraw(tuple(dict.fromkeys(withdrawn)))
+        if lost_response is not None:
+            self._emit(
+                ResponseDone(
+                    lost_response,
+                    ResponseStatus.FAILED,
+                    reason="connection_lost",
+                    error_kind=lost.kind,
+                )
+            )
+        return lost_response is not None
+
+    def _withdraw(self, call_ids: tuple[str, ...]) -> None:
+        """Calls the model no longer waits for: consumers are told, results are dropped."""
+        call_ids = tuple(call_id for call_id in call_ids if call_id in self._outstanding_calls)
+        if not call_ids:
+            return
+        for call_id in call_ids:
+            self._outstanding_calls.pop(call_id, None)
+        self._withdrawn_calls.update(call_ids)
+        self._emit(ToolCallsCancelled(call_ids))
+
+    def _finish(self, error: str | None, kind: ErrorKind | None) -> None:
         if self._closed:
             return
         self._closed = True
+        self._close_kind = kind
         self._connected.set()  # wake waiters; they see the session closed
         if self._recycle_timer is not None:
             self._recycle_timer.cancel()
         for subscription in self._subscribers:
-            subscription.put(SessionClosed(error))
+            subscription.put(SessionClosed(error, kind))
             subscription.end()
         self._subscribers.clear()
 
@@ -498,6 +688,7 @@ class RealtimeSession:
                 return
             case ResponseStarted(response_id=response_id):
                 self._active_response = response_id
+                self._expecting_response = False
                 self.stats["responses"] += 1
             case AudioChunk(response_id=response_id) if response_id in self._interrupted_responses:
                 return  # stale audio of a response the user talked over
@@ -510,24 +701,86 @@ class RealtimeSession:
                     return
             case SpeechStopped():
                 self._forget_turn_audio()
+                if self._config.turn_detection.create_response:
+                    self._expecting_response = True
             case InputTranscript(final=True, text=text) if text.strip():
-                self._remember(HistoryRole.USER, text)
+                self._remember(HistoryItem(HistoryRole.USER, text))
+            case ToolCall(call_id=call_id, name=name, arguments=arguments):
+                self._outstanding_calls[call_id] = name
+                self._response_calls.append(
+                    HistoryItem(
+                        HistoryRole.ASSISTANT,
+                        json.dumps(arguments),
+                        HistoryKind.FUNCTION_CALL,
+                        call_id,
+                        name,
+                    )
+                )
+            case ToolCallsCancelled(call_ids=call_ids):
+                self._withdraw(call_ids)
+                self._maybe_recycle()
+                return
             case ResponseDone():
-                self._response_done(event)
+                event = self._response_done(event)
             case ProviderError():
                 self.stats["last_error"] = f"{event.code}: {event.message}"
+                if event.refused_response:
+                    self._expecting_response = False
+                    if event.kind is ErrorKind.RATE_LIMIT:
+                        event = self._retry_rate_limited(None, event.retry_after_s) or event
+                    self._maybe_recycle()
         self._emit(event)
 
-    def _response_done(self, event: ResponseDone) -> None:
+    def _response_done(self, event: ResponseDone) -> SessionEvent:
+        """Remember a finished response; a rate-limited one is asked for again instead."""
         if event.response_id == self._active_response:
             self._active_response = None
         self._interrupted_responses.discard(event.response_id)
         if event.usage is not None:
             self.stats["usage_total_tokens"] += event.usage.total_tokens
-        if event.transcript.strip() and event.status is not ResponseStatus.FAILED:
-            self._remember(HistoryRole.ASSISTANT, event.transcript)
-        if self._recycle_due:
-            self._close_for_recycle()
+        calls, self._response_calls = self._response_calls, []
+        results, self._early_results = self._early_results, []
+        if event.status is ResponseStatus.FAILED:
+            # The provider may not keep what a failed response asked for.
+            self._withdraw(tuple(call.call_id for call in calls if call.call_id))
+        else:
+            if event.transcript.strip():
+                self._remember(HistoryItem(HistoryRole.ASSISTANT, event.transcript))
+            for item in (*calls, *results):
+                self._remember(item)
+        retrying = None
+        if event.error_kind is ErrorKind.RATE_LIMIT:
+            retrying = self._retry_rate_limited(event.response_id, event.retry_after_s)
+        else:
+            self._rate_limit_tries, self._rate_limit_waited_s = 0, 0.0
+        self._maybe_recycle()
+        return retrying or event
+
+    def _retry_rate_limited(
+        self, response_id: str | None, retry_after_s: float | None
+    ) -> ResponseRetrying | None:
+        """Ask for the response again after a wait, within the policy's budget."""
+        policy = self._policy
+        delay = retry_after_s or policy.first_delay_s * 2**self._rate_limit_tries
+        if (
+            self._rate_limit_tries >= policy.rate_limit_attempts
+            or self._rate_limit_waited_s + delay > policy.rate_limit_budget_s
+        ):
+            self._rate_limit_tries, self._rate_limit_waited_s = 0, 0.0
+            return None
+        self._rate_limit_tries += 1
+        self._rate_limit_waited_s += delay
+        self.stats["rate_limit_retries"] += 1
+        self._expecting_response = True
+        self._spawn(self._ask_again(delay), "realtime_session_retry")
+        return ResponseRetrying(response_id, delay)
+
+    async def _ask_again(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        try:
+            await self._deliver(lambda connection: connection.create_response())
+        except RealtimeError as err:
+            _LOGGER.debug("Could not ask for the response again: %s", err)
 
     def _mark_interrupted(self, response_id: str | None) -> None:
         if response_id is None:
@@ -540,8 +793,8 @@ class RealtimeSession:
             subscription.discard_audio(response_id)
         self._emit(Interrupted(response_id))
 
-    def _remember(self, role: HistoryRole, text: str) -> None:
-        self._history.append(HistoryItem(role, text))
+    def _remember(self, item: HistoryItem) -> None:
+        self._history.append(item)
 
     def _emit(self, event: SessionEvent) -> None:
         for subscription in self._subscribers:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 import logging
@@ -42,6 +42,7 @@ from .events import (
     Interrupted,
     ProviderError,
     ResponseDone,
+    ResponseRetrying,
     ResponseStarted,
     ResponseStatus,
     SessionClosed,
@@ -56,6 +57,11 @@ from .session import RealtimeSession
 
 _LOGGER = logging.getLogger(__name__)
 
+# Provider errors after which no answer is coming (others are logged: the deadlines
+# still end a turn whose answer stalls).
+_TURN_ENDING_ERRORS = frozenset(
+    {ErrorKind.AUTH, ErrorKind.QUOTA, ErrorKind.RATE_LIMIT, ErrorKind.PROTOCOL}
+)
 # What speech-to-text reports when the model is already answering words whose
 # transcript has not arrived (or never will): the model heard the user.
 UNHEARD_WORDS = "…"
@@ -242,7 +248,10 @@ class Turn:
         played = self.playback.heard_by_item() if self.playback is not None else {}
         if self.phase is not TurnPhase.ENDED:
             self._end(None, interrupted=True)
-        await _interrupt_session(self.session, played)
+        try:
+            await self.session.interrupt(played)
+        except RealtimeError as err:
+            _LOGGER.debug("Could not interrupt the previous reply: %s", err)
 
     def still_playing(self) -> bool:
         """The listener has not heard all of the reply yet."""
@@ -463,8 +472,12 @@ class Turn:
             case ProviderError(kind=ErrorKind.TRANSCRIPTION):
                 _LOGGER.info("The provider could not transcribe the user: %s", event.message)
                 self._transcribed(None)
-            case ProviderError():
+            case ProviderError() if event.refused_response or event.kind in _TURN_ENDING_ERRORS:
                 self._end(TurnError(FailureReason.of(event.kind), event.message))
+            case ProviderError():
+                _LOGGER.debug("Provider error during a turn: %s %s", event.code, event.message)
+            case ResponseRetrying(delay_s=delay_s):
+                self._retry_until = self._loop.time() + delay_s
             case SessionClosed(error=error, kind=kind):
                 self._end(TurnError(FailureReason.of(kind), error or "the session closed"))
             case ResponseStarted():
@@ -567,15 +580,6 @@ class Turn:
         callbacks, self._on_end = self._on_end, []
         for callback in callbacks:
             callback(self)
-
-
-async def _interrupt_session(session: RealtimeSession, played: Mapping[str, int]) -> None:
-    """Stop the model and make it forget what the listener did not hear."""
-    try:
-        # The session truncates the newest audio item (the one that was playing).
-        await session.interrupt(list(played.values())[-1] if played else 0)
-    except RealtimeError as err:
-        _LOGGER.debug("Could not interrupt the previous reply: %s", err)
 
 
 @dataclass(slots=True)

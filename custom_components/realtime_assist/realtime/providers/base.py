@@ -9,13 +9,30 @@ this interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+import json
+import logging
+import re
 from typing import Any
 
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
 from ..config import Endpoint, SessionConfig
-from ..events import SessionEvent
+from ..errors import ConnectionDroppedError, ErrorKind
+from ..events import ProviderError, SessionEvent
+
+_LOGGER = logging.getLogger(__name__)
+
+# A send that cannot complete this long means the peer stopped reading: the
+# connection is given up (and replaced) rather than blocking the caller forever.
+SEND_TIMEOUT_S = 10.0
+# Larger frames are refused unread (a second of model audio is well under 100 kB).
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+_RETRY_AFTER = re.compile(r"(?:try again|retry) in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
 
 
 class HistoryRole(StrEnum):
@@ -25,21 +42,90 @@ class HistoryRole(StrEnum):
     ASSISTANT = "assistant"
 
 
+class HistoryKind(StrEnum):
+    """What a remembered item is."""
+
+    MESSAGE = "message"
+    # The model's function call (`text` holds its JSON arguments).
+    FUNCTION_CALL = "function_call"
+    # Our answer to a call (`text` holds the JSON result).
+    FUNCTION_OUTPUT = "function_output"
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryItem:
-    """A finished turn, kept by the session to restore a new connection."""
+    """A finished turn (or a tool round), kept by the session to restore a new connection."""
 
     role: HistoryRole
     text: str
+    kind: HistoryKind = HistoryKind.MESSAGE
+    call_id: str | None = None
+    name: str | None = None
 
 
 class ConnectionLost(Exception):
-    """The socket closed without the session asking; `retryable` says whether to reconnect."""
+    """The socket closed without the session asking; `retryable` says whether to reconnect.
 
-    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+    `kind` says why when the provider told (a rate limit, quota, a server error);
+    `retry_after_s` is its "try again in" hint.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool = True,
+        kind: ErrorKind = ErrorKind.CONNECTION,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.kind = kind
+        self.retry_after_s = retry_after_s
+
+
+def retry_after(message: str) -> float | None:
+    """The delay in a provider's "Please try again in 1.8s" / "retry in 250ms", if any."""
+    match = _RETRY_AFTER.search(message)
+    if match is None:
+        return None
+    value = float(match[1])
+    return value / 1000 if match[2].lower() == "ms" else value
+
+
+async def send_frame(socket: ClientConnection, frame: str) -> None:
+    """Send one frame; a closed or stalled socket becomes ConnectionDroppedError.
+
+    A stalled one is aborted, so the reader sees the drop and reconnects.
+    """
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT_S):
+            await socket.send(frame)
+    except ConnectionClosed as err:
+        raise ConnectionDroppedError(f"connection closed: {err}") from err
+    except TimeoutError as err:
+        socket.transport.abort()
+        raise ConnectionDroppedError("the provider stopped reading") from err
+
+
+def decode_message(raw: str | bytes) -> dict[str, Any] | ProviderError:
+    """A frame as a JSON object, or the protocol error to report instead."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return protocol_error(f"a {len(raw)}-byte message", raw)
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        return protocol_error("malformed JSON", raw)
+    if not isinstance(message, dict):
+        return protocol_error("a JSON value that is not an object", raw)
+    return message
+
+
+def protocol_error(what: str, raw: str | bytes | dict[str, Any]) -> ProviderError:
+    """Malformed data from the provider: logged once, reported, then ignored."""
+    _LOGGER.warning("Ignoring malformed data from the provider (%s): %.200r", what, raw)
+    return ProviderError("malformed_event", f"the provider sent {what}", kind=ErrorKind.PROTOCOL)
 
 
 class ProviderConnection(ABC):
@@ -49,6 +135,9 @@ class ProviderConnection(ABC):
     input_sample_rate: int
     # Longest a single connection may live; the session recycles it before.
     max_duration_s: float | None = None
+    # A new connection restored from history still knows tool calls the model is
+    # waiting on (OpenAI replays them); otherwise they are withdrawn at a reconnect.
+    carries_tool_calls: bool = False
 
     @abstractmethod
     def events(self) -> AsyncIterator[SessionEvent]:
@@ -83,12 +172,16 @@ class ProviderConnection(ABC):
         """Ask the model to respond now."""
 
     @abstractmethod
-    async def interrupt(self, played_ms: int | None) -> None:
-        """Stop the current response; the model keeps only `played_ms` of its audio."""
+    async def interrupt(self, played: Mapping[str, int]) -> None:
+        """Stop the current response; the model keeps only what was heard of each audio item.
+
+        `played` maps audio item ids to the milliseconds heard; items it leaves
+        out fall back to the connection's own estimate.
+        """
 
     @abstractmethod
-    def report_played(self, played_ms: int) -> None:
-        """Tell how much of the current response's audio the user has heard."""
+    def report_played(self, item_id: str, played_ms: int) -> None:
+        """Tell how much of one audio item the user has heard so far."""
 
     @abstractmethod
     async def restore(self, history: Sequence[HistoryItem]) -> None:
@@ -96,10 +189,11 @@ class ProviderConnection(ABC):
 
     @abstractmethod
     async def update(self, config: SessionConfig) -> bool:
-        """Change instructions, tools or turn detection on the live connection.
+        """Change the configuration for this connection and the ones after it.
 
-        False when the protocol cannot change them live: the next connection
-        (opened with `resume_state`) starts with them.
+        False when the change needs a new connection (the session opens one,
+        with `resume_state`, once idle); True when it applied live or needs no
+        new connection to take effect later.
         """
 
     def resume_state(self) -> object | None:
@@ -126,5 +220,6 @@ class Provider(ABC):
         """Open and configure a connection (resuming a previous one's conversation if given).
 
         Raises AuthenticationError for rejected credentials and ConnectError
-        when the endpoint cannot be reached or refuses the configuration.
+        (with its `kind`) when the endpoint cannot be reached or refuses the
+        configuration.
         """

@@ -15,13 +15,21 @@ on the wire); the tests validate every message we send against
   session drops the unplayed audio; the model remembers its reply up to about
   where the server thinks playback was.
 - `goAway` and the ~10 minute connection lifetime: the session reconnects with
-  the latest session resumption handle, which carries the conversation.
+  the latest session resumption handle, which carries the conversation. A
+  refused handle (expired, unknown) falls back to a fresh setup, into which the
+  session replays the conversation.
+- Errors arrive only as close frames (code and reason, cut to 123 bytes); the
+  reason's wording says whether it was the key, billing, a rate limit or the
+  server (best effort: Google words these like its REST errors).
+- The setup is sent once per connection: a changed configuration needs a new
+  connection, except for the instructions, which wait for the next one
+  (Home Assistant's prompt carries the time, so it changes every turn).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 import itertools
 import json
 import logging
@@ -33,12 +41,13 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..config import Endpoint, OutputModality, SessionConfig, TurnDetectionMode
-from ..errors import AuthenticationError, ConnectError
+from ..errors import AuthenticationError, ConnectError, ErrorKind
 from ..events import (
     AudioChunk,
     AwaitingToolResults,
     InputTranscript,
     Interrupted,
+    ProviderError,
     ResponseDone,
     ResponseStarted,
     ResponseStatus,
@@ -51,7 +60,18 @@ from ..events import (
     TranscriptDelta,
     Usage,
 )
-from .base import ConnectionLost, HistoryItem, HistoryRole, Provider, ProviderConnection
+from .base import (
+    ConnectionLost,
+    HistoryItem,
+    HistoryKind,
+    HistoryRole,
+    Provider,
+    ProviderConnection,
+    decode_message,
+    protocol_error,
+    retry_after,
+    send_frame,
+)
 from .websocket import configure_or_close, open_socket
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,7 +83,25 @@ INPUT_RATE = 16000
 MAX_CONNECTION_S = 9 * 60
 # Close codes that no new connection can fix: a rejected payload or model.
 FATAL_CLOSE_CODES = frozenset({1007, 1008})
+# Output audio rates we accept; anything else is a broken message.
+MIN_OUTPUT_RATE = 8000
+MAX_OUTPUT_RATE = 96000
+# What changes only with a new setup; the instructions alone wait for the next one.
+RECONNECT_FIELDS = (
+    "model",
+    "voice",
+    "tools",
+    "turn_detection",
+    "output_modality",
+    "input_transcription_model",
+)
 _RATE = re.compile(r"rate=(\d+)")
+# Close reasons, as Google words its errors (RESOURCE_EXHAUSTED comes in both flavours).
+_AUTH_REASON = re.compile(r"api key|permission|unregistered callers", re.IGNORECASE)
+_QUOTA_REASON = re.compile(r"quota|billing", re.IGNORECASE)
+_RATE_LIMIT_REASON = re.compile(
+    r"resource has been exhausted|resource_exhausted|rate limit|too many requests", re.IGNORECASE
+)
 # Gemini names no responses; ours are numbered across connections, so a session that
 # reconnects never sees one id twice (interrupted responses and turns are keyed by it).
 _RESPONSE_IDS = itertools.count(1)
@@ -74,6 +112,26 @@ def live_url(endpoint: Endpoint) -> str:
     parts = urlsplit(endpoint.url or DEFAULT_URL)
     scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + ENDPOINT_PATH, "", ""))
+
+
+def close_kind(code: int, reason: str) -> ErrorKind:
+    """What a close frame means for the owner, from its code and the reason's wording."""
+    if _AUTH_REASON.search(reason):
+        return ErrorKind.AUTH
+    if _QUOTA_REASON.search(reason) and "exhausted" not in reason.lower():
+        return ErrorKind.QUOTA
+    if _RATE_LIMIT_REASON.search(reason):
+        return ErrorKind.RATE_LIMIT
+    if code in FATAL_CLOSE_CODES:
+        return ErrorKind.REQUEST
+    if code == 1011:
+        return ErrorKind.SERVER
+    return ErrorKind.CONNECTION
+
+
+def needs_new_connection(old: SessionConfig, new: SessionConfig) -> bool:
+    """Whether `new` changes anything that only a new setup can change."""
+    return any(getattr(old, name) != getattr(new, name) for name in RECONNECT_FIELDS)
 
 
 def setup_message(config: SessionConfig, resume_handle: str | None) -> dict[str, Any]:
@@ -127,7 +185,21 @@ class GeminiLiveProvider(Provider):
     async def connect(
         self, config: SessionConfig, resume: object | None = None
     ) -> GeminiLiveConnection:
+        """Open and set up a connection, resuming with the handle in `resume` if any.
+
+        A refused handle (expired, unknown) falls back to a fresh setup: the
+        session then replays the conversation into it.
+        """
         handle = resume if isinstance(resume, str) else None
+        try:
+            return await self._connect(config, handle)
+        except _SetupRefused as err:
+            if handle is None:
+                raise
+            _LOGGER.info("Gemini refused the resumption handle (%s); starting afresh", err)
+        return await self._connect(config, None)
+
+    async def _connect(self, config: SessionConfig, handle: str | None) -> GeminiLiveConnection:
         socket = await open_socket(
             live_url(self.endpoint), {"x-goog-api-key": self.endpoint.api_key}
         )
@@ -165,11 +237,11 @@ class GeminiLiveConnection(ProviderConnection):
     async def configure(self) -> None:
         await self._send(setup_message(self._config, self._handle))
         try:
-            reply = json.loads(await self._socket.recv())
+            reply = decode_message(await self._socket.recv())
         except ConnectionClosed as err:
             raise _setup_error(err) from err
-        if "setupComplete" not in reply:
-            raise ConnectError(f"unexpected first message: {str(reply)[:200]}")
+        if isinstance(reply, ProviderError) or "setupComplete" not in reply:
+            raise ConnectError(f"unexpected first message: {reply!s:.200}", kind=ErrorKind.PROTOCOL)
 
     def resume_state(self) -> object | None:
         return self._handle
@@ -180,19 +252,7 @@ class GeminiLiveConnection(ProviderConnection):
         yield SessionReady()
         try:
             async for raw in self._socket:
-                try:
-                    message = json.loads(raw)
-                except ValueError:
-                    _LOGGER.warning("Ignoring malformed message from Gemini: %.200r", raw)
-                    continue
-                if not isinstance(message, dict):
-                    continue
-                try:
-                    events = self._translate(message)
-                except (KeyError, TypeError, ValueError) as err:
-                    _LOGGER.warning("Ignoring malformed Gemini message (%s): %.200r", err, raw)
-                    continue
-                for event in events:
+                for event in self._decode(raw):
                     yield event
                 if self._go_away and self._response is None:
                     # Leave at a turn boundary; the session resumes on a new connection.
@@ -202,9 +262,25 @@ class GeminiLiveConnection(ProviderConnection):
                 return
             code = err.rcvd.code if err.rcvd else 1006
             reason = (err.rcvd.reason if err.rcvd else "") or f"closed with code {code}"
-            raise ConnectionLost(reason, retryable=code not in FATAL_CLOSE_CODES) from err
+            kind = close_kind(code, reason)
+            raise ConnectionLost(
+                reason,
+                retryable=kind in (ErrorKind.CONNECTION, ErrorKind.SERVER, ErrorKind.RATE_LIMIT),
+                kind=kind,
+                retry_after_s=retry_after(reason),
+            ) from err
         if not self._closing:
             raise ConnectionLost("closed by server")
+
+    def _decode(self, raw: str | bytes) -> list[SessionEvent]:
+        """One server message as session events; a malformed one becomes a protocol error."""
+        message = decode_message(raw)
+        if isinstance(message, ProviderError):
+            return [message]
+        try:
+            return self._translate(message)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            return [protocol_error(f"an invalid message ({err!r})", raw)]
 
     def _translate(self, message: dict[str, Any]) -> list[SessionEvent]:
         events: list[SessionEvent] = []
@@ -257,8 +333,12 @@ class GeminiLiveConnection(ProviderConnection):
             if not mime.startswith("audio/pcm"):
                 return []
             rate = int(match.group(1)) if (match := _RATE.search(mime)) else 24000
+            if not MIN_OUTPUT_RATE <= rate <= MAX_OUTPUT_RATE:
+                raise ValueError(f"audio at {rate} Hz")
+            pcm = base64.b64decode(blob["data"])
             events = self._start_response()
-            events.append(AudioChunk(self._response or "", base64.b64decode(blob["data"]), rate))
+            # One audio item per response: Gemini names neither.
+            events.append(AudioChunk(self._response or "", pcm, rate, self._response))
             return events
         if (text := part.get("text")) is not None:
             events = self._start_response()
@@ -316,15 +396,16 @@ class GeminiLiveConnection(ProviderConnection):
     # -- input ---------------------------------------------------------------
 
     async def _send(self, message: dict[str, Any]) -> None:
-        await self._socket.send(json.dumps(message, separators=(",", ":")))
+        await send_frame(self._socket, json.dumps(message, separators=(",", ":")))
 
     async def send_audio(self, pcm: bytes) -> None:
         if self._config.turn_detection.mode is TurnDetectionMode.OFF and not self._activity_open:
             self._activity_open = True
             await self._send({"realtimeInput": {"activityStart": {}}})
         audio = base64.b64encode(pcm).decode("ascii")
-        await self._socket.send(
-            f'{{"realtimeInput":{{"audio":{{"mimeType":"{self._audio_mime}","data":"{audio}"}}}}}}'
+        await send_frame(
+            self._socket,
+            f'{{"realtimeInput":{{"audio":{{"mimeType":"{self._audio_mime}","data":"{audio}"}}}}}}',
         )
 
     async def commit_audio(self) -> None:
@@ -366,15 +447,17 @@ class GeminiLiveConnection(ProviderConnection):
     async def create_response(self, instructions: str | None = None) -> None:
         """Gemini answers on its own when the user's turn completes."""
 
-    async def interrupt(self, played_ms: int | None) -> None:
+    async def interrupt(self, played: Mapping[str, int]) -> None:
         """Nothing to send: Gemini keeps no truncation and cannot be stopped by the client
         while its activity detection is on; the session drops the unplayed audio."""
 
-    def report_played(self, played_ms: int) -> None:
+    def report_played(self, item_id: str, played_ms: int) -> None:
         """The server estimates playback itself."""
 
     async def restore(self, history: Sequence[HistoryItem]) -> None:
-        if self._resumed_from is not None or not history:
+        """Seed a fresh connection with the turns as text (tool rounds are not replayed:
+        the calls of a lost connection are withdrawn)."""
+        if self._resumed_from is not None:
             return  # the resumption handle carried the conversation
         turns = [
             {
@@ -382,12 +465,16 @@ class GeminiLiveConnection(ProviderConnection):
                 "parts": [{"text": entry.text}],
             }
             for entry in history
+            if entry.kind is HistoryKind.MESSAGE
         ]
-        await self._send({"clientContent": {"turns": turns, "turnComplete": False}})
+        if turns:
+            await self._send({"clientContent": {"turns": turns, "turnComplete": False}})
 
     async def update(self, config: SessionConfig) -> bool:
+        """Only a new setup changes the session; instruction changes wait for the next one."""
+        changed = needs_new_connection(self._config, config)
         self._config = config
-        return False
+        return not changed
 
     async def close(self) -> None:
         self._closing = True
@@ -395,7 +482,16 @@ class GeminiLiveConnection(ProviderConnection):
 
 
 def _setup_error(err: ConnectionClosed) -> Exception:
+    """The server closed instead of confirming the setup: the key, or the setup refused."""
+    code = err.rcvd.code if err.rcvd else 1006
     reason = err.rcvd.reason if err.rcvd else str(err)
-    if "api key" in reason.lower() or "permission" in reason.lower():
+    kind = close_kind(code, reason)
+    if kind is ErrorKind.AUTH:
         return AuthenticationError(reason)
-    return ConnectError(f"setup rejected: {reason}")
+    if err.rcvd is None:
+        return ConnectError(f"closed during setup: {reason}", kind=kind)
+    return _SetupRefused(f"setup rejected: {reason}", kind=kind)
+
+
+class _SetupRefused(ConnectError):
+    """The server answered the setup by closing with a reason (a handle, a model refused)."""

@@ -10,7 +10,7 @@ preview path speaks the beta protocol and is not supported.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 import itertools
 import json
@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..audio import duration_ms
 from ..config import Endpoint, SessionConfig, TurnDetectionMode
-from ..errors import AuthenticationError, ConnectError
+from ..errors import AuthenticationError, ConnectError, ErrorKind
 from ..events import (
     AudioChunk,
     AwaitingToolResults,
@@ -41,7 +41,18 @@ from ..events import (
     TranscriptDelta,
     Usage,
 )
-from .base import ConnectionLost, HistoryItem, HistoryRole, Provider, ProviderConnection
+from .base import (
+    ConnectionLost,
+    HistoryItem,
+    HistoryKind,
+    HistoryRole,
+    Provider,
+    ProviderConnection,
+    decode_message,
+    protocol_error,
+    retry_after,
+    send_frame,
+)
 from .websocket import configure_or_close, open_socket
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,21 +63,36 @@ SAMPLE_RATE = 24000
 MAX_CONNECTION_S = 55 * 60
 # Close codes after which a new socket may succeed (as the SDK retries).
 RECOVERABLE_CLOSE_CODES = frozenset({1001, 1005, 1006, 1011, 1012, 1013, 1015})
-# The key itself is bad: only a new key helps.
+# The key itself is bad: only a new key helps. These end the session.
 AUTH_ERROR_CODES = frozenset({"invalid_api_key", "account_deactivated"})
-# Errors that end the session: retrying cannot help.
-FATAL_ERROR_CODES = frozenset(
-    {"invalid_api_key", "insufficient_quota", "account_deactivated", "billing_hard_limit_reached"}
+# Billing: the response fails, the session stays (credits may be added meanwhile).
+QUOTA_ERROR_CODES = frozenset(
+    {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
 )
 # Races that the protocol reports as errors but that leave nothing to do.
 BENIGN_ERROR_CODES = frozenset(
     {"conversation_already_has_active_response", "response_cancel_not_active"}
 )
+# Audio items remembered for truncation; older ones have long been played.
+MAX_AUDIO_ITEMS = 8
 _STATUS = {
     "completed": ResponseStatus.COMPLETED,
     "incomplete": ResponseStatus.INCOMPLETE,
     "failed": ResponseStatus.FAILED,
 }
+
+
+def error_kind(code: str | None, error_type: str | None) -> ErrorKind:
+    """What an OpenAI error code (or, without one, its type) means for the owner."""
+    if code in AUTH_ERROR_CODES or error_type == "authentication_error":
+        return ErrorKind.AUTH
+    if code in QUOTA_ERROR_CODES or error_type == "insufficient_quota":
+        return ErrorKind.QUOTA
+    if (code or "").startswith("rate_limit") or error_type == "rate_limit_error":
+        return ErrorKind.RATE_LIMIT
+    if error_type == "server_error" or code in ("server_error", "internal_error"):
+        return ErrorKind.SERVER
+    return ErrorKind.REQUEST
 
 
 def realtime_url(endpoint: Endpoint, model: str) -> tuple[str, dict[str, str]]:
@@ -163,20 +189,26 @@ class _AudioLedger:
     """What the model has sent of one assistant audio item, to truncate it honestly."""
 
     item_id: str
+    # When the listener started hearing it, at real-time playback: once it arrived
+    # and once the item before it had played out.
+    playback_start: float
     received_bytes: int = 0
-    first_delta_at: float | None = None
     played_ms: int | None = None
 
-    def heard_ms(self) -> int:
-        """What the user heard: reported playback, else wall clock, never beyond what arrived."""
-        received = int(duration_ms(self.received_bytes, SAMPLE_RATE))
-        if self.played_ms is not None:
-            played = self.played_ms
-        elif self.first_delta_at is not None:
-            played = int((time.monotonic() - self.first_delta_at) * 1000)
-        else:
-            played = 0
-        return max(0, min(played, received))
+    @property
+    def received_ms(self) -> int:
+        return int(duration_ms(self.received_bytes, SAMPLE_RATE))
+
+    def heard_ms(self, reported: int | None = None) -> int:
+        """What the listener heard: reported playback, else real time since it started."""
+        if reported is None:
+            reported = self.played_ms
+        if reported is None:
+            reported = int((time.monotonic() - self.playback_start) * 1000)
+        return max(0, min(reported, self.received_ms))
+
+    def playback_end(self) -> float:
+        return self.playback_start + self.received_ms / 1000
 
 
 @dataclass(slots=True)
@@ -193,6 +225,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
 
     input_sample_rate = SAMPLE_RATE
     max_duration_s = MAX_CONNECTION_S
+    carries_tool_calls = True
 
     def __init__(self, socket: ClientConnection, config: SessionConfig) -> None:
         self._socket = socket
@@ -201,13 +234,18 @@ class OpenAIRealtimeConnection(ProviderConnection):
         self._closing = False
         self._session_id: str | None = None
         self._response: _Response | None = None
-        self._audio: _AudioLedger | None = None
+        # Audio items that may still be playing, oldest first.
+        self._audio: dict[str, _AudioLedger] = {}
+        # Items already cut: audio of them still on its way is not new audio.
+        self._cut_items: set[str] = set()
         self._has_audio = False
         # Tool calls of the last completed response still waiting for results.
         self._awaiting_results: set[str] = set()
         self._continue_after_results = False
         # A response was asked for while another was in flight.
         self._response_requested = False
+        # The event id of our last `response.create`, until a response starts.
+        self._response_request: str | None = None
 
     # -- setup ---------------------------------------------------------------
 
@@ -216,7 +254,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
         created = await self._receive_json()
         if created.get("type") == "error":
             raise _configure_error(created)
-        self._session_id = created.get("session", {}).get("id")
+        self._session_id = (created.get("session") or {}).get("id")
         await self._send(
             {
                 "type": "session.update",
@@ -237,7 +275,9 @@ class OpenAIRealtimeConnection(ProviderConnection):
             if err.rcvd is not None and err.rcvd.code == 1008:
                 raise AuthenticationError(err.rcvd.reason) from err
             raise ConnectError(f"closed during setup: {err}") from err
-        event: dict[str, Any] = json.loads(raw)
+        event = decode_message(raw)
+        if isinstance(event, ProviderError):
+            raise ConnectError(event.message, kind=ErrorKind.PROTOCOL)
         return event
 
     # -- output --------------------------------------------------------------
@@ -246,21 +286,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
         yield SessionReady(self._session_id)
         try:
             async for raw in self._socket:
-                try:
-                    event = json.loads(raw)
-                    kind = event["type"]
-                except ValueError, KeyError, TypeError:
-                    _LOGGER.warning("Ignoring malformed event from OpenAI: %.200r", raw)
-                    continue
-                handler = self._handlers.get(kind)
-                if handler is None:
-                    continue
-                try:
-                    outputs = await handler(self, event)
-                except (KeyError, TypeError, ValueError) as err:
-                    _LOGGER.warning("Ignoring malformed %s event (%s): %.200r", kind, err, raw)
-                    continue
-                for output in outputs:
+                for output in await self._translate(raw):
                     yield output
         except ConnectionClosed as err:
             if self._closing:
@@ -271,11 +297,27 @@ class OpenAIRealtimeConnection(ProviderConnection):
         if not self._closing:
             raise ConnectionLost("closed by server", retryable=True)
 
+    async def _translate(self, raw: str | bytes) -> list[SessionEvent]:
+        """One server event as session events; malformed ones become a protocol error."""
+        event = decode_message(raw)
+        if isinstance(event, ProviderError):
+            return [event]
+        kind = event.get("type")
+        if not isinstance(kind, str):
+            return [protocol_error("an event without a type", raw)]
+        handler = self._handlers.get(kind)
+        if handler is None:
+            return []  # events we do not use, and newer ones: forward compatible
+        try:
+            return await handler(self, event)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            return [protocol_error(f"an invalid {kind} event ({err!r})", raw)]
+
     async def _on_speech_started(self, event: dict[str, Any]) -> list[SessionEvent]:
         # With server VAD the server has already cancelled the response; it is
         # ours to make the model forget what the user did not hear.
-        if self._audio is not None and self._config.turn_detection.interrupt_response:
-            await self._truncate(self._audio)
+        if self._config.turn_detection.interrupt_response:
+            await self._cut_unheard({})
         return [SpeechStarted(event.get("audio_start_ms"))]
 
     async def _on_speech_stopped(self, event: dict[str, Any]) -> list[SessionEvent]:
@@ -294,24 +336,38 @@ class OpenAIRealtimeConnection(ProviderConnection):
             ProviderError(
                 str(error.get("code") or "transcription_failed"),
                 str(error.get("message") or "Transcription of the user's audio failed"),
+                kind=ErrorKind.TRANSCRIPTION,
             )
         ]
 
     async def _on_response_created(self, event: dict[str, Any]) -> list[SessionEvent]:
         response_id = event["response"]["id"]
         self._response = _Response(response_id)
-        self._audio = None
+        self._response_request = None
         return [ResponseStarted(response_id)]
 
     async def _on_audio_delta(self, event: dict[str, Any]) -> list[SessionEvent]:
-        pcm = base64.b64decode(event["delta"])
+        pcm = base64.b64decode(event["delta"], validate=True)
         item_id = event["item_id"]
+        response_id = event["response_id"]
+        if not isinstance(item_id, str) or not isinstance(response_id, str):
+            raise TypeError("item_id and response_id must be strings")
         self._has_audio = True
-        # A response may hold several audio items: the newest is what plays.
-        if self._audio is None or self._audio.item_id != item_id:
-            self._audio = _AudioLedger(item_id, first_delta_at=time.monotonic())
-        self._audio.received_bytes += len(pcm)
-        return [AudioChunk(event["response_id"], pcm, SAMPLE_RATE, item_id)]
+        if item_id not in self._cut_items:
+            self._ledger(item_id).received_bytes += len(pcm)
+        return [AudioChunk(response_id, pcm, SAMPLE_RATE, item_id)]
+
+    def _ledger(self, item_id: str) -> _AudioLedger:
+        """The item's ledger; a new item starts playing once the one before it has."""
+        ledger = self._audio.get(item_id)
+        if ledger is None:
+            now = time.monotonic()
+            previous = next(reversed(self._audio.values()), None)
+            start = max(now, previous.playback_end()) if previous is not None else now
+            ledger = self._audio[item_id] = _AudioLedger(item_id, start)
+            while len(self._audio) > MAX_AUDIO_ITEMS:
+                del self._audio[next(iter(self._audio))]
+        return ledger
 
     async def _on_text_delta(self, event: dict[str, Any]) -> list[SessionEvent]:
         delta = event["delta"]
@@ -341,6 +397,10 @@ class OpenAIRealtimeConnection(ProviderConnection):
             status = ResponseStatus.INTERRUPTED if interrupted else ResponseStatus.CANCELLED
         error = details.get("error") or {}
         reason = details.get("reason") or error.get("code") or error.get("message")
+        kind: ErrorKind | None = None
+        if status is ResponseStatus.FAILED:
+            # Billing failures arrive only this way, with no `error` event.
+            kind = error_kind(error.get("code"), error.get("type"))
         current = self._response or _Response(response["id"])
         self._response = None
         outputs: list[SessionEvent] = []
@@ -354,6 +414,8 @@ class OpenAIRealtimeConnection(ProviderConnection):
                 transcript="".join(current.transcript),
                 reason=reason,
                 usage=_usage(response.get("usage")),
+                error_kind=kind,
+                retry_after_s=retry_after(str(error.get("message") or "")) if kind else None,
             )
         )
         if status is ResponseStatus.COMPLETED and current.tool_calls:
@@ -373,8 +435,23 @@ class OpenAIRealtimeConnection(ProviderConnection):
             return []
         if code == "session_expired":
             raise ConnectionLost(message, retryable=True)
+        kind = error_kind(error.get("code"), error.get("type"))
+        refused = self._response_request is not None and error.get("event_id") == (
+            self._response_request
+        )
+        if refused:
+            self._response_request = None
         _LOGGER.warning("OpenAI Realtime error %s: %s", code, message)
-        return [ProviderError(code, message, fatal=code in FATAL_ERROR_CODES)]
+        return [
+            ProviderError(
+                code,
+                message,
+                fatal=kind is ErrorKind.AUTH,
+                kind=kind,
+                refused_response=refused,
+                retry_after_s=retry_after(message),
+            )
+        ]
 
     async def _on_rate_limits(self, event: dict[str, Any]) -> list[SessionEvent]:
         for limit in event.get("rate_limits") or []:
@@ -409,14 +486,16 @@ class OpenAIRealtimeConnection(ProviderConnection):
 
     # -- input ---------------------------------------------------------------
 
-    async def _send(self, event: dict[str, Any]) -> None:
-        event.setdefault("event_id", f"ra_{next(self._event_ids)}")
-        await self._socket.send(json.dumps(event, separators=(",", ":")))
+    async def _send(self, event: dict[str, Any]) -> str:
+        """Send a client event; its event id (to match the server's errors to it)."""
+        event_id: str = event.setdefault("event_id", f"ra_{next(self._event_ids)}")
+        await send_frame(self._socket, json.dumps(event, separators=(",", ":")))
+        return event_id
 
     async def send_audio(self, pcm: bytes) -> None:
         # The hot path: format the event by hand (base64 never needs escaping).
         audio = base64.b64encode(pcm).decode("ascii")
-        await self._socket.send(f'{{"type":"input_audio_buffer.append","audio":"{audio}"}}')
+        await send_frame(self._socket, f'{{"type":"input_audio_buffer.append","audio":"{audio}"}}')
 
     async def commit_audio(self) -> None:
         await self._send({"type": "input_audio_buffer.commit"})
@@ -457,7 +536,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
         if self._continue_after_results or self._response_requested:
             self._continue_after_results = False
             self._response_requested = False
-            await self._send({"type": "response.create"})
+            await self._request_response({"type": "response.create"})
 
     async def create_response(self, instructions: str | None = None) -> None:
         if self._response is not None:
@@ -466,51 +545,86 @@ class OpenAIRealtimeConnection(ProviderConnection):
         event: dict[str, Any] = {"type": "response.create"}
         if instructions:
             event["response"] = {"instructions": instructions}
-        await self._send(event)
+        await self._request_response(event)
 
-    async def interrupt(self, played_ms: int | None) -> None:
+    async def _request_response(self, event: dict[str, Any]) -> None:
+        self._response_request = await self._send(event)
+
+    async def interrupt(self, played: Mapping[str, int]) -> None:
         if self._response is not None:
             await self._send({"type": "response.cancel"})
         self._awaiting_results.clear()
         self._continue_after_results = False
         self._response_requested = False
-        if self._audio is not None:
-            if played_ms is not None:
-                self._audio.played_ms = played_ms
-            await self._truncate(self._audio)
+        await self._cut_unheard(played)
 
-    def report_played(self, played_ms: int) -> None:
-        if self._audio is not None:
-            self._audio.played_ms = played_ms
+    def report_played(self, item_id: str, played_ms: int) -> None:
+        if (ledger := self._audio.get(item_id)) is not None:
+            ledger.played_ms = played_ms
 
-    async def _truncate(self, ledger: _AudioLedger) -> None:
-        """Cut the item to what was heard; delete it if nothing was (truncate rejects 0)."""
-        self._audio = None
-        heard = ledger.heard_ms()
-        if heard > 0:
-            await self._send(
-                {
-                    "type": "conversation.item.truncate",
-                    "item_id": ledger.item_id,
-                    "content_index": 0,
-                    "audio_end_ms": heard,
-                }
-            )
-        else:
-            await self._send({"type": "conversation.item.delete", "item_id": ledger.item_id})
+    async def _cut_unheard(self, played: Mapping[str, int]) -> None:
+        """Make the model forget the audio the listener did not hear.
+
+        Each item that may still be playing is truncated to what was heard of it
+        (deleted if nothing was: truncate rejects 0); fully played items are
+        left alone. Nothing sent before plays on after an interruption.
+        """
+        ledgers, self._audio = list(self._audio.values()), {}
+        for ledger in ledgers:
+            self._cut_items.add(ledger.item_id)
+            heard = ledger.heard_ms(played.get(ledger.item_id))
+            if heard >= ledger.received_ms:
+                continue
+            if heard > 0:
+                await self._send(
+                    {
+                        "type": "conversation.item.truncate",
+                        "item_id": ledger.item_id,
+                        "content_index": 0,
+                        "audio_end_ms": heard,
+                    }
+                )
+            else:
+                await self._send({"type": "conversation.item.delete", "item_id": ledger.item_id})
 
     async def _create_item(self, item: dict[str, Any]) -> None:
         await self._send({"type": "conversation.item.create", "item": item})
 
     async def restore(self, history: Sequence[HistoryItem]) -> None:
+        """Replay the turns and tool rounds; calls of the last round still unanswered
+        are awaited again, so their results bring the model's continuation."""
+        calls: set[str] = set()
+        waiting: set[str] = set()
+        item: dict[str, Any]
         for entry in history:
-            if entry.role is HistoryRole.USER:
-                content = {"type": "input_text", "text": entry.text}
+            if entry.kind is HistoryKind.FUNCTION_CALL:
+                calls.add(str(entry.call_id))
+                waiting.add(str(entry.call_id))
+                item = {
+                    "type": "function_call",
+                    "call_id": entry.call_id,
+                    "name": entry.name,
+                    "arguments": entry.text,
+                }
+            elif entry.kind is HistoryKind.FUNCTION_OUTPUT:
+                if entry.call_id not in calls:
+                    continue  # its call fell out of the remembered history
+                waiting.discard(entry.call_id)
+                item = {
+                    "type": "function_call_output",
+                    "call_id": entry.call_id,
+                    "output": entry.text,
+                }
             else:
-                content = {"type": "output_text", "text": entry.text}
-            await self._create_item(
-                {"type": "message", "role": str(entry.role), "content": [content]}
-            )
+                if entry.role is HistoryRole.USER:
+                    waiting.clear()  # the user moved on: an unanswered round is over
+                    content = {"type": "input_text", "text": entry.text}
+                else:
+                    content = {"type": "output_text", "text": entry.text}
+                item = {"type": "message", "role": str(entry.role), "content": [content]}
+            await self._create_item(item)
+        self._awaiting_results = waiting
+        self._continue_after_results = bool(waiting)
 
     async def update(self, config: SessionConfig) -> bool:
         # The voice is locked once the model has spoken (`cannot_update_voice`).
@@ -531,9 +645,10 @@ class OpenAIRealtimeConnection(ProviderConnection):
 def _configure_error(event: dict[str, Any]) -> Exception:
     error = event.get("error") or {}
     message = str(error.get("message") or error.get("code") or "session rejected")
-    if error.get("code") in AUTH_ERROR_CODES:
+    kind = error_kind(error.get("code"), error.get("type"))
+    if kind is ErrorKind.AUTH:
         return AuthenticationError(message)
-    return ConnectError(message)
+    return ConnectError(message, kind=kind)
 
 
 def _usage(usage: dict[str, Any] | None) -> Usage | None:
