@@ -451,8 +451,9 @@ async def test_paired_camera_streams_video_at_most_once_a_second_until_the_turn_
     for frame in frames:
         assert frame.mime_type == "image/jpeg"
         _assert_is_the_front_door_picture(frame.data)
-    # The camera was only asked for the frames that were sent: none queued, none wasted.
-    assert len(front_door_camera.requests) == len(frames)
+    # The camera was only asked for the frames that were sent (none queued), and at most
+    # one more: the picture it was taking as the turn ended, dropped.
+    assert len(frames) <= len(front_door_camera.requests) <= len(frames) + 1
     # It watched the whole turn, not just its start.
     assert turn_over_at - frames[-1].received_at < 1.5, turn_over_at - frames[-1].received_at
     # The turn is over: no more frames (the next would have come within a second).
@@ -578,7 +579,10 @@ async def test_paired_camera_that_fails_once_keeps_streaming(
     )
     conn = _session_connection(realtime_fake)
     assert len(front_door_camera.requests) >= 2
-    assert len(_images(conn)) == len(front_door_camera.requests) - 1
+    # Every picture but the failed one went to the model, except one the camera may have
+    # been taking as the turn ended (that one is dropped, not sent late).
+    assert len(front_door_camera.requests) - 2 <= len(_images(conn))
+    assert len(_images(conn)) <= len(front_door_camera.requests) - 1
     assert realtime_fake.protocol_errors == []
 
 

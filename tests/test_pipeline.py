@@ -371,7 +371,8 @@ async def test_cut_off_reply_is_truncated_to_what_the_satellite_played(
     assert cut.reader.stream_started_at is not None
     played_ms = (cut.interrupted_at - cut.reader.stream_started_at) * 1000
     assert abs(audio_end_ms - played_ms) < 250
-    assert audio_end_ms < conn.responses[0].items[0].audio_ms - 1000
+    # The model generates twice as fast as the satellite plays: it had said much more.
+    assert audio_end_ms < conn.responses[0].items[0].audio_ms * 0.75
     assert conn.responses[0].status == "cancelled"
     assert fake_server.protocol_errors == []
 

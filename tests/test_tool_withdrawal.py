@@ -24,6 +24,7 @@ from custom_components.realtime_assist.realtime.events import (
 )
 from custom_components.realtime_assist.realtime.providers.gemini import GeminiLiveProvider
 from custom_components.realtime_assist.realtime.session import RealtimeSession
+from custom_components.realtime_assist.realtime.turn import Turn
 
 
 class _RecordingTool(llm.Tool):
@@ -59,10 +60,10 @@ async def test_withdrawn_call_is_never_started(
         llm_context=llm_context,
         tools=[tool],
     )
-    # A real (unstarted) session's subscription, holding what the provider said
-    # while the agent was not reading yet.
+    # A turn on a real (unstarted) session, holding what the provider said while
+    # the agent was not reading yet.
     session = RealtimeSession(GeminiLiveProvider(Endpoint("key")), SessionConfig(model="m"))
-    events = session.subscribe()
+    turn = Turn(session, typed=True)
     buffered: list[SessionEvent] = [
         ResponseStarted("r1"),
         ToolCall("r1", "call-1", "open_garage", {}),
@@ -73,12 +74,13 @@ async def test_withdrawn_call_is_never_started(
         buffered.append(ToolCallsCancelled(("call-1",)))
     buffered.append(Interrupted("r1"))
     for event in buffered:
-        events.put(event)
+        turn._events.put(event)
+    await turn.wait_ended()
 
     contents = [
         content
         async for content in chat_log.async_add_delta_content_stream(
-            "agent", _chat_log_deltas(events)
+            "agent", _chat_log_deltas(turn)
         )
     ]
 

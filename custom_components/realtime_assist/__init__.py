@@ -142,7 +142,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntr
     entry.runtime_data = RealtimeAssistData(
         provider=provider,
         agents={
-            subentry_id: RealtimeAgent(hass, entry.data[CONF_PROVIDER], provider, subentry)
+            subentry_id: RealtimeAgent(hass, entry, provider, subentry)
             for subentry_id, subentry in entry.subentries.items()
             if subentry.subentry_type == SUBENTRY_CONVERSATION
         },

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+import contextlib
 import dataclasses
 from typing import Any
 
 from homeassistant.components import conversation
-from homeassistant.config_entries import ConfigSubentry
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
-from homeassistant.util import ulid
 
 from .agent_config import session_config_from_options
 from .assist_bridge import PipelineRunInfo
@@ -28,6 +28,7 @@ from .const import (
     CONF_IDLE_TIMEOUT,
     CONF_KEEP_WARM,
     CONF_PAIR_CAMERAS,
+    CONF_PROVIDER,
     CONF_SERVICE_DOMAINS,
     CONF_TOOL_TIMEOUT,
     DEFAULT_CAMERA_FPS,
@@ -39,12 +40,13 @@ from .const import (
     DOMAIN,
     PROVIDER_PROFILES,
 )
+from .problems import ProblemReporter
 from .realtime.config import OutputModality, SessionConfig, TurnDetection, TurnDetectionMode
-from .realtime.events import TranscriptDelta
-from .realtime.pool import SessionPool
+from .realtime.errors import RealtimeError
+from .realtime.pool import Lease, SessionPool
 from .realtime.providers.base import Provider
 from .realtime.session import RealtimeSession
-from .realtime.turn import TurnTracker, VoiceTurn
+from .realtime.turn import Turn, TurnDeadlines, TurnError
 from .service_tool import CallServiceTool
 from .tools import guard_chat_log_tools, tool_specs
 
@@ -52,31 +54,39 @@ CAMERA_QUESTION_INSTRUCTIONS = (
     "You are shown an image from a home's camera. Answer the question about it briefly, "
     "in the language of the question, saying only what the image shows."
 )
-QUESTION_TIMEOUT_S = 60.0
+# The model waits for tool results this much longer than a tool may run.
+TOOL_RESULTS_MARGIN_S = 10.0
 
 
 class RealtimeAgent:
     """Sessions, live turns and configuration of one realtime agent."""
 
     def __init__(
-        self, hass: HomeAssistant, provider_name: str, provider: Provider, subentry: ConfigSubentry
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry[Any],
+        provider: Provider,
+        subentry: ConfigSubentry,
     ) -> None:
         self.hass = hass
         self.options: Mapping[str, Any] = subentry.data
-        self._provider_name = provider_name
+        self._provider_name: str = entry.data[CONF_PROVIDER]
         self.pool = SessionPool(
             provider,
             idle_timeout_s=float(self.options.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
             on_close=self._forget_session,
         )
-        # The turn each conversation is in, for the pipeline stage that comes next.
-        self._turns: dict[str, VoiceTurn] = {}
-        # The last voice turn of each satellite, to cut it off when a new one starts.
-        self._device_turns: dict[str, VoiceTurn] = {}
+        # The turn each conversation is in (or last was), for the stage that comes next.
+        self._turns: dict[str, Turn] = {}
+        # The last turn of each satellite, to cut it off when a new one starts.
+        self._device_turns: dict[str, Turn] = {}
+        # Why a conversation's last turn failed, for the stages that tell the user.
+        self._failures: dict[str, TurnError] = {}
+        # Replies still being written into their chat log after the conversation stage returned.
+        self._replying: dict[Turn, asyncio.Task[None]] = {}
+        self._problems = ProblemReporter(hass, entry)
         # Entity ids of the agent's entities, set as they are added.
         self.entity_ids: dict[str, str] = {}
-        # Paired cameras feeding live turns (each ends with its turn).
-        self._camera_feeds: dict[VoiceTurn, asyncio.Task[None]] = {}
 
     async def async_keep_warm(self) -> None:
         """Connect the spare session with the prompt and tools a turn will have.
@@ -119,7 +129,7 @@ class RealtimeAgent:
         ours_answers = run is None or run.conversation_engine == self.entity_ids.get(
             Platform.CONVERSATION
         )
-        ours_speaks = run is not None and run.tts_engine == self.entity_ids.get(Platform.TTS)
+        ours_speaks = self.speaks_in(run)
         if not PROVIDER_PROFILES[self._provider_name].live_reconfigure:
             # Each change would cost a new connection (Gemini): turns keep one
             # configuration, and the model answers even when another agent does.
@@ -128,6 +138,12 @@ class RealtimeAgent:
             config,
             turn_detection=dataclasses.replace(config.turn_detection, create_response=ours_answers),
             output_modality=OutputModality.AUDIO if ours_speaks else OutputModality.TEXT,
+        )
+
+    def speaks_in(self, run: PipelineRunInfo | None) -> bool:
+        """Whether our text-to-speech plays the run's reply (assumed when the run is unknown)."""
+        return run is not None and (
+            not run.known or (run.speaks and run.tts_engine == self.entity_ids.get(Platform.TTS))
         )
 
     async def async_session_config(
@@ -179,7 +195,7 @@ class RealtimeAgent:
     def camera_long_side(self) -> int:
         return int(self.options.get(CONF_CAMERA_LONG_SIDE, DEFAULT_CAMERA_LONG_SIDE))
 
-    def watch_through_camera(self, turn: VoiceTurn, device_id: str | None) -> None:
+    def watch_through_camera(self, turn: Turn, device_id: str | None) -> None:
         """If the agent pairs satellites with cameras, the model sees through this one's."""
         if not self.options.get(CONF_PAIR_CAMERAS, DEFAULT_PAIR_CAMERAS):
             return
@@ -196,8 +212,7 @@ class RealtimeAgent:
             ),
             "realtime_assist_paired_camera",
         )
-        self._camera_feeds[turn] = feed
-        feed.add_done_callback(lambda _: self._camera_feeds.pop(turn, None))
+        turn.attach(feed)
 
     async def async_ask_about_image(self, jpeg: bytes, question: str) -> str:
         """One question about one image, in a session of its own; the model's answer."""
@@ -209,67 +224,112 @@ class RealtimeAgent:
         )
         if PROVIDER_PROFILES[self._provider_name].live_reconfigure:
             config = dataclasses.replace(config, output_modality=OutputModality.TEXT)
-        key = f"camera_question_{ulid.ulid_now()}"
-        try:
-            async with self.pool.one_off(config) as session:
-                turn = VoiceTurn(session)
-                turn.discard_audio()
-                await session.send_image(jpeg, "image/jpeg")
-                await session.send_text(question)
-                answer: list[str] = []
-                tracker = TurnTracker()
-                async with asyncio.timeout(QUESTION_TIMEOUT_S):
-                    async for event in turn.agent_events:
-                        if isinstance(event, TranscriptDelta):
-                            answer.append(event.text)
-                        if tracker.ends_turn(event):
-                            break
-                turn.close()
-        finally:
-            await self.pool.close(key)
-        return "".join(answer).strip()
+        async with self.pool.one_off(config) as session:
+            turn = Turn(session, deadlines=self.deadlines, typed=True)
+            turn.discard_audio()
+            await session.send_image(jpeg, "image/jpeg")
+            await turn.send_text(question)
+            return await turn.reply_text()
 
-    def start_turn(
-        self, conversation_id: str, turn: VoiceTurn, device_id: str | None = None
-    ) -> None:
-        """Make `turn` the conversation's (and the satellite's) current turn."""
-        if (previous := self._turns.get(conversation_id)) is not None and previous is not turn:
-            self._close_turn(previous)
+    # -- turns -------------------------------------------------------------------
+
+    @property
+    def deadlines(self) -> TurnDeadlines:
+        """Tool results may take as long as the agent lets a tool run, and then some."""
+        tool_timeout = float(self.options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT))
+        return TurnDeadlines(tool_results_s=tool_timeout + TOOL_RESULTS_MARGIN_S)
+
+    async def async_begin_turn(
+        self,
+        conversation_id: str,
+        config: SessionConfig,
+        *,
+        device_id: str | None = None,
+        typed_text: str | None = None,
+    ) -> Turn:
+        """Start the conversation's next turn on its session (spoken unless `typed_text`).
+
+        The turn before it in the conversation ends first (its reply, if the
+        satellite still plays it, is cut to what was heard); the new turn holds
+        the conversation's session until it ends, so the session is not closed
+        for idleness while the reply is still being read.
+        """
+        self._failures.pop(conversation_id, None)
+        playing = self._device_turns.get(device_id) if device_id is not None else None
+        if playing is not None and (playing.still_playing() or not playing.ended.is_set()):
+            # Half-duplex barge-in: the satellite started a new turn over the reply.
+            await playing.interrupt()
+        if (previous := self._turns.get(conversation_id)) is not None:
+            await previous.cancel()
+            await self._replies_done(previous)
+        lease = await self.pool.acquire(conversation_id, config)
+        turn = Turn(lease.session, deadlines=self.deadlines, typed=typed_text is not None)
         self._turns[conversation_id] = turn
         if device_id is not None:
             self._device_turns[device_id] = turn
+        turn.on_end(lambda ended: self._turn_ended(conversation_id, ended, lease))
+        if typed_text is not None:
+            try:
+                await turn.send_text(typed_text)
+            except RealtimeError:
+                await turn.cancel()
+                raise
+        else:
+            self.watch_through_camera(turn, device_id)
+        return turn
 
-    def turn(self, conversation_id: str | None) -> VoiceTurn | None:
-        """The conversation's current turn."""
+    def _turn_ended(self, conversation_id: str, turn: Turn, lease: Lease) -> None:
+        lease.release()
+        if turn.failure is not None:
+            self.note_failure(conversation_id, turn.failure)
+        elif turn.done_ok:
+            self._problems.turn_succeeded()
+
+    def note_failure(self, conversation_id: str, failure: TurnError) -> None:
+        """A turn failed: its conversation's next stages tell the user; act on what it says."""
+        self._failures[conversation_id] = failure
+        self._problems.turn_failed(failure)
+
+    def failure(self, conversation_id: str | None) -> TurnError | None:
+        """Why the conversation's last turn failed, if it did."""
+        return self._failures.get(conversation_id) if conversation_id else None
+
+    def turn(self, conversation_id: str | None) -> Turn | None:
+        """The conversation's current (or last) turn."""
         return self._turns.get(conversation_id) if conversation_id else None
 
-    def end_turn(self, conversation_id: str, turn: VoiceTurn) -> None:
-        if self._turns.get(conversation_id) is turn:
-            del self._turns[conversation_id]
-        self._close_turn(turn)
+    def keep_replying(self, turn: Turn, work: asyncio.Task[None]) -> None:
+        """A reply that goes on after the conversation stage returned (see conversation.py)."""
+        self._replying[turn] = work
+        work.add_done_callback(lambda _: self._replying.pop(turn, None))
 
-    def _close_turn(self, turn: VoiceTurn) -> None:
-        """Close a turn and stop the camera that fed it, if any."""
-        if (feed := self._camera_feeds.pop(turn, None)) is not None:
-            feed.cancel()
-        turn.close()
+    async def _replies_done(self, turn: Turn) -> None:
+        """Wait for a reply still being written into its chat log to finish."""
+        if (work := self._replying.get(turn)) is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(work)
 
     def _forget_session(self, session: RealtimeSession) -> None:
-        """A conversation's session closed: its turns go with it."""
+        """A conversation's session closed: turns that were still going end with it."""
         for turns in (self._turns, self._device_turns):
             for key, turn in list(turns.items()):
                 if turn.session is session:
-                    self._close_turn(turn)
+                    if not turn.ended.is_set():
+                        self.hass.async_create_background_task(
+                            turn.cancel("the session closed"), "realtime_assist_turn_end"
+                        )
                     del turns[key]
 
-    def playing_turn(self, device_id: str | None) -> VoiceTurn | None:
+    def playing_turn(self, device_id: str | None) -> Turn | None:
         """The satellite's turn whose reply is still playing, if any."""
         turn = self._device_turns.get(device_id) if device_id else None
         return turn if turn is not None and turn.still_playing() else None
 
     async def async_close(self) -> None:
-        for turn in [*self._turns.values(), *self._camera_feeds]:
-            self._close_turn(turn)
+        for turn in {*self._turns.values(), *self._device_turns.values()}:
+            await turn.cancel("the agent unloads")
+        for work in list(self._replying.values()):
+            work.cancel()
         self._turns.clear()
         self._device_turns.clear()
         await self.pool.close_all()

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 import io
 
@@ -34,10 +33,10 @@ import probatio
 
 from .assist_bridge import current_conversation_id
 from .const import DOMAIN, LOGGER
-from .realtime.events import SpeechStarted
+from .realtime.errors import RealtimeError
 from .realtime.pool import SessionPool
 from .realtime.session import RealtimeSession
-from .realtime.turn import TurnTracker, VoiceTurn
+from .realtime.turn import Turn
 
 CAMERA_DOMAIN = "camera"
 CAMERA_TOOL_NAME = f"{DOMAIN}__look_at_camera"
@@ -190,7 +189,7 @@ def _error(code: str, text: str) -> llm.ToolResult:
 
 async def async_run_paired_camera(
     hass: HomeAssistant,
-    turn: VoiceTurn,
+    turn: Turn,
     entity_id: str,
     *,
     video: bool,
@@ -201,44 +200,22 @@ async def async_run_paired_camera(
 
     Video (Gemini): a frame every `frame_interval_s`; when the camera is slower,
     frames are skipped, never queued. Snapshot (OpenAI, no video input): one
-    frame when the user starts speaking. Ends with the turn.
+    frame when the user starts speaking. Runs as a task attached to the turn,
+    which cancels it when it ends.
     """
-    events = turn.session.subscribe(max_buffered_audio_s=0.1)
-    tracker = TurnTracker()
-
-    async def watch_turn_end() -> None:
-        async for event in events:
-            if tracker.ends_turn(event):
-                return
-            if not video and isinstance(event, SpeechStarted):
-                await _send_frame(hass, turn.session, entity_id, long_side)
-
-    watcher = asyncio.create_task(watch_turn_end(), name="realtime_assist_camera_turn")
     try:
         if not video:
-            await watcher
+            await turn.speech_started.wait()
+            await _send_frame(hass, turn.session, entity_id, long_side)
             return
-        loop = asyncio.get_running_loop()
         interval = max(frame_interval_s, MIN_FRAME_INTERVAL_S)
-        while not watcher.done():
-            due = loop.time() + interval
-            frame = asyncio.ensure_future(_snapshot_or_none(hass, entity_id, long_side))
-            try:
-                await asyncio.wait({frame, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                frame.cancel()  # nothing to cancel once it has its picture
-            if watcher.done():
-                break  # the turn ended while the camera was busy: that picture is not shown
-            if (jpeg := frame.result()) is not None:
+        while True:
+            if (jpeg := await _snapshot_or_none(hass, entity_id, long_side)) is not None:
                 await turn.session.send_image(jpeg, "image/jpeg")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, due - loop.time())):
-                    await asyncio.shield(watcher)
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        events.close()
+            # From the last frame sent: never faster than the provider takes them.
+            await asyncio.sleep(interval)
+    except RealtimeError as err:
+        LOGGER.debug("The paired camera stopped: %s", err)
 
 
 async def _snapshot_or_none(hass: HomeAssistant, entity_id: str, long_side: int) -> bytes | None:

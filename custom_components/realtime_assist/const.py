@@ -42,6 +42,8 @@ CONF_PAIR_CAMERAS: Final = "pair_cameras"
 CONF_CAMERA_FPS: Final = "camera_fps"
 # Long side, in pixels, of the images the model is shown.
 CONF_CAMERA_LONG_SIDE: Final = "camera_long_side"
+# A text-to-speech engine that tells a voice user when a turn failed.
+CONF_FALLBACK_TTS: Final = "fallback_tts"
 
 DEFAULT_TURN_DETECTION: Final = TurnDetectionMode.SERVER_VAD
 DEFAULT_VAD_EAGERNESS: Final = Eagerness.AUTO

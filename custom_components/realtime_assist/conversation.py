@@ -1,15 +1,18 @@
 """The conversation agent: each turn goes into the conversation's live realtime session.
 
-The model's words stream into Home Assistant's chat log as they arrive (so the
-Assist dialog and the pipeline's streaming TTS start early); its function
-calls become the chat log's tool calls, which Home Assistant starts at once,
-while the model may still be talking; their results go back to the model.
+The model's words stream into Home Assistant's chat log as they arrive; its
+function calls become the chat log's tool calls, which Home Assistant starts at
+once, while the model may still be talking; their results go back to the model.
+When our text-to-speech plays the reply, the satellite starts playing it at the
+model's first audio (see `_async_answer_aloud`). A failed turn answers with
+what went wrong, which the satellite then says.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+import contextlib
 from typing import Literal
 
 from homeassistant.components import conversation
@@ -18,32 +21,26 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import CONF_LLM_HASS_API, MATCH_ALL, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import chat_session, llm
+from homeassistant.helpers import chat_session, intent, llm
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import RealtimeAssistConfigEntry
-from .assist_bridge import current_pipeline_run
+from .assist_bridge import (
+    PipelineRunInfo,
+    current_pipeline_run,
+    plays_from_tts_end,
+    start_streaming_reply,
+)
 from .const import DOMAIN, LOGGER
 from .entity import RealtimeAssistEntity, async_add_agent_entities
-from .realtime.config import OutputModality
+from .notices import async_failure_message
 from .realtime.errors import RealtimeError
-from .realtime.events import (
-    AwaitingToolResults,
-    ProviderError,
-    ResponseDone,
-    ResponseStarted,
-    ResponseStatus,
-    SessionClosed,
-    ToolCall,
-    ToolCallsCancelled,
-    TranscriptDelta,
-)
-from .realtime.session import Subscription
-from .realtime.turn import TurnTracker, VoiceTurn
+from .realtime.events import AwaitingToolResults, ToolCall, TranscriptDelta
+from .realtime.turn import UNHEARD_WORDS, FailureReason, Turn, TurnError
 
 PARALLEL_UPDATES = 0
-# Longest the model may stay silent within a turn before we give up on it.
-RESPONSE_TIMEOUT_S = 60.0
+# How Home Assistant tells a question (`ChatLog.continue_conversation`): "?", Greek, Chinese.
+QUESTION_MARKS = ("?", ";", "\uff1f")
 
 
 async def async_setup_entry(
@@ -88,100 +85,208 @@ class RealtimeConversationEntity(
         chat_log: conversation.ChatLog,
     ) -> conversation.ConversationResult:
         agent = self.agent
+        run = current_pipeline_run(self.hass)
+        conversation_id = chat_log.conversation_id
+        if (failure := agent.failure(conversation_id)) is not None:
+            # Speech-to-text already failed this turn: the user hears why.
+            return await self._async_failed(user_input, chat_log, failure)
         try:
             config = agent.adapt_to_run(
                 await agent.async_session_config(
                     user_input.as_llm_context(DOMAIN), user_input.extra_system_prompt, chat_log
                 ),
-                current_pipeline_run(self.hass),
+                run,
             )
         except conversation.ConverseError as err:
             return err.as_conversation_result()
 
-        conversation_id = chat_log.conversation_id
         new_conversation = agent.pool.get(conversation_id) is None
+        turn = agent.turn(conversation_id)
         try:
-            async with agent.pool.lease(conversation_id, config) as session:
-                if new_conversation and (current := chat_session.current_session.get()):
-                    # Home Assistant forgets the conversation after 5 idle minutes.
-                    current.async_on_cleanup(agent.pool.discard_later(conversation_id))
-                turn = agent.turn(conversation_id)
-                if turn is None or turn.session is not session or turn.agent_done:
-                    # Typed, or spoken to another speech-to-text: send the text.
-                    turn = VoiceTurn(session)
-                    agent.start_turn(conversation_id, turn)
-                    await session.send_text(user_input.text)
-                # Spoken to our speech-to-text: the model is already answering.
-                await self._async_stream_answer(turn, chat_log)
+            if turn is None or turn.answered or turn.session.closed:
+                # Typed, or spoken to another speech-to-text: the text starts the turn.
+                turn = await agent.async_begin_turn(
+                    conversation_id, config, typed_text=user_input.text
+                )
+            # Spoken to our speech-to-text: the model is already answering.
+            turn.answered = True
         except RealtimeError as err:
-            LOGGER.warning("Realtime session failed: %s", err)
-            raise HomeAssistantError(f"The realtime model is unavailable: {err}") from err
-        if config.output_modality is OutputModality.TEXT:
+            failure = TurnError(FailureReason.of(err.kind), str(err))
+            agent.note_failure(conversation_id, failure)
+            return await self._async_failed(user_input, chat_log, failure)
+        if new_conversation and (current := chat_session.current_session.get()):
+            # Home Assistant forgets the conversation after 5 idle minutes.
+            current.async_on_cleanup(agent.pool.discard_later(conversation_id))
+        if not agent.speaks_in(run):
             turn.discard_audio()
+            return await self._async_answer(user_input, chat_log, turn)
+        return await self._async_answer_aloud(user_input, chat_log, turn, run)
+
+    async def _async_answer(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+        turn: Turn,
+    ) -> conversation.ConversationResult:
+        """The whole reply into the chat log, then the result."""
+        await _write_reply(self.entity_id, turn, chat_log)
+        return await self._async_result(user_input, chat_log, turn)
+
+    async def _async_answer_aloud(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+        turn: Turn,
+        run: PipelineRunInfo | None,
+    ) -> conversation.ConversationResult:
+        """A reply our text-to-speech plays: the satellite hears it from the model's first audio.
+
+        The model's voice is there before its words, so at its first audio chunk
+        the pipeline is told to start streaming (`start_streaming_reply`). A
+        satellite that only starts playing at the pipeline's `tts-end` needs the
+        conversation stage to end for that: there the result goes back at the first
+        audio, with the words so far, and the reply goes on into the chat log.
+        """
+        writing = asyncio.ensure_future(_write_reply(self.entity_id, turn, chat_log))
+        speaking = asyncio.ensure_future(turn.speaking.wait())
+        try:
+            await asyncio.wait({writing, speaking}, return_when=asyncio.FIRST_COMPLETED)
+            if not writing.done():
+                start_streaming_reply(chat_log)
+                if plays_from_tts_end(self.hass, run):
+                    return self._hand_back_early(user_input, chat_log, turn, writing)
+            await writing
+        except asyncio.CancelledError:
+            writing.cancel()
+            raise
+        finally:
+            speaking.cancel()
+        return await self._async_result(user_input, chat_log, turn)
+
+    def _hand_back_early(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+        turn: Turn,
+        writing: asyncio.Future[None],
+    ) -> conversation.ConversationResult:
+        """End the conversation stage now; the reply keeps going into the chat log.
+
+        The log must hold an answer when the stage ends (Home Assistant keeps or
+        drops a conversation's log by it): a placeholder, replaced by the model's
+        words once they are complete.
+        """
+        placeholder = conversation.AssistantContent(agent_id=self.entity_id, content="")
+        chat_log.async_add_assistant_content_without_tools(placeholder)
+
+        async def finish() -> None:
+            try:
+                await writing
+            finally:
+                if any(
+                    isinstance(content, conversation.AssistantContent)
+                    and content is not placeholder
+                    for content in chat_log.content[chat_log.content.index(placeholder) :]
+                ):
+                    chat_log.content.remove(placeholder)
+                if turn.failure is not None:
+                    _add_error(chat_log, self.entity_id, _failure_error(turn.failure))
+
+        self.agent.keep_replying(
+            turn, self.hass.async_create_background_task(finish(), "realtime_assist_reply")
+        )
+        said = turn.words_so_far() or UNHEARD_WORDS
+        response = intent.IntentResponse(language=user_input.language)
+        response.async_set_speech(said)
+        return conversation.ConversationResult(
+            response=response,
+            conversation_id=chat_log.conversation_id,
+            # Decided before the model has finished: only a question already asked counts.
+            continue_conversation=said.rstrip().endswith(QUESTION_MARKS),
+        )
+
+    async def _async_result(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+        turn: Turn,
+    ) -> conversation.ConversationResult:
+        if turn.failure is not None:
+            return await self._async_failed(user_input, chat_log, turn.failure)
         return conversation.async_get_result_from_chat_log(user_input, chat_log)
 
-    async def _async_stream_answer(self, turn: VoiceTurn, chat_log: conversation.ChatLog) -> None:
-        """Stream the model's answer into the chat log; its tool results go back to the model."""
-        async for content in chat_log.async_add_delta_content_stream(
-            self.entity_id, _chat_log_deltas(turn.agent_events)
-        ):
-            if isinstance(content, conversation.ToolResultContent):
+    async def _async_failed(
+        self,
+        user_input: conversation.ConversationInput,
+        chat_log: conversation.ChatLog,
+        failure: TurnError,
+    ) -> conversation.ConversationResult:
+        """The turn failed: the user hears (or reads) why, in their language."""
+        error = _failure_error(failure)
+        message = await async_failure_message(self.hass, user_input.language, failure)
+        _add_error(chat_log, self.entity_id, error)
+        response = intent.IntentResponse(language=user_input.language)
+        response.async_set_error(intent.IntentResponseErrorCode.UNKNOWN, message)
+        return conversation.ConversationResult(
+            response=response, conversation_id=chat_log.conversation_id
+        )
+
+
+async def _write_reply(agent_id: str, turn: Turn, chat_log: conversation.ChatLog) -> None:
+    """Stream the model's reply into the chat log; its tool results go back to the model.
+
+    Home Assistant starts each tool call the moment it is in the log, while the
+    model may still be talking. The reply ends with the turn; a failed turn ends
+    it early, with what the model said so far kept in the log.
+    """
+    async for content in chat_log.async_add_delta_content_stream(agent_id, _chat_log_deltas(turn)):
+        if isinstance(content, conversation.ToolResultContent) and not turn.ended.is_set():
+            try:
                 await turn.session.send_tool_result(
                     content.tool_call_id, content.tool_name, dict(content.result.data)
                 )
-        turn.agent_done = True
+            except RealtimeError as err:
+                LOGGER.debug("Tool result for %s not delivered: %s", content.tool_name, err)
 
 
-def _withdrawn(events: Subscription, call_id: str) -> bool:
-    """Whether the provider already withdrew the call (the news waits in the buffer)."""
-    return any(
-        isinstance(event, ToolCallsCancelled) and call_id in event.call_ids
-        for event in events.peek()
-    )
-
-
-async def _chat_log_deltas(
-    events: Subscription,
-) -> AsyncIterator[conversation.AssistantContentDeltaDict]:
-    """The model's answer as chat log deltas, until its last response of the turn ends.
+async def _chat_log_deltas(turn: Turn) -> AsyncIterator[conversation.AssistantContentDeltaDict]:
+    """The model's answer as chat log deltas, until the turn ends.
 
     A batch of tool calls closes the assistant message (the chat log then waits
     for the calls, already running, and hands us their results); the model's
     follow-up response opens the next message.
     """
     yield {"role": "assistant"}
-    tracker = TurnTracker()
-    responding = False
-    while True:
-        try:
-            async with asyncio.timeout(RESPONSE_TIMEOUT_S):
-                event = await anext(events)
-        except StopAsyncIteration:
-            raise HomeAssistantError("The realtime session ended during the turn") from None
-        except TimeoutError:
-            raise HomeAssistantError("The realtime model did not answer in time") from None
-        if not tracker.belongs(event):
-            continue  # the late end of an earlier reply
-        match event:
-            case ResponseStarted():
-                responding = True
-            case TranscriptDelta(text=text):
-                yield {"content": text}
-            case ToolCall() if _withdrawn(events, event.call_id):
-                # Withdrawn before we got to it (the user spoke): never start it.
-                LOGGER.debug("Not starting withdrawn tool call %s", event.name)
-            case ToolCall():
-                tool_input = llm.ToolInput(
-                    id=event.call_id, tool_name=event.name, tool_args=event.arguments
-                )
-                yield {"tool_calls": [tool_input]}
-            case AwaitingToolResults():
-                yield {"role": "assistant"}
-            case ResponseDone(status=ResponseStatus.FAILED):
-                raise HomeAssistantError(f"The realtime model's answer failed ({event.reason})")
-            case ProviderError() if not responding:
-                raise HomeAssistantError(f"The realtime model refused the turn: {event.message}")
-            case SessionClosed(error=error):
-                raise HomeAssistantError(f"The realtime session ended: {error or 'closed'}")
-        if tracker.ends_turn(event):
-            return
+    with contextlib.suppress(TurnError):  # the caller looks at turn.failure
+        async for event in turn.replies():
+            match event:
+                case TranscriptDelta(text=text):
+                    yield {"content": text}
+                case ToolCall() if turn.withdrawn(event.call_id):
+                    # Withdrawn before we got to it (the user spoke): never start it.
+                    LOGGER.debug("Not starting withdrawn tool call %s", event.name)
+                case ToolCall():
+                    tool_input = llm.ToolInput(
+                        id=event.call_id, tool_name=event.name, tool_args=event.arguments
+                    )
+                    yield {"tool_calls": [tool_input]}
+                case AwaitingToolResults():
+                    yield {"role": "assistant"}
+
+
+def _failure_error(failure: TurnError) -> HomeAssistantError:
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key=f"turn_failed_{failure.reason}",
+        translation_placeholders={"error": failure.detail},
+    )
+
+
+def _add_error(chat_log: conversation.ChatLog, agent_id: str, error: HomeAssistantError) -> None:
+    """Record the error that ended the turn, as Home Assistant 2026.11 does itself."""
+    if (add_error := getattr(chat_log, "async_add_error", None)) is not None:
+        add_error(agent_id, error)
+        return
+    chat_log.async_add_assistant_content_without_tools(
+        conversation.AssistantContent(agent_id=agent_id, content=f"Error: {error}")
+    )

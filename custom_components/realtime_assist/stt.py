@@ -10,7 +10,6 @@ text-to-speech stage then pick up the answer already under way.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-import logging
 
 from homeassistant.components import conversation, stt
 from homeassistant.components.stt.models import SpeechAudioProcessing
@@ -27,7 +26,7 @@ from .entity import RealtimeSpeechEntity, async_add_agent_entities
 from .languages import SUPPORTED_LANGUAGES
 from .realtime.config import SessionConfig, TurnDetectionMode
 from .realtime.errors import RealtimeError
-from .realtime.turn import NoSpeechError, VoiceTurn
+from .realtime.turn import UNHEARD_WORDS, FailureReason, TurnError
 
 PARALLEL_UPDATES = 0
 
@@ -90,29 +89,20 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
         run = current_pipeline_run(self.hass)
         conversation_id = current_conversation_id() or ulid.ulid_now()
         device_id = run.device_id if run else None
-        if (playing := agent.playing_turn(device_id)) is not None:
-            # Half-duplex barge-in: the satellite started a new turn over the reply.
-            await playing.interrupt()
         config = agent.adapt_to_run(
             await self._async_turn_config(metadata, run.context if run else None, device_id), run
         )
-        turn: VoiceTurn | None = None
         try:
-            async with agent.pool.lease(conversation_id, config) as session:
-                turn = VoiceTurn(session)
-                agent.start_turn(conversation_id, turn, device_id)
-                agent.watch_through_camera(turn, device_id)
-                text = await turn.listen(stream, commit_at_end=self._turn_detection_off)
-        except (NoSpeechError, RealtimeError) as err:
-            LOGGER.log(
-                logging.INFO if isinstance(err, NoSpeechError) else logging.WARNING,
-                "No speech recognised: %s",
-                err,
-            )
-            if turn is not None:
-                # Nothing follows this turn: stop what feeds it (a paired camera).
-                agent.end_turn(conversation_id, turn)
-            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+            turn = await agent.async_begin_turn(conversation_id, config, device_id=device_id)
+            text = await turn.listen(stream, commit_at_end=self._turn_detection_off)
+        except TurnError as err:
+            if err.reason is FailureReason.NO_SPEECH:
+                LOGGER.info("No speech recognised: %s", err)
+                return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+            return self._failed(conversation_id)
+        except RealtimeError as err:
+            agent.note_failure(conversation_id, TurnError(FailureReason.of(err.kind), str(err)))
+            return self._failed(conversation_id)
         if (
             run is not None
             and run.known
@@ -120,8 +110,20 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
         ):
             # Another agent answers: this turn was only for the transcript (a Gemini model,
             # configured once per connection, answers it too; nobody plays that).
-            agent.end_turn(conversation_id, turn)
+            turn.discard_audio()
+            await turn.cancel("another agent answers")
         return stt.SpeechResult(text, stt.SpeechResultState.SUCCESS)
+
+    def _failed(self, conversation_id: str) -> stt.SpeechResult:
+        """The turn failed after the user spoke: the pipeline goes on so the user hears why.
+
+        Speech-to-text that fails ends the run with an error the satellite shows
+        at best as a light; the conversation stage instead answers with what
+        went wrong (see `agent.failure`), which the satellite says.
+        """
+        if self.agent.failure(conversation_id) is None:
+            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
+        return stt.SpeechResult(UNHEARD_WORDS, stt.SpeechResultState.SUCCESS)
 
     async def _async_turn_config(
         self, metadata: stt.SpeechMetadata, context: Context | None, device_id: str | None

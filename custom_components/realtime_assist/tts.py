@@ -1,14 +1,16 @@
 """Text-to-speech that plays the model's own voice.
 
 For a realtime turn, the audio is what the model said, streamed as it
-arrives (not a synthesis of its text), resampled in-process to the rate the
-satellite asks for. Asked to speak text that is not a realtime turn (an
+arrives (not a synthesis of its text), resampled and encoded in-process to
+exactly the format the satellite asks for, so Home Assistant passes it through
+without an ffmpeg process in the way. If the turn fails, the satellite then
+says why (notices.py). Asked to speak text that is not a realtime turn (an
 announcement, another agent's answer), the agent's voice reads it verbatim.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 import dataclasses
 from typing import Any
 
@@ -22,19 +24,18 @@ from homeassistant.util import ulid
 
 from . import RealtimeAssistConfigEntry
 from .assist_bridge import current_conversation_id
-from .const import CONF_PROVIDER, PROVIDER_PROFILES
+from .const import CONF_FALLBACK_TTS, CONF_PROVIDER, PROVIDER_PROFILES
 from .entity import RealtimeSpeechEntity, async_add_agent_entities
 from .languages import SUPPORTED_LANGUAGES
+from .notices import async_failure_audio, async_failure_message
 from .realtime.config import OutputModality, TurnDetection, TurnDetectionMode
-from .realtime.encoders import WavEncoder
+from .realtime.encoders import StreamEncoder, WavEncoder, encoder_for
 from .realtime.errors import RealtimeError
-from .realtime.turn import VoiceTurn
+from .realtime.turn import Turn, TurnError
 
 PARALLEL_UPDATES = 0
 # The model's own rate; what we produce when nobody asks for another.
 DEFAULT_SAMPLE_RATE = 24000
-# The pool key of the session that reads texts aloud.
-READER_SESSION = "text_to_speech"
 READER_INSTRUCTIONS = (
     "You are a text-to-speech voice. Read each message you receive aloud, word for word, "
     "in its own language. Do not answer it, comment on it, or add anything."
@@ -92,22 +93,49 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
         return [tts.Voice(voice, voice.title()) for voice in profile.voices]
 
     async def async_stream_tts_audio(self, request: TTSAudioRequest) -> tts.TTSAudioResponse:
-        sample_rate = int(
-            request.options.get(tts.ATTR_PREFERRED_SAMPLE_RATE) or DEFAULT_SAMPLE_RATE
-        )
-        turn = self.agent.turn(current_conversation_id())
-        if turn is not None and turn.session.config.output_modality is OutputModality.AUDIO:
+        encoder = _encoder_for(request.options)
+        agent = self.agent
+        conversation_id = current_conversation_id()
+        turn = agent.turn(conversation_id)
+        failure = agent.failure(conversation_id)
+        if turn is not None and turn.plays_audio:
             # The pipeline streams the agent's text to us too; the voice already has it.
             self.hass.async_create_background_task(
                 _drain(request.message_gen), "realtime_assist_tts_text"
             )
-            audio = turn.reply_audio(sample_rate)
+            audio = self._turn_audio(turn, request.language, encoder.sample_rate)
+        elif failure is not None:
+            # The turn failed before the model said anything: say why.
+            self.hass.async_create_background_task(
+                _drain(request.message_gen), "realtime_assist_tts_text"
+            )
+            audio = self._failure_audio(failure, request.language, encoder.sample_rate)
         else:
             # Not a realtime turn, or one the model answered in text (the run's
             # engines could not be read): the agent's voice reads the text.
             message = "".join([chunk async for chunk in request.message_gen])
-            audio = self._read_aloud(message, request.options.get(tts.ATTR_VOICE), sample_rate)
-        return tts.TTSAudioResponse("wav", _wav_stream(audio, sample_rate))
+            voice = request.options.get(tts.ATTR_VOICE)
+            audio = self._read_aloud(message, voice, encoder.sample_rate)
+        return tts.TTSAudioResponse(encoder.extension, _encoded(encoder, audio))
+
+    async def _turn_audio(
+        self, turn: Turn, language: str, sample_rate: int
+    ) -> AsyncIterator[bytes]:
+        """The model's voice of the turn; if the turn fails, then why."""
+        async for pcm in turn.reply_audio(sample_rate):
+            yield pcm
+        if turn.failure is not None:
+            async for pcm in self._failure_audio(turn.failure, language, sample_rate):
+                yield pcm
+
+    async def _failure_audio(
+        self, failure: TurnError, language: str, sample_rate: int
+    ) -> AsyncIterator[bytes]:
+        message = await async_failure_message(self.hass, language, failure)
+        async for pcm in async_failure_audio(
+            self.hass, self.agent.options.get(CONF_FALLBACK_TTS), language, message, sample_rate
+        ):
+            yield pcm
 
     async def _read_aloud(
         self, message: str, voice: str | None, sample_rate: int
@@ -125,29 +153,38 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
         read = False
         try:
             async with agent.pool.one_off(config) as session:
-                turn = VoiceTurn(session)
+                turn = Turn(session, deadlines=agent.deadlines, typed=True)
                 try:
-                    await session.send_text(message)
+                    await turn.send_text(message)
                     async for pcm in turn.reply_audio(sample_rate):
                         read = True
                         yield pcm
                 finally:
-                    turn.close()
+                    await turn.cancel()
         except RealtimeError as err:
             raise HomeAssistantError(f"Could not read the message aloud: {err}") from err
-        if not read:
+        if not read or turn.failure is not None:
             # Fail rather than end quietly: Home Assistant caches a TTS engine's audio
             # by its text, and would play this silence for the same message from now on.
             raise HomeAssistantError("The realtime model read nothing aloud")
 
 
-async def _wav_stream(audio: AsyncIterator[bytes], sample_rate: int) -> AsyncGenerator[bytes]:
-    """PCM16 mono as a streaming WAV (unknown length, so playback starts at once)."""
-    encoder = WavEncoder(sample_rate)
+def _encoder_for(options: Mapping[str, Any]) -> StreamEncoder:
+    """What the listener asked for, if we can make it; else our WAV (Home Assistant converts)."""
+    rate = int(options.get(tts.ATTR_PREFERRED_SAMPLE_RATE) or DEFAULT_SAMPLE_RATE)
+    channels = int(options.get(tts.ATTR_PREFERRED_SAMPLE_CHANNELS) or 1)
+    sample_bytes = int(options.get(tts.ATTR_PREFERRED_SAMPLE_BYTES) or 2)
+    extension = str(options.get(tts.ATTR_PREFERRED_FORMAT) or "wav")
+    return encoder_for(extension, rate, channels, sample_bytes) or WavEncoder(rate)
+
+
+async def _encoded(encoder: StreamEncoder, audio: AsyncIterator[bytes]) -> AsyncGenerator[bytes]:
     yield encoder.header()
     async for pcm in audio:
-        if wav := encoder.encode(pcm):
-            yield wav
+        if data := encoder.encode(pcm):
+            yield data
+    if tail := encoder.flush():
+        yield tail
 
 
 async def _drain(message_gen: AsyncGenerator[str]) -> None:

@@ -29,7 +29,7 @@ from custom_components.realtime_assist.realtime.events import (
 from custom_components.realtime_assist.realtime.providers.gemini import GeminiLiveProvider
 from custom_components.realtime_assist.realtime.providers.openai import OpenAIRealtimeProvider
 from custom_components.realtime_assist.realtime.session import RealtimeSession, ReconnectPolicy
-from custom_components.realtime_assist.realtime.turn import TurnTracker, VoiceTurn
+from custom_components.realtime_assist.realtime.turn import Turn, TurnTracker
 from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.gemini_live import FakeGeminiLiveServer, ScriptedTurn, SpeechPart
 from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
@@ -143,7 +143,7 @@ async def test_listen_gets_the_transcript_when_it_arrives_after_a_pause(
 
     async with RealtimeSession(provider, config) as session:
         for _ in range(3):
-            turn = VoiceTurn(session)
+            turn = Turn(session)
             assert await turn.listen(satellite(), commit_at_end=False) == "Good night."
-            turn.close()
+            await turn.cancel()
             fake_server.add_input_transcript("Good night.")
