@@ -9,7 +9,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Literal, Protocol
+
+from tests.fakes.loopback import ModelPacing
+
+HELD_CHUNK_MS = 200
+"""The first chunk a held fake sends: longer than Home Assistant's ESPHome speaker streaming
+waits for before it sends anything (a 512-sample chunk once the next one is in: 64 ms at
+16 kHz), so every satellite's rule can be met while the fake holds."""
+
+
+class PacedServer(Protocol):
+    """Either fake server."""
+
+    pacing: ModelPacing
+    audio_chunk_ms: int
 
 
 class Hold(asyncio.Event):
@@ -34,6 +48,23 @@ class Hold(asyncio.Event):
                 await self.reached.wait()
         except TimeoutError:
             raise AssertionError(f"the fake did not reach its hold within {timeout_s}s") from None
+
+
+def hold_like_a_real_model(server: PacedServer) -> Hold:
+    """Pace the fake like a real model (first audio after 300 ms, then twice real time) and
+    hold back everything after each reply's first audio chunk until `release`."""
+    hold = Hold()
+    server.pacing = ModelPacing(first_audio_delay_s=0.3, speed=2.0, hold=hold)
+    server.audio_chunk_ms = HELD_CHUNK_MS
+    return hold
+
+
+def release(pacing: ModelPacing) -> None:
+    """Let the model go on; nothing after a release is about timing, so it goes at once."""
+    pacing.first_audio_delay_s = 0.0
+    pacing.speed = None
+    if pacing.hold is not None:
+        pacing.hold.set()
 
 
 async def arrival_order(replies: dict[str, AsyncIterator[None]]) -> list[str]:

@@ -29,11 +29,11 @@ MIN_CORRELATION = 0.95
 another filter leaves speech far above this; any other audio far below it."""
 
 
-def converts_with_ffmpeg(reply_format: ReplyFormat) -> bool:
+def converts_with_ffmpeg(reply_format: ReplyFormat, ha_version: str = HA_VERSION) -> bool:
     """Home Assistant before 2026.11 pipes every reply that asks for a sample rate through
     ffmpeg (`tts/__init__.py`, `_async_generate_tts_audio`), which holds back its output
     until it has read over a second of input: nothing we produce can start sooner."""
-    major, minor = (int(part) for part in HA_VERSION.split(".")[:2])
+    major, minor = (int(part) for part in ha_version.split(".")[:2])
     return (major, minor) < (2026, 11) and reply_format.sample_rate is not None
 
 
@@ -130,30 +130,31 @@ async def reply_reached(
     turn: SatelliteTurn,
     *,
     held: asyncio.Event,
+    only_start: bool = False,
     timeout_s: float = 2.0,
 ) -> str | None:
     """Why the satellite has no reply audio while the model holds back the rest (None: it has).
 
     `held` is set once the fake sent its first audio chunk and stopped. Then, within
     `timeout_s`, the player must receive the model's voice in its own format beyond any
-    header; on a Home Assistant that converts the format with ffmpeg (`converts_with_ffmpeg`)
-    only the start of playback can be asked for.
+    header; `only_start` where Home Assistant converts the format with ffmpeg
+    (`converts_with_ffmpeg`): there only the start of playback can be asked for.
     """
     try:
         async with asyncio.timeout(10):
             await held.wait()
     except TimeoutError:
         return f"{turn.kind}: the model never started its reply (pipeline events: {turn.types})"
-    only_start = converts_with_ffmpeg(satellite.reply_format)
     player = turn.player
-    deadline = asyncio.get_running_loop().time() + timeout_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
     while True:
+        seen, ended = len(player.chunks), player.ended
         if player.started_by is not None and (only_start or has_voice(await decode(player))):
             return None
-        seen = len(player.chunks)
-        remaining = deadline - asyncio.get_running_loop().time()
-        if player.ended or remaining <= 0 or not await player.wait_for_change(seen, remaining):
+        if ended or loop.time() >= deadline:
             break
+        await player.wait_for_change(seen, deadline - loop.time())
     if player.started_by is None:
         what = "playback had not started"
     elif player.error is not None:
@@ -170,8 +171,8 @@ async def reply_reached(
     if only_start:
         return (
             f"{turn.kind}: satellite did not start playing the reply while the model held back "
-            f"the rest of it ({what}). {rule} (Home Assistant {HA_VERSION} converts this format "
-            f"with ffmpeg, which holds the first second: only the start is checked here.) {events}"
+            f"the rest of it ({what}). {rule} (This Home Assistant converts the format with "
+            f"ffmpeg, which holds the first second: only the start is checked here.) {events}"
         )
     return (
         f"{turn.kind}: satellite received no reply audio while the model held back the rest of "

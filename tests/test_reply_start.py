@@ -36,9 +36,15 @@ from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
 from tests.fakes.providers import Call, FakeProvider, GeminiFake, OpenAIFake
 from tests.fixtures_entry import every_provider
 from tests.fixtures_home import ASSISTANT, HALLWAY_LIGHT
-from tests.pacing_helpers import Hold
+from tests.pacing_helpers import hold_like_a_real_model, release
 from tests.pipeline_helpers import our_pipeline, run_pipeline
-from tests.reply_audio import assert_plays, container_of, decode, reply_reached
+from tests.reply_audio import (
+    assert_plays,
+    container_of,
+    converts_with_ffmpeg,
+    decode,
+    reply_reached,
+)
 from tests.satellites import (
     KINDS,
     AssistDialog,
@@ -53,10 +59,6 @@ provider = every_provider
 UTTERANCE = spoken_utterance()
 ALL_KINDS = [*KINDS, AssistDialog.kind]
 TURN_ON: Call = ("intent__HassTurnOn", {"name": "Kitchen light"})
-# The first chunk the fake holds after: longer than Home Assistant's ESPHome speaker
-# streaming needs before it sends anything (a 512-sample chunk once the next one is in:
-# 64 ms at 16 kHz), so every kind's rule can be met at all.
-HELD_CHUNK_MS = 200
 # Generous: a reply that ends later than this after the model stopped hangs the satellite.
 STREAM_END_TIMEOUT_S = 10.0
 VOICE_PE_STALL_S = 5.0
@@ -106,24 +108,6 @@ def reply(length: str, tool: str) -> Reply:
 def raw_server(fake: FakeProvider) -> FakeOpenAIRealtimeServer | FakeGeminiLiveServer:
     assert isinstance(fake, OpenAIFake | GeminiFake)
     return fake.server
-
-
-def hold_like_a_real_model(fake: FakeProvider) -> Hold:
-    """Pace the model like a real one; it holds back all after its first chunk until release."""
-    hold = Hold()
-    fake.pacing.first_audio_delay_s = 0.3
-    fake.pacing.speed = 2.0
-    fake.pacing.hold = hold
-    raw_server(fake).audio_chunk_ms = HELD_CHUNK_MS
-    return hold
-
-
-def release(fake: FakeProvider) -> None:
-    """Let the model go on; nothing after this is about timing, so it goes at once."""
-    fake.pacing.first_audio_delay_s = 0.0
-    fake.pacing.speed = None
-    if fake.pacing.hold is not None:
-        fake.pacing.hold.set()
 
 
 type SatelliteFactory = Callable[[str], Awaitable[Satellite]]
@@ -219,14 +203,19 @@ async def test_reply_starts_before_the_model_has_finished(
     expected = reply(length, tool)
     realtime_fake.hear("Turn on the kitchen light.")
     expected.script(realtime_fake)
-    hold = hold_like_a_real_model(realtime_fake)
+    hold = hold_like_a_real_model(raw_server(realtime_fake))
     satellite = await satellites(kind)
 
     turn = await satellite.start_turn(UTTERANCE)
     try:
-        problem = await reply_reached(satellite, turn, held=hold.reached)
+        problem = await reply_reached(
+            satellite,
+            turn,
+            held=hold.reached,
+            only_start=converts_with_ffmpeg(satellite.reply_format),
+        )
     finally:
-        release(realtime_fake)
+        release(realtime_fake.pacing)
         await turn.finished()
     assert problem is None, problem
 
@@ -280,7 +269,7 @@ async def test_a_dropped_provider_mid_reply_ends_the_stream(
     """The provider's connection drops while the model holds its reply: the satellite's
     stream ends (with what it got) instead of waiting for audio that will never come."""
     reply("long", "none").script(realtime_fake)
-    hold = hold_like_a_real_model(realtime_fake)
+    hold = hold_like_a_real_model(raw_server(realtime_fake))
     satellite = await satellites(kind)
 
     turn = await satellite.start_turn(UTTERANCE)
@@ -289,7 +278,7 @@ async def test_a_dropped_provider_mid_reply_ends_the_stream(
         [conn] = raw_server(realtime_fake).connections[1:]
         conn.close_abruptly()
     finally:
-        release(realtime_fake)
+        release(realtime_fake.pacing)
     await turn.finished(STREAM_END_TIMEOUT_S)
     assert turn.types[-1] == "run-end"
 
