@@ -18,11 +18,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from homeassistant.components import conversation
+from homeassistant.components import conversation, tts
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.const import STATE_ON
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import chat_session
+from homeassistant.helpers import chat_session, entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -31,6 +31,7 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
+from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
 from tests.fakes.gemini_live import FakeGeminiLiveServer
 from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
 from tests.fakes.providers import Call, FakeProvider, GeminiFake, OpenAIFake
@@ -50,6 +51,7 @@ from tests.satellites import (
     AssistDialog,
     Satellite,
     SatelliteTurn,
+    SimulatedSatellite,
     async_add_satellite,
     spoken_utterance,
 )
@@ -184,6 +186,53 @@ async def assert_played_the_model(
     conn = fake.connections[-1]
     replies = [conn.reply_pcm(n) for n in range(len(conn.reply_transcripts()))]
     assert_plays(decoded, [pcm for pcm in replies if pcm])
+
+
+# The registration does not depend on the provider.
+@pytest.mark.parametrize("provider", [PROVIDER_OPENAI])
+async def test_satellites_are_registered_as_their_real_kinds(
+    hass: HomeAssistant, satellites: SatelliteFactory
+) -> None:
+    """How the integration can tell kinds apart: the satellite's registry platform and, for
+    ESPHome, an ESPHome media player on the same device; each asks for its kind's format."""
+    registry = er.async_get(hass)
+    found = {}
+    for kind in KINDS:
+        satellite = await satellites(kind)
+        assert isinstance(satellite, SimulatedSatellite)
+        entry = registry.async_get(satellite.entity_id)
+        assert entry is not None
+        assert entry.device_id is not None
+        media_players = [
+            e.platform
+            for e in er.async_entries_for_device(registry, entry.device_id)
+            if e.domain == "media_player"
+        ]
+        found[kind] = (entry.platform, media_players, satellite.tts_options)
+    assert found == {
+        "esphome_media_player": (
+            "esphome",
+            ["esphome"],
+            {
+                tts.ATTR_PREFERRED_FORMAT: "flac",
+                tts.ATTR_PREFERRED_SAMPLE_RATE: 48000,
+                tts.ATTR_PREFERRED_SAMPLE_CHANNELS: 1,
+                tts.ATTR_PREFERRED_SAMPLE_BYTES: 2,
+            },
+        ),
+        "esphome_speaker": ("esphome", [], wav_options(16000)),
+        "wyoming": ("wyoming", [], wav_options(22050)),
+        "voip": ("voip", [], wav_options(16000)),
+    }
+
+
+def wav_options(rate: int) -> dict[str, Any]:
+    return {
+        tts.ATTR_PREFERRED_FORMAT: "wav",
+        tts.ATTR_PREFERRED_SAMPLE_RATE: rate,
+        tts.ATTR_PREFERRED_SAMPLE_CHANNELS: 1,
+        tts.ATTR_PREFERRED_SAMPLE_BYTES: 2,
+    }
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
