@@ -37,8 +37,15 @@ Home Assistant's VoIP code reads them (the phone hears them only at the end).
 Satellites are registered the way the integration tells kinds apart: the
 entity registry `platform` of the satellite (`esphome`, `wyoming`, `voip`)
 and, for `esphome`, whether its device has a `media_player` of platform
-`esphome`. The module imports only Home Assistant, so a test integration can
-load the same satellites into a real `hass` (tests/smoke/).
+`esphome`. The module needs nothing but Home Assistant (and the fakes' audio
+samples), so a test integration loads the same satellites into a real `hass`
+(tests/smoke/satellite_harness).
+
+A test drives a run: `turn = await satellite.start_turn(audio)` streams the
+user's audio through `async_accept_pipeline_from_satellite` (the Assist dialog:
+`assist_pipeline/run`) and returns at once; `turn.player` fills as the reply
+arrives (`wait_for_change`); `await turn.finished()` waits for the run and the
+playback it started. tests/reply_audio.py decodes and checks what was played.
 
 To add a kind: subclass `SimulatedSatellite`, set its class attributes and
 implement `on_reply_event` with the real satellite's rule (start playback with
@@ -513,7 +520,11 @@ async def _voip_reads(stream: tts.ResultStream) -> AsyncIterator[bytes]:
 
 class AssistDialog:
     """The frontend's Assist dialog: `assist_pipeline/run` over the websocket API; at run-start
-    it opens the TTS URL in an <audio> element, which plays the bytes as they arrive."""
+    it opens the TTS URL in an <audio> element, which plays the bytes as they arrive.
+
+    Not modelled: on an `error` event the dialog drops its audio element. Here the stream
+    has to end by itself, as it must for satellites that do not.
+    """
 
     kind = "assist_dialog"
     reply_format = ReplyFormat(None)
