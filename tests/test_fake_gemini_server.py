@@ -34,6 +34,8 @@ from tests.fakes.gemini_live import (
     SpeechPart,
     ToolCallPart,
 )
+from tests.fakes.loopback import ModelPacing
+from tests.pacing_helpers import Hold, arrival_order, count_before
 
 MODEL = "models/gemini-2.5-flash-native-audio-preview-12-2025"
 KEY = FakeGeminiLiveServer.API_KEY
@@ -909,6 +911,84 @@ async def test_a_bug_in_the_fake_fails_loudly(socket_enabled: None) -> None:
     with pytest.raises(RuntimeError, match="the fake Gemini Live server failed") as failed:
         await fake.stop()
     assert isinstance(failed.value.__cause__, LookupError)
+
+
+# -- pacing ------------------------------------------------------------------------
+
+# One second of the model's voice: 25 chunks of the fake's default 40 ms.
+ONE_SECOND = speech_like(1.0, OUTPUT_RATE, seed=7)
+CHUNKS = 25
+
+
+def audio_messages(messages: list[dict[str, Any]]) -> int:
+    return sum(1 for message in messages if audio_of([message]))
+
+
+async def audio_chunks(client: Client) -> AsyncIterator[None]:
+    """Once per audio chunk of the client's current turn, until the turn is complete."""
+    while kind(message := await client.recv()) != "turnComplete":
+        if audio_of([message]):
+            yield None
+
+
+@contextlib.asynccontextmanager
+async def racing(**pacing: ModelPacing) -> AsyncIterator[dict[str, AsyncIterator[None]]]:
+    """One server per pacing, each asked at once for the same one-second reply."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients: dict[str, Client] = {}
+        for name, paced in pacing.items():
+            server = await stack.enter_async_context(FakeGeminiLiveServer())
+            server.pacing = paced
+            server.add_response(ScriptedTurn(SpeechPart("One second of speech.", ONE_SECOND)))
+            clients[name], _ = await stack.enter_async_context(session(server))
+        for client in clients.values():
+            await client.say("Talk for a second.")
+        yield {name: audio_chunks(client) for name, client in clients.items()}
+
+
+async def test_hold_lets_exactly_one_audio_chunk_out_until_released(
+    server: FakeGeminiLiveServer,
+) -> None:
+    hold = Hold()
+    server.pacing = ModelPacing(hold=hold)
+    server.add_response(ScriptedTurn(SpeechPart("Held after its first chunk.", ONE_SECOND)))
+    async with session(server) as (client, conn):
+        await client.say("Talk for a second.")
+        await hold.wait_reached()
+        # The fake waits at the hold: what it sent so far is all the client gets until
+        # the release.
+        before = [await client.recv() for _ in conn.sent[len(client.messages) :]]
+        assert audio_messages(before) == 1
+        assert audio_of(before) == conn.turns[0].pcm == ONE_SECOND[: len(ONE_SECOND) // CHUNKS]
+        assert text_of(before, "outputTranscription")
+
+        hold.set()
+        after = await client.recv_until(is_kind("turnComplete"))
+        assert audio_messages(after) == CHUNKS - 1
+        assert audio_of(before + after) == ONE_SECOND
+        assert conn.turns[0].status == "completed"
+    assert server.protocol_errors == []
+
+
+async def test_speed_is_relative_to_real_time(socket_enabled: None) -> None:
+    async with racing(fast=ModelPacing(speed=8.0), slow=ModelPacing(speed=1.0)) as replies:
+        order = await arrival_order(replies)
+    assert order.count("fast") == order.count("slow") == CHUNKS
+    # 8x real time sends the second in 1/8 s, while real time sends about 3 chunks: up to
+    # 12 leaves room for a loaded machine.
+    assert count_before(order, "slow", "fast", CHUNKS) <= 12
+
+
+async def test_first_audio_waits_for_the_models_latency(socket_enabled: None) -> None:
+    async with racing(
+        delayed=ModelPacing(first_audio_delay_s=0.5), reference=ModelPacing(speed=1.0)
+    ) as replies:
+        order = await arrival_order(replies)
+    # The reference sends a chunk every 40 ms: about 12 before the delayed model's first.
+    first = count_before(order, "reference", "delayed", 1)
+    assert first >= 4
+    # Unpaced after its latency, the delayed model sends the rest of its reply at once.
+    assert count_before(order, "reference", "delayed", CHUNKS) <= first + 3
 
 
 async def test_wait_helpers(server: FakeGeminiLiveServer) -> None:

@@ -28,6 +28,7 @@ from tests.fakes.audio_samples import (
     tone,
     utterance,
 )
+from tests.fakes.loopback import ModelPacing
 from tests.fakes.openai_realtime import (
     FakeConnection,
     FakeOpenAIRealtimeServer,
@@ -36,6 +37,7 @@ from tests.fakes.openai_realtime import (
     SpeechItem,
     TextItem,
 )
+from tests.pacing_helpers import Hold, arrival_order, count_before
 
 SERVER_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeServerEvent)
 MODEL = "gpt-realtime"
@@ -739,6 +741,85 @@ async def test_wait_helpers(server: FakeOpenAIRealtimeServer) -> None:
         await client.recv_until("rate_limits.updated")
         with pytest.raises(AssertionError, match="timed out"):
             await conn.wait_for_event("response.cancel", timeout=0.01)
+
+
+# -- pacing ------------------------------------------------------------------------
+
+# One second of the model's voice: 25 chunks of the fake's default 40 ms.
+ONE_SECOND = speech_like(1.0, seed=7)
+CHUNKS = 25
+
+
+def audio_deltas(events: list[dict[str, Any]]) -> int:
+    return types(events).count("response.output_audio.delta")
+
+
+async def audio_chunks(client: Client) -> AsyncIterator[None]:
+    """Once per audio delta of the client's current response, until it is done."""
+    while (event := await client.recv())["type"] != "response.done":
+        if event["type"] == "response.output_audio.delta":
+            yield None
+
+
+@contextlib.asynccontextmanager
+async def racing(**pacing: ModelPacing) -> AsyncIterator[dict[str, AsyncIterator[None]]]:
+    """One server per pacing, each asked at once for the same one-second reply."""
+    async with contextlib.AsyncExitStack() as stack:
+        clients: dict[str, Client] = {}
+        for name, paced in pacing.items():
+            server = await stack.enter_async_context(FakeOpenAIRealtimeServer())
+            server.pacing = paced
+            server.add_response(ScriptedResponse(SpeechItem("One second of speech.", ONE_SECOND)))
+            clients[name], _ = await stack.enter_async_context(session(server))
+        for client in clients.values():
+            await client.send({"type": "response.create"})
+        yield {name: audio_chunks(client) for name, client in clients.items()}
+
+
+async def test_hold_lets_exactly_one_audio_chunk_out_until_released(
+    server: FakeOpenAIRealtimeServer,
+) -> None:
+    hold = Hold()
+    server.pacing = ModelPacing(hold=hold)
+    server.add_response(ScriptedResponse(SpeechItem("Held after its first chunk.", ONE_SECOND)))
+    async with session(server) as (client, conn):
+        await client.send({"type": "response.create"})
+        await hold.wait_reached()
+        # The fake waits at the hold: everything before this marker's answer is all the
+        # client gets until the release.
+        await client.send({"type": "input_audio_buffer.clear"})
+        before = await client.recv_until("input_audio_buffer.cleared")
+        assert audio_deltas(before) == 1
+        assert audio_of(before) == conn.responses[0].pcm == ONE_SECOND[: len(ONE_SECOND) // CHUNKS]
+        assert "response.output_audio_transcript.delta" in types(before)
+
+        hold.set()
+        after = await client.recv_until("response.done")
+        assert audio_deltas(after) == CHUNKS - 1
+        assert audio_of(before + after) == ONE_SECOND
+        assert after[-1]["response"]["status"] == "completed"
+    assert server.protocol_errors == []
+
+
+async def test_speed_is_relative_to_real_time(socket_enabled: None) -> None:
+    async with racing(fast=ModelPacing(speed=8.0), slow=ModelPacing(speed=1.0)) as replies:
+        order = await arrival_order(replies)
+    assert order.count("fast") == order.count("slow") == CHUNKS
+    # 8x real time sends the second in 1/8 s, while real time sends about 3 chunks: up to
+    # 12 leaves room for a loaded machine.
+    assert count_before(order, "slow", "fast", CHUNKS) <= 12
+
+
+async def test_first_audio_waits_for_the_models_latency(socket_enabled: None) -> None:
+    async with racing(
+        delayed=ModelPacing(first_audio_delay_s=0.5), reference=ModelPacing(speed=1.0)
+    ) as replies:
+        order = await arrival_order(replies)
+    # The reference sends a chunk every 40 ms: about 12 before the delayed model's first.
+    first = count_before(order, "reference", "delayed", 1)
+    assert first >= 4
+    # Unpaced after its latency, the delayed model sends the rest of its reply at once.
+    assert count_before(order, "reference", "delayed", CHUNKS) <= first + 3
 
 
 # -- audio samples -----------------------------------------------------------------

@@ -84,9 +84,11 @@ class ModelPacing:
         if number == 1 and self.hold is not None:
             hold = asyncio.ensure_future(self.hold.wait())
             stop = asyncio.ensure_future(cancelled.wait())
-            await asyncio.wait({hold, stop}, return_when=asyncio.FIRST_COMPLETED)
-            hold.cancel()
-            stop.cancel()
+            try:
+                await asyncio.wait({hold, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the connection's task is cancelled while held
+                hold.cancel()
+                stop.cancel()
         if fixed_delay_s > 0:
             delay_s = fixed_delay_s
         else:

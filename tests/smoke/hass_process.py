@@ -15,9 +15,11 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 import contextlib
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 import re
 import secrets
+import shutil
 import signal
 import socket
 import time
@@ -27,6 +29,8 @@ import aiohttp
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 INTEGRATION_DIR = PROJECT_DIR / "custom_components" / "realtime_assist"
+# Test satellites of every kind inside hass (tests/smoke/satellite_harness).
+HARNESS_DIR = Path(__file__).resolve().parent / "satellite_harness"
 
 # What the tests talk to, named even where Home Assistant sets it up on its own
 # (frontend pulls in api, config, websocket_api, auth and onboarding); the
@@ -47,6 +51,8 @@ homeassistant:
   time_zone: UTC
   country: NL
   currency: EUR
+  # Where devices fetch media (TTS URLs) from: an ESPHome media player is sent this URL.
+  internal_url: "http://127.0.0.1:{port}"
 http:
   server_host: 127.0.0.1
   server_port: {port}
@@ -57,6 +63,8 @@ logger:
   default: warning
   logs:
     custom_components.realtime_assist: debug
+# Test satellites of every kind (tests/smoke/satellite_harness).
+satellite_harness:
 # A light for the model to turn on (lights are exposed to Assist by default).
 input_boolean:
   kitchen_light_power:
@@ -73,6 +81,12 @@ template:
           - action: input_boolean.turn_off
             target:
               entity_id: input_boolean.kitchen_light_power
+"""
+
+# hass's `ffmpeg`: records its arguments, one line per process, then runs the real one.
+FFMPEG_WRAPPER = """#!/bin/sh
+printf '%s\\n' "$*" >> '{log}'
+exec '{ffmpeg}' "$@"
 """
 
 # Each log record starts on a new line with Home Assistant's date, time and
@@ -258,13 +272,36 @@ class HassProcess:
         """Console output rather than home-assistant.log: it also holds crashes before logging."""
         return self.config_dir / "hass.log"
 
+    @property
+    def ffmpeg_log(self) -> Path:
+        """One line per ffmpeg process hass started: its arguments."""
+        return self.config_dir / "ffmpeg-invocations.log"
+
     def write_config(self) -> None:
-        """Write configuration.yaml and link the integration in as a user would install it."""
+        """Write configuration.yaml and link the integration in as a user would install it.
+
+        Also an `ffmpeg` for hass's PATH that records each invocation before it runs the
+        real one, so tests can tell whether a reply went through a conversion.
+        """
         config = CONFIGURATION_YAML.format(port=self.port)
         (self.config_dir / "configuration.yaml").write_text(config)
         custom_components = self.config_dir / "custom_components"
         custom_components.mkdir()
         (custom_components / INTEGRATION_DIR.name).symlink_to(INTEGRATION_DIR)
+        (custom_components / HARNESS_DIR.name).symlink_to(HARNESS_DIR)
+        real_ffmpeg = shutil.which("ffmpeg")
+        if real_ffmpeg is None:
+            raise RuntimeError("no ffmpeg on PATH: Home Assistant converts TTS audio with it")
+        wrapper = self.config_dir / "bin" / "ffmpeg"
+        wrapper.parent.mkdir()
+        wrapper.write_text(FFMPEG_WRAPPER.format(log=self.ffmpeg_log, ffmpeg=real_ffmpeg))
+        wrapper.chmod(0o755)
+
+    def ffmpeg_invocations(self) -> list[str]:
+        """The arguments of every ffmpeg process hass started so far, oldest first."""
+        if not self.ffmpeg_log.exists():
+            return []
+        return self.ffmpeg_log.read_text().splitlines()
 
     async def start(self) -> None:
         """Start hass, onboard its owner into `client` and wait until it is fully started.
@@ -277,6 +314,7 @@ class HassProcess:
         the log, or as recovery mode when it is the frontend's.
         """
         started_at = time.monotonic()
+        path = f"{self.config_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', os.defpath)}"
         with self.log_path.open("wb") as log:
             self.process = await asyncio.create_subprocess_exec(
                 self.hass_bin,
@@ -284,6 +322,7 @@ class HassProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
+                env=os.environ | {"PATH": path},
             )
         async with asyncio.timeout(STARTUP_TIMEOUT):
             await self._wait_for_onboarding_api(self.process)

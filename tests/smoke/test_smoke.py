@@ -1,7 +1,5 @@
 """The integration installs, loads and starts its config flow on the newest Home Assistant."""
 
-from collections.abc import AsyncIterator
-import contextlib
 import json
 import struct
 from typing import Any
@@ -16,6 +14,7 @@ from tests.fakes.openai_realtime import (
     ScriptedResponse,
     SpeechItem,
 )
+from tests.smoke.flows import entry_form, entry_pipeline, realtime_entry, start_flow
 from tests.smoke.hass_process import INTEGRATION_DIR, HassClient
 
 DOMAIN = "realtime_assist"
@@ -41,41 +40,17 @@ async def test_config_flow_starts_with_user_step(hass_client: HassClient) -> Non
     assert (flow["type"], flow.get("step_id")) == ("form", "user"), flow
 
 
-async def _start_flow(hass_client: HassClient) -> str:
-    flow = await hass_client.rest("POST", "/api/config/config_entries/flow", {"handler": DOMAIN})
-    return f"/api/config/config_entries/flow/{flow['flow_id']}"
-
-
-def _form(fake_openai: FakeOpenAIRealtimeServer, api_key: str) -> dict[str, Any]:
-    return {"provider": "openai", "api_key": api_key, "advanced": {"url": fake_openai.url}}
-
-
-@contextlib.asynccontextmanager
-async def _entry(
-    hass_client: HassClient, fake_openai: FakeOpenAIRealtimeServer
-) -> AsyncIterator[str]:
-    """An entry added through the config flow; removed afterwards."""
-    step = await _start_flow(hass_client)
-    created = await hass_client.rest("POST", step, _form(fake_openai, fake_openai.api_key))
-    assert created["type"] == "create_entry", created
-    entry_id: str = created["result"]["entry_id"]
-    try:
-        yield entry_id
-    finally:
-        await hass_client.rest("DELETE", f"/api/config/config_entries/entry/{entry_id}")
-
-
 @pytest.mark.asyncio(loop_scope="session")
 async def test_config_flow_refuses_a_bad_key_and_creates_a_working_entry(
     hass_client: HassClient, fake_openai: FakeOpenAIRealtimeServer
 ) -> None:
     """Through the UI's REST API: a bad key is refused, a good one creates a loaded entry."""
-    step = await _start_flow(hass_client)
-    refused = await hass_client.rest("POST", step, _form(fake_openai, "sk-wrong"))
+    step = await start_flow(hass_client)
+    refused = await hass_client.rest("POST", step, entry_form(fake_openai, "sk-wrong"))
     assert (refused["type"], refused["errors"]) == ("form", {"base": "invalid_auth"})
     await hass_client.rest("DELETE", step)
 
-    async with _entry(hass_client, fake_openai) as entry_id:
+    async with realtime_entry(hass_client, fake_openai) as entry_id:
         entries = await hass_client.ws({"type": "config_entries/get", "domain": DOMAIN})
         assert [(e["entry_id"], e["state"]) for e in entries] == [(entry_id, "loaded")]
         subentries = await hass_client.ws(
@@ -102,7 +77,7 @@ async def test_conversation_turn_turns_on_a_light(
     """A conversation over the websocket API: the model's tool call turns a real light on."""
     fake_openai.responder = _turn_on_then_confirm
     try:
-        async with _entry(hass_client, fake_openai):
+        async with realtime_entry(hass_client, fake_openai):
             before = await hass_client.rest("GET", "/api/states/light.kitchen_light")
             assert before["state"] == "off"
 
@@ -161,14 +136,9 @@ async def test_spoken_turn_through_the_auto_created_pipeline(
     fake_openai.add_input_transcript("What time is it?")
     fake_openai.add_response(ScriptedResponse(SpeechItem("It is half past three.")))
     pipeline_id = None
-    async with _entry(hass_client, fake_openai) as entry_id:
+    async with realtime_entry(hass_client, fake_openai) as entry_id:
         try:
-            registry = await hass_client.ws({"type": "config/entity_registry/list"})
-            ours = {e["entity_id"] for e in registry if e["config_entry_id"] == entry_id}
-            listed = await hass_client.ws({"type": "assist_pipeline/pipeline/list"})
-            [pipeline] = [p for p in listed["pipelines"] if p["conversation_engine"] in ours]
-            pipeline_id = pipeline["id"]
-            assert {pipeline["stt_engine"], pipeline["tts_engine"]} <= ours, pipeline
+            pipeline_id = (await entry_pipeline(hass_client, entry_id))["id"]
 
             events = await hass_client.run_pipeline(pipeline_id, utterance, sample_rate=rate)
 
