@@ -15,6 +15,7 @@ Every test runs against each provider's fake.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,15 +32,17 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
+from custom_components.realtime_assist.follow_up import EXPECT_ANSWER_TOOL
 from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
 from tests.fakes.gemini_live import FakeGeminiLiveServer
 from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
 from tests.fakes.providers import Call, FakeProvider, GeminiFake, OpenAIFake
 from tests.fixtures_entry import every_provider
 from tests.fixtures_home import ASSISTANT, HALLWAY_LIGHT
-from tests.pacing_helpers import hold_like_a_real_model, release
+from tests.pacing_helpers import HELD_CHUNK_MS, hold_like_a_real_model, release
 from tests.pipeline_helpers import our_pipeline, run_pipeline
 from tests.reply_audio import (
+    MODEL_RATE,
     assert_plays,
     container_of,
     converts_with_ffmpeg,
@@ -73,9 +76,13 @@ class Reply:
     spoken: tuple[str, ...]
     calls: tuple[Call, ...] = ()
     tool: str = "none"
+    # The model first says that it will ask a question (follow_up.py).
+    announces_question: bool = False
 
     def script(self, fake: FakeProvider) -> None:
         """Queue the turn on the fake: the call before, between or without the words."""
+        if self.announces_question:
+            fake.say_then_call(None, (EXPECT_ANSWER_TOOL, {}))
         if self.tool == "before":
             fake.say_then_call(None, *self.calls)
             fake.say(self.spoken[0])
@@ -163,7 +170,8 @@ def assert_chat_log(hass: HomeAssistant, turn: SatelliteTurn, expected: Reply) -
     assistant = [c for c in content if isinstance(c, conversation.AssistantContent)]
     assert [c.content for c in assistant if c.content] == list(expected.spoken)
     calls = [call for c in assistant for call in c.tool_calls or []]
-    assert [(call.tool_name, call.tool_args) for call in calls] == list(expected.calls)
+    announced = [(EXPECT_ANSWER_TOOL, {})] if expected.announces_question else []
+    assert [(call.tool_name, call.tool_args) for call in calls] == [*announced, *expected.calls]
     results = {
         c.tool_call_id: c.result for c in content if isinstance(c, conversation.ToolResultContent)
     }
@@ -173,9 +181,13 @@ def assert_chat_log(hass: HomeAssistant, turn: SatelliteTurn, expected: Reply) -
 
 
 async def assert_played_the_model(
-    satellite: Satellite, turn: SatelliteTurn, fake: FakeProvider
+    satellite: Satellite, turn: SatelliteTurn, fake: FakeProvider, *, held: bool = False
 ) -> None:
-    """In the satellite's own format, the audio the fake sent, nothing else."""
+    """In the satellite's own format, the audio the fake sent, nothing else.
+
+    `held`: the fake stalled after the first reply's first chunk (the test held it); the
+    stream may carry silence there (the satellite is kept fed while the model is silent).
+    """
     assert turn.player.error is None, turn.player.error
     decoded = await decode(turn.player)
     wanted = satellite.reply_format
@@ -184,7 +196,10 @@ async def assert_played_the_model(
     if wanted.sample_rate is not None:
         assert decoded.rate == wanted.sample_rate
     conn = fake.connections[-1]
-    replies = [conn.reply_pcm(n) for n in range(len(conn.reply_transcripts()))]
+    replies = [pcm for n in range(len(conn.reply_transcripts())) if (pcm := conn.reply_pcm(n))]
+    if held and replies:
+        first_chunk = HELD_CHUNK_MS * MODEL_RATE * 2 // 1000
+        replies[:1] = [replies[0][:first_chunk], replies[0][first_chunk:]]
     assert_plays(decoded, [pcm for pcm in replies if pcm])
 
 
@@ -250,6 +265,9 @@ async def test_reply_starts_before_the_model_has_finished(
     """The satellite plays the model's first words while the model still holds the rest;
     then the whole reply plays, the light is on, and the chat log has it all."""
     expected = reply(length, tool)
+    if kind == "esphome_speaker" and expected.text.endswith("?"):
+        # It starts playing before the model has finished: the model announces its question.
+        expected = dataclasses.replace(expected, announces_question=True)
     realtime_fake.hear("Turn on the kitchen light.")
     expected.script(realtime_fake)
     hold = hold_like_a_real_model(raw_server(realtime_fake))
@@ -270,7 +288,7 @@ async def test_reply_starts_before_the_model_has_finished(
 
     await hass.async_block_till_done()
     assert "error" not in turn.types, turn.of_type("error")
-    await assert_played_the_model(satellite, turn, realtime_fake)
+    await assert_played_the_model(satellite, turn, realtime_fake, held=True)
     if expected.calls:
         assert hass.states.get(kitchen_light).state == STATE_ON
     assert_chat_log(hass, turn, expected)

@@ -20,7 +20,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
 
 from .agent_config import session_config_from_options
-from .assist_bridge import PipelineRunInfo
+from .assist_bridge import PipelineRunInfo, plays_from_tts_end
 from .camera import CameraTool, async_run_paired_camera, camera_in_area_of_device, exposed_cameras
 from .const import (
     CONF_CAMERA_FPS,
@@ -40,6 +40,7 @@ from .const import (
     DOMAIN,
     PROVIDER_PROFILES,
 )
+from .follow_up import ExpectAnswerTool, without_expect_answer
 from .problems import ProblemReporter
 from .realtime.config import OutputModality, SessionConfig, TurnDetection, TurnDetectionMode
 from .realtime.errors import RealtimeError
@@ -108,7 +109,7 @@ class RealtimeAgent:
             config = await self.async_session_config(llm_context)
         except conversation.ConverseError:
             config = self.base_config
-        self.pool.keep_warm(config)
+        self.pool.keep_warm(without_expect_answer(config))
 
     @property
     def base_config(self) -> SessionConfig:
@@ -122,6 +123,8 @@ class RealtimeAgent:
         and does not respond. Nobody plays our voice (another text-to-speech,
         or no pipeline at all): the model answers in text, no audio is made.
         """
+        if not plays_from_tts_end(self.hass, run):
+            config = without_expect_answer(config)
         if run is not None and not run.known:
             # Many runs at once and this one's record is gone: assume the common
             # case, our own pipeline (answer, and in our voice).
@@ -189,6 +192,7 @@ class RealtimeAgent:
             tools.append(service_tool)
         if cameras := exposed_cameras(self.hass):
             tools.append(CameraTool(self.hass, self.pool, cameras, self.camera_long_side))
+        tools.append(ExpectAnswerTool(self.turn))
         return tools
 
     @property

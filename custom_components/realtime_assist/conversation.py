@@ -201,8 +201,9 @@ class RealtimeConversationEntity(
         return conversation.ConversationResult(
             response=response,
             conversation_id=chat_log.conversation_id,
-            # Decided before the model has finished: only a question already asked counts.
-            continue_conversation=said.rstrip().endswith(QUESTION_MARKS),
+            # Decided before the model has finished: a question it announced (follow_up.py)
+            # or has asked by now.
+            continue_conversation=turn.expects_answer or said.rstrip().endswith(QUESTION_MARKS),
         )
 
     async def _async_result(

@@ -209,6 +209,8 @@ class Turn:
         self.interrupted = False
         # The agent took this turn's reply (a message typed next starts a new turn).
         self.answered = False
+        # The model said up front that its reply will ask the user something.
+        self.expects_answer = False
         self._said: list[str] = []
         self.playback: ReplyAudio | None = None
         self._attached: set[asyncio.Task[None]] = set()
