@@ -17,7 +17,7 @@ from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT, Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import llm
+from homeassistant.helpers import chat_session, llm
 
 from .agent_config import session_config_from_options
 from .assist_bridge import PipelineRunInfo, plays_from_tts_end
@@ -42,12 +42,13 @@ from .const import (
 )
 from .follow_up import ExpectAnswerTool, without_expect_answer
 from .problems import ProblemReporter
+from .realtime import turn as lifecycle
 from .realtime.config import OutputModality, SessionConfig, TurnDetection, TurnDetectionMode
 from .realtime.errors import RealtimeError
 from .realtime.pool import Lease, SessionPool
 from .realtime.providers.base import Provider
 from .realtime.session import RealtimeSession
-from .realtime.turn import Turn, TurnDeadlines, TurnError
+from .realtime.turn import FailureReason, Turn, TurnDeadlines, TurnError
 from .service_tool import CallServiceTool
 from .tools import guard_chat_log_tools, tool_specs
 
@@ -83,6 +84,8 @@ class RealtimeAgent:
         self._device_turns: dict[str, Turn] = {}
         # Why a conversation's last turn failed, for the stages that tell the user.
         self._failures: dict[str, TurnError] = {}
+        # ...and those the conversation stage has told already.
+        self._told: set[str] = set()
         # Replies still being written into their chat log after the conversation stage returned.
         self._replying: dict[Turn, asyncio.Task[None]] = {}
         self._problems = ProblemReporter(hass, entry)
@@ -241,7 +244,9 @@ class RealtimeAgent:
     def deadlines(self) -> TurnDeadlines:
         """Tool results may take as long as the agent lets a tool run, and then some."""
         tool_timeout = float(self.options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT))
-        return TurnDeadlines(tool_results_s=tool_timeout + TOOL_RESULTS_MARGIN_S)
+        return dataclasses.replace(
+            lifecycle.DEFAULT_DEADLINES, tool_results_s=tool_timeout + TOOL_RESULTS_MARGIN_S
+        )
 
     async def async_begin_turn(
         self,
@@ -259,43 +264,56 @@ class RealtimeAgent:
         for idleness while the reply is still being read.
         """
         self._failures.pop(conversation_id, None)
+        self._told.discard(conversation_id)
         playing = self._device_turns.get(device_id) if device_id is not None else None
         if playing is not None and (playing.still_playing() or not playing.ended.is_set()):
             # Half-duplex barge-in: the satellite started a new turn over the reply.
             await playing.interrupt()
-        if (previous := self._turns.get(conversation_id)) is not None:
+        if (previous := self._turns.pop(conversation_id, None)) is not None:
             await previous.cancel()
             await self._replies_done(previous)
-        lease = await self.pool.acquire(conversation_id, config)
+        new_conversation = self.pool.get(conversation_id) is None
+        try:
+            lease = await self.pool.acquire(conversation_id, config)
+        except RealtimeError as err:
+            failure = TurnError(FailureReason.of(err.kind), str(err))
+            self._problems.turn_failed(failure)
+            self.note_failure(conversation_id, failure)
+            raise failure from err
+        if new_conversation and (current := chat_session.current_session.get()):
+            # Home Assistant forgets the conversation after 5 idle minutes; so do we.
+            current.async_on_cleanup(self.pool.discard_later(conversation_id))
         turn = Turn(lease.session, deadlines=self.deadlines, typed=typed_text is not None)
         self._turns[conversation_id] = turn
         if device_id is not None:
             self._device_turns[device_id] = turn
-        turn.on_end(lambda ended: self._turn_ended(conversation_id, ended, lease))
+        turn.on_end(lambda ended: self._turn_ended(ended, lease))
         if typed_text is not None:
-            try:
-                await turn.send_text(typed_text)
-            except RealtimeError:
-                await turn.cancel()
-                raise
+            await turn.send_text(typed_text)
         else:
             self.watch_through_camera(turn, device_id)
         return turn
 
-    def _turn_ended(self, conversation_id: str, turn: Turn, lease: Lease) -> None:
+    def _turn_ended(self, turn: Turn, lease: Lease) -> None:
         lease.release()
         if turn.failure is not None:
-            self.note_failure(conversation_id, turn.failure)
+            self._problems.turn_failed(turn.failure)
         elif turn.done_ok:
             self._problems.turn_succeeded()
 
     def note_failure(self, conversation_id: str, failure: TurnError) -> None:
-        """A turn failed: its conversation's next stages tell the user; act on what it says."""
+        """The conversation's turn failed before the conversation stage could tell the user."""
         self._failures[conversation_id] = failure
-        self._problems.turn_failed(failure)
+
+    def untold_failure(self, conversation_id: str) -> TurnError | None:
+        """A failure of this run the conversation stage has yet to tell (then it is told)."""
+        if conversation_id in self._told:
+            return None
+        self._told.add(conversation_id)
+        return self._failures.get(conversation_id)
 
     def failure(self, conversation_id: str | None) -> TurnError | None:
-        """Why the conversation's last turn failed, if it did."""
+        """Why the conversation's latest turn failed before it could answer, if it did."""
         return self._failures.get(conversation_id) if conversation_id else None
 
     def turn(self, conversation_id: str | None) -> Turn | None:

@@ -21,7 +21,7 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import CONF_LLM_HASS_API, MATCH_ALL, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import chat_session, intent, llm
+from homeassistant.helpers import intent, llm
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import RealtimeAssistConfigEntry
@@ -36,7 +36,7 @@ from .entity import RealtimeAssistEntity, async_add_agent_entities
 from .notices import async_failure_message
 from .realtime.errors import RealtimeError
 from .realtime.events import AwaitingToolResults, ToolCall, TranscriptDelta
-from .realtime.turn import UNHEARD_WORDS, FailureReason, Turn, TurnError
+from .realtime.turn import UNHEARD_WORDS, Turn, TurnError
 
 PARALLEL_UPDATES = 0
 # How Home Assistant tells a question (`ChatLog.continue_conversation`): "?", Greek, Chinese.
@@ -87,7 +87,7 @@ class RealtimeConversationEntity(
         agent = self.agent
         run = current_pipeline_run(self.hass)
         conversation_id = chat_log.conversation_id
-        if (failure := agent.failure(conversation_id)) is not None:
+        if (failure := agent.untold_failure(conversation_id)) is not None:
             # Speech-to-text already failed this turn: the user hears why.
             return await self._async_failed(user_input, chat_log, failure)
         try:
@@ -100,7 +100,6 @@ class RealtimeConversationEntity(
         except conversation.ConverseError as err:
             return err.as_conversation_result()
 
-        new_conversation = agent.pool.get(conversation_id) is None
         turn = agent.turn(conversation_id)
         try:
             if turn is None or turn.answered or turn.session.closed:
@@ -110,13 +109,9 @@ class RealtimeConversationEntity(
                 )
             # Spoken to our speech-to-text: the model is already answering.
             turn.answered = True
-        except RealtimeError as err:
-            failure = TurnError(FailureReason.of(err.kind), str(err))
-            agent.note_failure(conversation_id, failure)
-            return await self._async_failed(user_input, chat_log, failure)
-        if new_conversation and (current := chat_session.current_session.get()):
-            # Home Assistant forgets the conversation after 5 idle minutes.
-            current.async_on_cleanup(agent.pool.discard_later(conversation_id))
+        except TurnError as err:
+            agent.untold_failure(conversation_id)  # told now
+            return await self._async_failed(user_input, chat_log, err)
         if not agent.speaks_in(run):
             turn.discard_audio()
             return await self._async_answer(user_input, chat_log, turn)
@@ -195,16 +190,10 @@ class RealtimeConversationEntity(
         self.agent.keep_replying(
             turn, self.hass.async_create_background_task(finish(), "realtime_assist_reply")
         )
-        said = turn.words_so_far() or UNHEARD_WORDS
-        response = intent.IntentResponse(language=user_input.language)
-        response.async_set_speech(said)
-        return conversation.ConversationResult(
-            response=response,
-            conversation_id=chat_log.conversation_id,
-            # Decided before the model has finished: a question it announced (follow_up.py)
-            # or has asked by now.
-            continue_conversation=turn.expects_answer or said.rstrip().endswith(QUESTION_MARKS),
-        )
+        result = _spoken_result(user_input, chat_log, turn.words_so_far() or UNHEARD_WORDS)
+        # Decided before the model has finished: a question it announced (follow_up.py).
+        result.continue_conversation |= turn.expects_answer
+        return result
 
     async def _async_result(
         self,
@@ -214,6 +203,9 @@ class RealtimeConversationEntity(
     ) -> conversation.ConversationResult:
         if turn.failure is not None:
             return await self._async_failed(user_input, chat_log, turn.failure)
+        if not isinstance(chat_log.content[-1], conversation.AssistantContent):
+            # Cut off between a tool round and the model's words about it (the user spoke).
+            return _spoken_result(user_input, chat_log, turn.words_so_far())
         return conversation.async_get_result_from_chat_log(user_input, chat_log)
 
     async def _async_failed(
@@ -231,6 +223,18 @@ class RealtimeConversationEntity(
         return conversation.ConversationResult(
             response=response, conversation_id=chat_log.conversation_id
         )
+
+
+def _spoken_result(
+    user_input: conversation.ConversationInput, chat_log: conversation.ChatLog, said: str
+) -> conversation.ConversationResult:
+    response = intent.IntentResponse(language=user_input.language)
+    response.async_set_speech(said)
+    return conversation.ConversationResult(
+        response=response,
+        conversation_id=chat_log.conversation_id,
+        continue_conversation=said.rstrip().endswith(QUESTION_MARKS),
+    )
 
 
 async def _write_reply(agent_id: str, turn: Turn, chat_log: conversation.ChatLog) -> None:

@@ -25,7 +25,6 @@ from .const import DOMAIN, LOGGER
 from .entity import RealtimeSpeechEntity, async_add_agent_entities
 from .languages import SUPPORTED_LANGUAGES
 from .realtime.config import SessionConfig, TurnDetectionMode
-from .realtime.errors import RealtimeError
 from .realtime.turn import UNHEARD_WORDS, FailureReason, TurnError
 
 PARALLEL_UPDATES = 0
@@ -99,10 +98,11 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
             if err.reason is FailureReason.NO_SPEECH:
                 LOGGER.info("No speech recognised: %s", err)
                 return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-            return self._failed(conversation_id)
-        except RealtimeError as err:
-            agent.note_failure(conversation_id, TurnError(FailureReason.of(err.kind), str(err)))
-            return self._failed(conversation_id)
+            # The pipeline goes on so the user hears why: speech-to-text that fails ends
+            # the run with an error a satellite shows at best as a light; the
+            # conversation stage instead answers with what went wrong, which is said.
+            agent.note_failure(conversation_id, err)
+            return stt.SpeechResult(UNHEARD_WORDS, stt.SpeechResultState.SUCCESS)
         if (
             run is not None
             and run.known
@@ -113,17 +113,6 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
             turn.discard_audio()
             await turn.cancel("another agent answers")
         return stt.SpeechResult(text, stt.SpeechResultState.SUCCESS)
-
-    def _failed(self, conversation_id: str) -> stt.SpeechResult:
-        """The turn failed after the user spoke: the pipeline goes on so the user hears why.
-
-        Speech-to-text that fails ends the run with an error the satellite shows
-        at best as a light; the conversation stage instead answers with what
-        went wrong (see `agent.failure`), which the satellite says.
-        """
-        if self.agent.failure(conversation_id) is None:
-            return stt.SpeechResult(None, stt.SpeechResultState.ERROR)
-        return stt.SpeechResult(UNHEARD_WORDS, stt.SpeechResultState.SUCCESS)
 
     async def _async_turn_config(
         self, metadata: stt.SpeechMetadata, context: Context | None, device_id: str | None

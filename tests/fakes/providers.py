@@ -234,6 +234,12 @@ class _FaultSwitches:
     def admit_connections(self) -> None:
         self.server.admit_connections()
 
+    def revoke_key(self) -> None:
+        """The key stops working: live connections drop, new ones get the bad-key refusal."""
+        self.server.api_key = "revoked"
+        for conn in self.server.connections:
+            conn.close_abruptly()
+
 
 # -- OpenAI Realtime -----------------------------------------------------------
 

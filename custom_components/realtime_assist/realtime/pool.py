@@ -132,7 +132,12 @@ class SessionPool:
 
     def _release(self, key: str, pooled: _Pooled) -> None:
         pooled.leases -= 1
-        if pooled.leases == 0 and not self._closed and self._sessions.get(key) is pooled:
+        if (
+            pooled.leases == 0
+            and not self._closed
+            and not pooled.session.closed
+            and self._sessions.get(key) is pooled
+        ):
             pooled.idle_timer = asyncio.get_running_loop().call_later(
                 self._idle_timeout_s, self._expire, key, pooled
             )
@@ -144,6 +149,8 @@ class SessionPool:
             pooled = self._sessions.get(key)
             if pooled is not None and not pooled.session.closed:
                 return pooled
+            if pooled is not None and pooled.idle_timer is not None:
+                pooled.idle_timer.cancel()  # it ended by itself (fatal error); replaced now
             session = self._take_spare() if use_spare else None
             if session is None:
                 session = await self._open(config)

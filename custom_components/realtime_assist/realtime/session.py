@@ -350,6 +350,10 @@ class RealtimeSession:
         await self._deliver(lambda connection: connection.clear_audio())
         self._forget_turn_audio()
 
+    def abandon_user_turn(self) -> None:
+        """The user's turn failed: a reconnect must not replay its audio (they will repeat)."""
+        self._forget_turn_audio()
+
     async def send_text(self, text: str, *, respond: bool = True) -> None:
         """A user message typed rather than spoken."""
         await self._deliver(lambda connection: connection.send_text(text, respond=respond))

@@ -41,6 +41,7 @@ from .events import (
     InputTranscript,
     Interrupted,
     ProviderError,
+    Reconnected,
     ResponseDone,
     ResponseRetrying,
     ResponseStarted,
@@ -124,6 +125,9 @@ class TurnDeadlines:
     tool_results_s: float = 40.0
 
 
+DEFAULT_DEADLINES = TurnDeadlines()
+
+
 class TurnTracker:
     """Which events are a turn's, and when its model's reply is over.
 
@@ -178,7 +182,7 @@ class Turn:
         typed: bool = False,
     ) -> None:
         self.session = session
-        self._deadlines = deadlines or TurnDeadlines()
+        self._deadlines = deadlines or DEFAULT_DEADLINES
         self._loop = asyncio.get_running_loop()
         self._events = session.subscribe()
         self._tracker = TurnTracker()
@@ -188,6 +192,9 @@ class Turn:
         self._audio_ended_at: float | None = None
         self._last_event_at = self._phase_since
         self._results_asked_at: float | None = None
+        # The tool calls the model waits for, and whether the connection was replaced since.
+        self._awaited: set[str] = set()
+        self._reconnected = False
         self._retry_until = 0.0
         self._partial: list[str] = []
         # What speech-to-text returns: the provider's transcript, or the words so far
@@ -496,19 +503,40 @@ class Turn:
                 self._said.append(text)
                 self._settle_heard()
                 self._reply(event)
-            case ToolCall() | ToolCallsCancelled():
+            case ToolCall():
                 self._settle_heard()
                 self._reply(event)
-            case AwaitingToolResults():
+            case ToolCallsCancelled(call_ids=call_ids):
+                self._reply(event)
+                self._withdrawn(call_ids)
+            case AwaitingToolResults(call_ids=call_ids):
                 self._tracker.awaiting_results = True
                 self._results_asked_at = self._loop.time()
+                self._awaited = set(call_ids)
                 self._reply(event)
+            case Reconnected():
+                self._reconnected = True
+                self._check_awaited()
             case ResponseDone():
                 self._reply(event)
                 self._response_done(event)
             case Interrupted():
                 self._end(None, interrupted=True)
         self._last_event_at = self._loop.time()
+
+    def _withdrawn(self, call_ids: tuple[str, ...]) -> None:
+        """The provider withdrew tool calls: after a reconnect, the model won't go on.
+
+        Gemini withdraws calls when the user speaks over the model (the turn ends
+        as interrupted) and when a new connection cannot know them (the turn
+        fails: it would wait for results the model no longer expects).
+        """
+        self._awaited -= set(call_ids)
+        self._check_awaited()
+
+    def _check_awaited(self) -> None:
+        if self._results_asked_at is not None and not self._awaited and self._reconnected:
+            self._end(TurnError(FailureReason.CONNECTION, "the connection dropped mid-tool-call"))
 
     def _response_done(self, event: ResponseDone) -> None:
         match event.status:
@@ -573,6 +601,8 @@ class Turn:
             self._sender.cancel()
         for task in list(self._attached):
             task.cancel()
+        if failure is not None:
+            self.session.abandon_user_turn()
         if interrupted:
             self._audio.clear()  # nobody hears the rest of a reply that was cut off
         self._events.close()  # `_run` stops reading
