@@ -1,13 +1,18 @@
-"""What the current Assist pipeline run is: the one place that reads private internals.
+"""The Assist pipeline's private internals: the one place that touches them.
 
-The pipeline calls speech-to-text, the agent and text-to-speech without
-telling them which run (satellite, engines) they serve. The run's chat
-session is public (`chat_session.current_session`, set for the whole run and
-inherited by the text-to-speech task), and it alone correlates the three
-stages. Knowing the satellite (for barge-in and the model's area context) and
-the run's other engines (mixed pipelines) needs the run itself, which only
-Home Assistant's private run registry has. tests/test_assist_bridge.py fails
-loudly if that registry changes.
+What the current run is: the pipeline calls speech-to-text, the agent and
+text-to-speech without telling them which run (satellite, engines) they
+serve. The run's chat session is public (`chat_session.current_session`, set
+for the whole run and inherited by the text-to-speech task), and it alone
+correlates the three stages. Knowing the satellite (for barge-in and the
+model's area context) and the run's other engines (mixed pipelines) needs the
+run itself, which only Home Assistant's private run registry has.
+
+Which pipeline is preferred: only the websocket API sets it; a new agent's
+pipeline becomes the preferred one when the user asks for it.
+
+tests/test_assist_bridge.py and tests/test_pipeline.py fail loudly if these
+internals change.
 """
 
 from __future__ import annotations
@@ -85,3 +90,17 @@ def current_pipeline_run(hass: HomeAssistant) -> PipelineRunInfo | None:
             err,
         )
     return None
+
+
+def async_set_preferred_pipeline(hass: HomeAssistant, pipeline_id: str) -> None:
+    """Make a pipeline the preferred one, as the Assist settings page does."""
+    try:
+        from homeassistant.components.assist_pipeline.runtime import KEY_ASSIST_PIPELINE
+
+        hass.data[KEY_ASSIST_PIPELINE].pipeline_store.async_set_preferred_item(pipeline_id)
+    except (AttributeError, ImportError, KeyError) as err:
+        LOGGER.warning(
+            "Cannot make the new pipeline the preferred one (Home Assistant changed its "
+            "internals: %r); pick it under Settings > Voice assistants",
+            err,
+        )
