@@ -1,10 +1,12 @@
 """A new user's first minutes in the real frontend, in headless Chromium.
 
 Logs into the smoke test's hass as its owner, adds the integration as a user
-would (a wrong key first, then the right one against the fake server), looks
-at the pipeline it made, and opens the form of a second agent. Every form must
-read as the user sees it: no "Translation error", no raw translation key, no
-field without a label. Screenshots for the README go to docs/images/.
+would (a wrong key first, then the right one against the fake server, asking
+for the preferred assistant), adds a second agent through its form (switching
+turn detection, which changes the fields shown), and looks at the assistants
+that were made. Every form must read as the user sees it: no "Translation
+error", no raw translation key, no field without a label. Screenshots for the
+README go to docs/images/ (the same pixels on every run).
 """
 
 from collections.abc import AsyncIterator
@@ -149,7 +151,7 @@ async def _our_pipelines(hass_client: HassClient, entry_id: str) -> tuple[list[A
 async def test_a_new_users_first_minutes(
     page: Page, hass_client: HassClient, fake_openai: FakeOpenAIRealtimeServer, tmp_path: Path
 ) -> None:
-    """Setup (wrong key, right key), the pipeline it makes, and a second agent's form."""
+    """Setup (wrong key, right key), a second agent, and the assistants they come with."""
     preferred_before = (await hass_client.ws({"type": "assist_pipeline/pipeline/list"}))[
         "preferred_pipeline"
     ]
@@ -215,6 +217,14 @@ async def test_a_new_users_first_minutes(
         )
         await page.wait_for(f"{rendered('vad_eagerness')} && !{rendered('silence_duration_ms')}")
         await assert_form_reads_well(page)
+        await submit(page)
+        await page.wait_for(f"!{FORM}")
+        diagnostics = await hass_client.rest(
+            "GET", f"/api/diagnostics/config_entry/{entry['entry_id']}"
+        )
+        agents = {a["title"]: a["data"] for a in diagnostics["data"]["subentries"]}
+        assert agents["Realtime Assist 2"]["turn_detection"] == "semantic_vad"
+        assert agents["Realtime Assist 2"]["vad_eagerness"] == "auto"
         await page.set_viewport(WIDTH, HEIGHT)
 
         # Settings > Voice assistants: ours is the preferred one (starred). Its
