@@ -269,14 +269,14 @@ class Page:
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
         )
 
-    async def screenshot(self, path: Path, element: str | None = None) -> None:
-        """Save a PNG of the viewport, or of the element `element` finds once it is still."""
+    async def screenshot(self, element: str | None = None) -> bytes:
+        """A PNG of the viewport, or of the element `element` finds once it is still."""
         params: dict[str, Any] = {"format": "png"}
         if element is not None:
             box = await self.wait_for(f"__ra.settled({element})")
             params["clip"] = box | {"scale": 1}
         result = await self.send("Page.captureScreenshot", params)
-        await asyncio.to_thread(_write_file, path, base64.b64decode(result["data"]))
+        return base64.b64decode(result["data"])
 
 
 @contextlib.asynccontextmanager
@@ -315,11 +315,6 @@ async def chromium(profile_dir: Path, log_path: Path) -> AsyncIterator[DevTools]
         if drain is not None:
             await drain
         log.close()
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 async def _copy(stream: asyncio.StreamReader, log: Any) -> None:
