@@ -165,12 +165,16 @@ class DevTools:
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        async for raw in self.ws:
-            message = json.loads(raw)
-            if (future := self._pending.pop(message.get("id", -1), None)) and not future.done():
-                future.set_result(message)
-        for future in self._pending.values():
-            future.set_exception(BrowserError("the browser closed its DevTools connection"))
+        try:
+            async for raw in self.ws:
+                message = json.loads(raw)
+                future = self._pending.pop(message.get("id", -1), None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(BrowserError("the DevTools connection closed"))
 
     async def send(
         self, method: str, params: dict[str, Any] | None = None, session_id: str | None = None
