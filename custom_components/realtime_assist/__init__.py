@@ -21,8 +21,16 @@ from homeassistant.helpers.typing import ConfigType
 import probatio
 
 from .agent import RealtimeAgent
+from .assist_bridge import async_set_preferred_pipeline
 from .camera import CameraError, async_snapshot
-from .const import CONF_PROVIDER, DOMAIN, LOGGER, PROVIDER_PROFILES, SUBENTRY_CONVERSATION
+from .const import (
+    CONF_MAKE_PREFERRED,
+    CONF_PROVIDER,
+    DOMAIN,
+    LOGGER,
+    PROVIDER_PROFILES,
+    SUBENTRY_CONVERSATION,
+)
 from .realtime.config import Endpoint, SessionConfig
 from .realtime.errors import AuthenticationError, ConnectError, RealtimeError
 from .realtime.providers import create_provider
@@ -158,28 +166,61 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntr
 async def _async_ensure_pipelines(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> None:
     """Give each agent an Assist pipeline of its own three entities, if none uses them yet.
 
-    The user's preferred pipeline is left alone: they pick ours per satellite.
+    The pipeline reads text aloud in the agent's voice, so announcements sound
+    like replies. The user's preferred pipeline is left alone unless they asked,
+    when adding the agent, to make it their preferred assistant.
     """
     pipelines = assist_pipeline.async_get_pipelines(hass)
     for subentry_id, agent in entry.runtime_data.agents.items():
+        subentry = entry.subentries[subentry_id]
         ids = agent.entity_ids
         if not {Platform.CONVERSATION, Platform.STT, Platform.TTS} <= ids.keys():
             continue  # an entity failed to load; nothing sensible to build
         in_use = set(ids.values())
-        if any(in_use & {p.conversation_engine, p.stt_engine, p.tts_engine} for p in pipelines):
+        pipeline = next(
+            (p for p in pipelines if in_use & {p.conversation_engine, p.stt_engine, p.tts_engine}),
+            None,
+        ) or await _async_create_pipeline(hass, subentry.title, ids, agent.base_config.voice)
+        if CONF_MAKE_PREFERRED not in subentry.data:
             continue
-        pipeline = await assist_pipeline.async_create_default_pipeline(
-            hass,
-            stt_engine_id=ids[Platform.STT],
-            tts_engine_id=ids[Platform.TTS],
-            pipeline_name=entry.subentries[subentry_id].title,
+        if pipeline is not None:
+            async_set_preferred_pipeline(hass, pipeline.id)
+        # Asked once: the wish is not a setting of the agent.
+        hass.config_entries.async_update_subentry(
+            entry,
+            subentry,
+            data={k: v for k, v in subentry.data.items() if k != CONF_MAKE_PREFERRED},
         )
-        if pipeline is None:
-            LOGGER.warning("Could not create an Assist pipeline for %s", ids[Platform.CONVERSATION])
-            continue
-        await assist_pipeline.async_update_pipeline(
-            hass, pipeline, conversation_engine=ids[Platform.CONVERSATION]
-        )
+
+
+async def _async_create_pipeline(
+    hass: HomeAssistant, name: str, ids: Mapping[str, str], voice: str | None
+) -> assist_pipeline.Pipeline | None:
+    """A pipeline of the agent's conversation, speech-to-text and text-to-speech entities."""
+    pipeline = await assist_pipeline.async_create_default_pipeline(
+        hass, stt_engine_id=ids[Platform.STT], tts_engine_id=ids[Platform.TTS], pipeline_name=name
+    )
+    if pipeline is None:
+        LOGGER.warning("Could not create an Assist pipeline for %s", ids[Platform.CONVERSATION])
+        return None
+    await assist_pipeline.async_update_pipeline(
+        hass, pipeline, conversation_engine=ids[Platform.CONVERSATION], tts_voice=voice
+    )
+    return pipeline
+
+
+async def async_pipelines_follow_voice(
+    hass: HomeAssistant, tts_entity_id: str | None, old_voice: str | None, new_voice: str | None
+) -> None:
+    """After an agent's voice changed, its pipelines that used the old voice use the new one.
+
+    A pipeline given another voice on purpose keeps it.
+    """
+    if tts_entity_id is None or new_voice is None or old_voice == new_voice:
+        return
+    for pipeline in assist_pipeline.async_get_pipelines(hass):
+        if pipeline.tts_engine == tts_entity_id and pipeline.tts_voice in (old_voice, None):
+            await assist_pipeline.async_update_pipeline(hass, pipeline, tts_voice=new_voice)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> bool:

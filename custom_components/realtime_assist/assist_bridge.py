@@ -1,16 +1,21 @@
-"""The Assist pipeline run we serve: the one place that leans on Home Assistant's internals.
+"""The Assist pipeline's internals: the one place that leans on them.
 
-The pipeline calls speech-to-text, the agent and text-to-speech without
-telling them which run (satellite, engines) they serve. The run's chat
-session is public (`chat_session.current_session`, set for the whole run and
-inherited by the text-to-speech task), and it alone correlates the three
-stages. Knowing the satellite (for barge-in and the model's area context) and
-the run's other engines (mixed pipelines) needs the run itself, which only
-Home Assistant's private run registry has.
+What the current run is: the pipeline calls speech-to-text, the agent and
+text-to-speech without telling them which run (satellite, engines) they
+serve. The run's chat session is public (`chat_session.current_session`, set
+for the whole run and inherited by the text-to-speech task), and it alone
+correlates the three stages. Knowing the satellite (for barge-in and the
+model's area context) and the run's other engines (mixed pipelines) needs the
+run itself, which only Home Assistant's private run registry has.
 
 When the satellite starts playing is the pipeline's decision too (see
-`start_streaming_reply` and `plays_from_tts_end`). tests/test_assist_bridge.py
-fails loudly if any of this changes in Home Assistant.
+`start_streaming_reply` and `plays_from_tts_end`).
+
+Which pipeline is preferred: only the websocket API sets it; a new agent's
+pipeline becomes the preferred one when the user asks for it.
+
+tests/test_assist_bridge.py and tests/test_pipeline.py fail loudly if these
+internals change.
 """
 
 from __future__ import annotations
@@ -151,3 +156,17 @@ def _stream_response_chars() -> int:
     from homeassistant.components.assist_pipeline.default_pipeline import STREAM_RESPONSE_CHARS
 
     return STREAM_RESPONSE_CHARS
+
+
+def async_set_preferred_pipeline(hass: HomeAssistant, pipeline_id: str) -> None:
+    """Make a pipeline the preferred one, as the Assist settings page does."""
+    try:
+        from homeassistant.components.assist_pipeline.runtime import KEY_ASSIST_PIPELINE
+
+        hass.data[KEY_ASSIST_PIPELINE].pipeline_store.async_set_preferred_item(pipeline_id)
+    except (AttributeError, ImportError, KeyError) as err:
+        LOGGER.warning(
+            "Cannot make the new pipeline the preferred one (Home Assistant changed its "
+            "internals: %r); pick it under Settings > Voice assistants",
+            err,
+        )

@@ -3,14 +3,24 @@
 The parent entry holds the provider, API key and endpoint; every realtime
 agent is a `conversation` subentry with its own session settings, like
 core's openai_conversation. There is no options flow.
+
+The agent form is declared once, in `AGENT_FORM`: sections of fields, each
+field one line. The form nests fields in sections; the subentry data stays
+flat (one key per field), so fields can move between sections freely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, override
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from importlib.util import find_spec
+import itertools
+from typing import Any, Final, override
+from urllib.parse import urlsplit
 
+from homeassistant import data_entry_flow
 from homeassistant.config_entries import (
+    SOURCE_REAUTH,
     SOURCE_USER,
     ConfigEntry,
     ConfigEntryState,
@@ -19,9 +29,16 @@ from homeassistant.config_entries import (
     ConfigSubentryFlow,
     SubentryFlowResult,
 )
-from homeassistant.const import CONF_API_KEY, CONF_LLM_HASS_API, CONF_NAME, CONF_PROMPT, CONF_URL
-from homeassistant.core import callback
-from homeassistant.data_entry_flow import section
+from homeassistant.const import (
+    CONF_API_KEY,
+    CONF_LLM_HASS_API,
+    CONF_NAME,
+    CONF_PROMPT,
+    CONF_URL,
+    Platform,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.data_entry_flow import AbortFlow, section
 from homeassistant.helpers import llm
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -38,15 +55,17 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 from homeassistant.helpers.typing import VolDictType
+from homeassistant.loader import Integration, async_get_integrations
 import probatio
 
-from . import async_build_provider
+from . import async_build_provider, async_pipelines_follow_voice
 from .agent_config import recommended_agent_options
 from .const import (
     CONF_CAMERA_FPS,
     CONF_CAMERA_LONG_SIDE,
     CONF_IDLE_TIMEOUT,
     CONF_KEEP_WARM,
+    CONF_MAKE_PREFERRED,
     CONF_MODEL,
     CONF_PAIR_CAMERAS,
     CONF_PROVIDER,
@@ -57,59 +76,85 @@ from .const import (
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
     DEFAULT_AGENT_NAME,
-    DEFAULT_CAMERA_FPS,
-    DEFAULT_CAMERA_LONG_SIDE,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_KEEP_WARM,
-    DEFAULT_PAIR_CAMERAS,
-    DEFAULT_SILENCE_DURATION_MS,
-    DEFAULT_TOOL_TIMEOUT,
-    DEFAULT_TURN_DETECTION,
-    DEFAULT_VAD_EAGERNESS,
+    DOCUMENTATION_URL,
     DOMAIN,
     LOGGER,
     PROVIDER_PROFILES,
     SECTION_ADVANCED,
+    SECTION_BEHAVIOUR,
+    SECTION_CAMERA,
+    SECTION_LISTENING,
     SUBENTRY_CONVERSATION,
+    ProviderProfile,
 )
 from .realtime.config import Eagerness, TurnDetectionMode
 from .realtime.errors import AuthenticationError, ConnectError
-from .realtime.providers import PROVIDER_OPENAI
+from .realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
 from .service_tool import async_service_domain_options
 
-_API_KEY_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+# Links and examples the setup texts show (URLs go in placeholders, not in strings.json).
+SETUP_PLACEHOLDERS: Final = {
+    "openai_key_url": PROVIDER_PROFILES[PROVIDER_OPENAI].key_url,
+    "openai_billing_url": "https://platform.openai.com/settings/organization/billing/overview",
+    "gemini_key_url": PROVIDER_PROFILES[PROVIDER_GEMINI].key_url,
+    "gemini_billing_url": "https://ai.google.dev/gemini-api/docs/billing",
+    "docs_url": DOCUMENTATION_URL,
+    "azure_url": "https://<resource>.openai.azure.com/openai/v1",
+}
+# Azure OpenAI speaks OpenAI's protocol at its own hosts; the entry's title says which,
+# and a new key comes from the resource's page in the portal.
+AZURE_HOST_SUFFIXES: Final = (".openai.azure.com", ".cognitiveservices.azure.com")
+AZURE_KEY_URL: Final = "https://portal.azure.com"
+# Eagerness choices, the default first.
+EAGERNESS_OPTIONS: Final = [
+    e.value for e in (Eagerness.AUTO, Eagerness.LOW, Eagerness.MEDIUM, Eagerness.HIGH)
+]
+# Reasons a provider gives are shown in the form; long ones are cut.
+MAX_REASON_CHARS: Final = 300
 
-# The endpoint override is rarely needed (Azure OpenAI, compatible servers),
-# so it sits in a collapsed section.
-_ADVANCED_SECTION = section(
-    probatio.Schema(
-        {probatio.Optional(CONF_URL): TextSelector(TextSelectorConfig(type=TextSelectorType.URL))}
-    ),
-    {"collapsed": True},
+_API_KEY_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+_URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
+
+# `visible` conditions on form fields exist from Home Assistant 2026.11 on (the
+# frontend hides a field until its condition holds); 2026.10 shows every field.
+# (2026.10's data_entry_flow has a `Required` too: typing's.)
+_VISIBLE_MARKERS: Final[tuple[Any, Any] | None] = (
+    (vars(data_entry_flow)["Optional"], vars(data_entry_flow)["Required"])
+    if find_spec("homeassistant.helpers.field_visibility")
+    else None
 )
 
-STEP_USER_SCHEMA = probatio.Schema(
-    {
-        probatio.Required(CONF_PROVIDER, default=PROVIDER_OPENAI): SelectSelector(
+
+def _entry_schema(step_id: str, *, url_set: bool) -> probatio.Schema:
+    """The form of the parent entry's `user`, `reconfigure` or `reauth_confirm` step.
+
+    The endpoint override is rarely needed (Azure OpenAI, compatible servers),
+    so its section is collapsed unless an endpoint is set: then the user sees
+    the URL an error is about.
+    """
+    if step_id == "reauth_confirm":
+        # Only the key: the endpoint still answered, it refused the key.
+        return probatio.Schema({probatio.Required(CONF_API_KEY): _API_KEY_SELECTOR})
+    fields: VolDictType = {}
+    if step_id == "user":
+        fields[probatio.Required(CONF_PROVIDER, default=PROVIDER_OPENAI)] = SelectSelector(
             SelectSelectorConfig(
                 options=list(PROVIDER_PROFILES),
                 translation_key=CONF_PROVIDER,
                 mode=SelectSelectorMode.DROPDOWN,
             )
-        ),
-        probatio.Required(CONF_API_KEY): _API_KEY_SELECTOR,
-        probatio.Required(SECTION_ADVANCED): _ADVANCED_SECTION,
-    }
-)
-# Reauth only asks for the key: the endpoint still answered, it refused the key.
-STEP_REAUTH_SCHEMA = probatio.Schema({probatio.Required(CONF_API_KEY): _API_KEY_SELECTOR})
-# The provider is fixed once agents exist: their models and voices depend on it.
-STEP_RECONFIGURE_SCHEMA = probatio.Schema(
-    {
-        probatio.Required(CONF_API_KEY): _API_KEY_SELECTOR,
-        probatio.Required(SECTION_ADVANCED): _ADVANCED_SECTION,
-    }
-)
+        )
+        fields[probatio.Required(CONF_API_KEY)] = _API_KEY_SELECTOR
+        fields[probatio.Required(CONF_MAKE_PREFERRED, default=False)] = BooleanSelector()
+    else:
+        # The provider is fixed once agents exist: their models and voices depend on it.
+        # Left empty, the key stays as it is.
+        fields[probatio.Optional(CONF_API_KEY)] = _API_KEY_SELECTOR
+    fields[probatio.Required(SECTION_ADVANCED)] = section(
+        probatio.Schema({probatio.Optional(CONF_URL): _URL_SELECTOR}),
+        {"collapsed": not url_set},
+    )
+    return probatio.Schema(fields)
 
 
 def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,6 +167,34 @@ def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
     if SECTION_ADVANCED in user_input:
         data[CONF_URL] = user_input[SECTION_ADVANCED].get(CONF_URL) or None
     return data
+
+
+def _azure_resource(data: Mapping[str, Any]) -> str | None:
+    """The Azure OpenAI resource the entry's endpoint belongs to, if it is one."""
+    host = urlsplit(data.get(CONF_URL) or "").hostname or ""
+    if data[CONF_PROVIDER] == PROVIDER_OPENAI and host.endswith(AZURE_HOST_SUFFIXES):
+        return host.split(".", 1)[0]
+    return None
+
+
+def entry_title(data: Mapping[str, Any]) -> str:
+    """The entry's title: the provider, and where its endpoint is when not the provider's own.
+
+    "OpenAI Realtime", "Azure OpenAI (myresource)", "Gemini Live (127.0.0.1:8080)".
+    """
+    title = PROVIDER_PROFILES[data[CONF_PROVIDER]].title
+    if resource := _azure_resource(data):
+        return f"Azure OpenAI ({resource})"
+    if url := data.get(CONF_URL):
+        return f"{title} ({urlsplit(url).netloc or url})"
+    return title
+
+
+def _redact(text: str, secret: str) -> str:
+    """`text` without `secret`, cut to a length a form can show."""
+    if secret:
+        text = text.replace(secret, "***")
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
 
 
 def _number_box(minimum: float, maximum: float, step: float, unit: str) -> NumberSelector:
@@ -141,6 +214,257 @@ def _whole_number(minimum: int, maximum: int, step: int, unit: str) -> probatio.
     return probatio.All(_number_box(minimum, maximum, step, unit), probatio.Coerce(int))
 
 
+def _translated_select(translation_key: str, options: Collection[str]) -> SelectSelector:
+    """A dropdown whose option labels live in strings.json under `selector.<key>`."""
+    return SelectSelector(
+        SelectSelectorConfig(
+            options=list(options),
+            translation_key=translation_key,
+            mode=SelectSelectorMode.DROPDOWN,
+        )
+    )
+
+
+def _labelled_select(
+    options: list[SelectOptionDict], *, multiple: bool = False, custom_value: bool = True
+) -> SelectSelector:
+    """A dropdown of labelled options; by default the user may also type a value."""
+    return SelectSelector(
+        SelectSelectorConfig(
+            options=options,
+            multiple=multiple,
+            custom_value=custom_value,
+            mode=SelectSelectorMode.DROPDOWN,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FormContext:
+    """What the agent form's choices depend on, gathered once per form shown."""
+
+    profile: ProviderProfile
+    # The provider's voices by label, and the agent's own if it is none of them.
+    voices: list[SelectOptionDict]
+    # The LLM APIs registered in Home Assistant, by name.
+    llm_apis: list[SelectOptionDict]
+    # Domains offered to the call-service tool, labelled with their integration's name.
+    service_domains: list[SelectOptionDict]
+    # Whether Home Assistant has any camera entity at all.
+    has_cameras: bool
+
+
+def _always(_: FormContext) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class AgentField:
+    """One setting of the agent form, stored under `key` in the subentry data."""
+
+    key: str
+    # Builds the field's selector (choices can depend on the provider and the home).
+    selector: Callable[[FormContext], Any]
+    # An optional field may be left empty, which removes it from the data.
+    optional: bool = False
+    # Shown only while a field of the same section has a value (2026.11+), e.g.
+    # {"field": CONF_TURN_DETECTION, "value": "semantic_vad"}. A hidden field
+    # keeps its stored value.
+    visible: Mapping[str, Any] | None = None
+    # Whether the field is on the form at all (the provider's features, the home).
+    applies: Callable[[FormContext], bool] = _always
+
+    def marker(self, default: Any) -> probatio.Marker:
+        """The schema key of the field; `default` fills a required field missing from the data."""
+        kwargs: dict[str, Any] = {} if self.optional else {"default": default}
+        optional, required = probatio.Optional, probatio.Required
+        if self.visible and _VISIBLE_MARKERS is not None:
+            kwargs["visible"] = dict(self.visible)
+            optional, required = _VISIBLE_MARKERS
+        marker: probatio.Marker = (optional if self.optional else required)(self.key, **kwargs)
+        return marker
+
+
+@dataclass(frozen=True, slots=True)
+class FormSection:
+    """A titled group of fields of the agent form."""
+
+    key: str
+    fields: tuple[AgentField, ...]
+    collapsed: bool = False
+
+
+def _static(selector: Any) -> Callable[[FormContext], Any]:
+    """A selector that is the same on every form."""
+    return lambda _: selector
+
+
+def _when(field: str, value: Any) -> Mapping[str, Any]:
+    """A `visible` condition: the other field has this value."""
+    return {"field": field, "value": value}
+
+
+def _model_selector(context: FormContext) -> SelectSelector:
+    models = [SelectOptionDict(value=model, label=model) for model in context.profile.models]
+    return _labelled_select(models)
+
+
+def _voice_selector(context: FormContext) -> SelectSelector:
+    # No typing: a dropdown that takes typed values shows values, not labels.
+    return _labelled_select(context.voices, custom_value=False)
+
+
+def _llm_api_selector(context: FormContext) -> SelectSelector:
+    return SelectSelector(
+        SelectSelectorConfig(options=context.llm_apis, multiple=True, mode=SelectSelectorMode.LIST)
+    )
+
+
+def _service_domain_selector(context: FormContext) -> SelectSelector:
+    return _labelled_select(context.service_domains, multiple=True)
+
+
+def _turn_detection_selector(context: FormContext) -> SelectSelector:
+    modes = [mode.value for mode in context.profile.turn_detection_modes]
+    return _translated_select(CONF_TURN_DETECTION, modes)
+
+
+def _has_semantic_vad(context: FormContext) -> bool:
+    return TurnDetectionMode.SEMANTIC_VAD in context.profile.turn_detection_modes
+
+
+def _has_cameras(context: FormContext) -> bool:
+    return context.has_cameras
+
+
+def _has_camera_video(context: FormContext) -> bool:
+    return context.has_cameras and context.profile.video_input
+
+
+AGENT_FORM: Final = (
+    FormSection(
+        SECTION_BEHAVIOUR,
+        (
+            AgentField(CONF_MODEL, _model_selector),
+            AgentField(CONF_VOICE, _voice_selector),
+            AgentField(CONF_PROMPT, _static(TemplateSelector()), optional=True),
+            AgentField(CONF_LLM_HASS_API, _llm_api_selector, optional=True),
+            # Left empty, the tool follows the domains of the exposed entities.
+            AgentField(CONF_SERVICE_DOMAINS, _service_domain_selector, optional=True),
+        ),
+    ),
+    FormSection(
+        SECTION_LISTENING,
+        (
+            AgentField(CONF_TURN_DETECTION, _turn_detection_selector),
+            AgentField(
+                CONF_SILENCE_DURATION_MS,
+                _static(_whole_number(100, 5000, 50, "ms")),
+                visible=_when(CONF_TURN_DETECTION, TurnDetectionMode.SERVER_VAD.value),
+            ),
+            AgentField(
+                CONF_VAD_EAGERNESS,
+                _static(_translated_select(CONF_VAD_EAGERNESS, EAGERNESS_OPTIONS)),
+                visible=_when(CONF_TURN_DETECTION, TurnDetectionMode.SEMANTIC_VAD.value),
+                applies=_has_semantic_vad,
+            ),
+        ),
+    ),
+    FormSection(
+        SECTION_CAMERA,
+        (
+            AgentField(CONF_PAIR_CAMERAS, _static(BooleanSelector()), applies=_has_cameras),
+            AgentField(
+                CONF_CAMERA_FPS,
+                _static(_number_box(0.1, 1.0, 0.1, "fps")),
+                visible=_when(CONF_PAIR_CAMERAS, True),
+                applies=_has_camera_video,
+            ),
+            # Not tied to pairing: every image the model is shown is scaled to it
+            # (the camera tool and the ask_about_camera action too).
+            AgentField(
+                CONF_CAMERA_LONG_SIDE,
+                _static(_whole_number(256, 2048, 64, "px")),
+                applies=_has_cameras,
+            ),
+        ),
+        collapsed=True,
+    ),
+    FormSection(
+        SECTION_ADVANCED,
+        (
+            AgentField(CONF_TOOL_TIMEOUT, _static(_whole_number(1, 120, 1, "s"))),
+            AgentField(CONF_IDLE_TIMEOUT, _static(_whole_number(10, 3600, 1, "s"))),
+            AgentField(CONF_KEEP_WARM, _static(BooleanSelector())),
+        ),
+        collapsed=True,
+    ),
+)
+
+
+def agent_schema(
+    context: FormContext, defaults: Mapping[str, Any], extra: VolDictType
+) -> probatio.Schema:
+    """The agent form: `extra` fields on top, then the sections that have a field here."""
+    fields: VolDictType = dict(extra)
+    for form_section in AGENT_FORM:
+        inner: VolDictType = {
+            field.marker(defaults.get(field.key)): field.selector(context)
+            for field in form_section.fields
+            if field.applies(context)
+        }
+        if inner:
+            fields[probatio.Required(form_section.key)] = section(
+                probatio.Schema(inner), {"collapsed": form_section.collapsed}
+            )
+    return probatio.Schema(fields)
+
+
+def nest_agent_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat subentry data as the form's sections hold it (for suggested values)."""
+    return {
+        form_section.key: {f.key: options[f.key] for f in form_section.fields if f.key in options}
+        for form_section in AGENT_FORM
+    }
+
+
+def agent_data(
+    context: FormContext, previous: Mapping[str, Any], user_input: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The subentry data after the form: `previous` updated with what was submitted.
+
+    A field not submitted keeps its value (hidden, or not on this provider's
+    form), except an optional field on the form, which the user emptied.
+    """
+    data = dict(previous)
+    for form_section in AGENT_FORM:
+        submitted: Mapping[str, Any] = user_input.get(form_section.key, {})
+        for field in form_section.fields:
+            if field.key in submitted:
+                data[field.key] = submitted[field.key]
+            elif field.optional and field.applies(context):
+                data.pop(field.key, None)
+    return data
+
+
+def unused_agent_name(taken: Collection[str]) -> str:
+    """The default name of a new agent: "Realtime Assist", then "Realtime Assist 2"..."""
+    names = (
+        f"{DEFAULT_AGENT_NAME} {n}" if n > 1 else DEFAULT_AGENT_NAME for n in itertools.count(1)
+    )
+    return next(name for name in names if name not in taken)
+
+
+def _agent_names(hass: HomeAssistant) -> set[str]:
+    """The names of every realtime agent, in every entry."""
+    return {
+        subentry.title
+        for entry in hass.config_entries.async_entries(DOMAIN)
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_CONVERSATION
+    }
+
+
 class RealtimeAssistConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a realtime provider and keep its credentials working."""
 
@@ -151,28 +475,28 @@ class RealtimeAssistConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the provider, key and optional endpoint."""
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             data = _flatten(user_input)
-            errors = await self._async_validate(data)
+            make_preferred = data.pop(CONF_MAKE_PREFERRED, False)
+            errors, placeholders = await self._async_validate(data)
             if not errors:
-                provider: str = data[CONF_PROVIDER]
+                agent = recommended_agent_options(data[CONF_PROVIDER])
+                if make_preferred:
+                    agent[CONF_MAKE_PREFERRED] = True
                 return self.async_create_entry(
-                    title=PROVIDER_PROFILES[provider].title,
+                    title=entry_title(data),
                     data=data,
                     subentries=[
                         {
                             "subentry_type": SUBENTRY_CONVERSATION,
-                            "data": recommended_agent_options(provider),
-                            "title": DEFAULT_AGENT_NAME,
+                            "data": agent,
+                            "title": unused_agent_name(_agent_names(self.hass)),
                             "unique_id": None,
                         }
                     ],
                 )
-        return self.async_show_form(
-            step_id="user",
-            data_schema=self.add_suggested_values_to_schema(STEP_USER_SCHEMA, user_input),
-            errors=errors,
-        )
+        return self._show_entry_form("user", user_input, errors, placeholders)
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """Start reauth after the provider rejected the stored key."""
@@ -182,69 +506,91 @@ class RealtimeAssistConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Ask for a new key."""
-        return await self._async_step_update_entry(
-            self._get_reauth_entry(), "reauth_confirm", STEP_REAUTH_SCHEMA, user_input, None
-        )
+        return await self._async_step_update_entry(self._get_reauth_entry(), user_input)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Change the key or the endpoint."""
-        entry = self._get_reconfigure_entry()
-        return await self._async_step_update_entry(
-            entry,
-            "reconfigure",
-            STEP_RECONFIGURE_SCHEMA,
-            user_input,
-            {SECTION_ADVANCED: {CONF_URL: entry.data.get(CONF_URL)}},
-        )
+        return await self._async_step_update_entry(self._get_reconfigure_entry(), user_input)
 
     async def _async_step_update_entry(
-        self,
-        entry: ConfigEntry,
-        step_id: str,
-        schema: probatio.Schema,
-        user_input: dict[str, Any] | None,
-        suggested: Mapping[str, Any] | None,
+        self, entry: ConfigEntry, user_input: dict[str, Any] | None
     ) -> ConfigFlowResult:
         """Validate new settings for an existing entry, then store them and reload."""
+        step_id = "reauth_confirm" if self.source == SOURCE_REAUTH else "reconfigure"
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        shown: Mapping[str, Any] = {SECTION_ADVANCED: {CONF_URL: entry.data.get(CONF_URL)}}
         if user_input is not None:
             data = {**entry.data, **_flatten(user_input)}
-            errors = await self._async_validate(data)
+            if not data.get(CONF_API_KEY):
+                data[CONF_API_KEY] = entry.data[CONF_API_KEY]  # left empty: keep it
+            errors, placeholders = await self._async_validate(data, entry.entry_id)
             if not errors:
+                # An entry still titled after its endpoint follows the endpoint;
+                # a title the user chose stays.
+                title = entry_title(data) if entry.title == entry_title(entry.data) else entry.title
                 # A loaded entry reloads through its update listener; reloading
                 # it from the flow as well is reported by Home Assistant (and
                 # refused from 2026.12). A failed entry has no listener.
                 if entry.update_listeners:
-                    return self.async_update_and_abort(entry, data=data)
-                return self.async_update_reload_and_abort(entry, data=data)
-            suggested = user_input
+                    return self.async_update_and_abort(entry, data=data, title=title)
+                return self.async_update_reload_and_abort(entry, data=data, title=title)
+            shown = user_input
+        placeholders = {
+            CONF_NAME: entry.title,
+            "key_url": AZURE_KEY_URL
+            if _azure_resource(entry.data)
+            else PROVIDER_PROFILES[entry.data[CONF_PROVIDER]].key_url,
+            **placeholders,
+        }
+        return self._show_entry_form(step_id, shown, errors, placeholders)
+
+    def _show_entry_form(
+        self,
+        step_id: str,
+        shown: Mapping[str, Any] | None,
+        errors: dict[str, str],
+        placeholders: dict[str, str],
+    ) -> ConfigFlowResult:
+        """Show a parent entry form with what the user entered (never the stored key)."""
+        url_set = bool(shown and (shown.get(SECTION_ADVANCED) or {}).get(CONF_URL))
+        suggested = {k: v for k, v in (shown or {}).items() if k != CONF_API_KEY}
         return self.async_show_form(
             step_id=step_id,
-            data_schema=self.add_suggested_values_to_schema(schema, suggested),
+            data_schema=self.add_suggested_values_to_schema(
+                _entry_schema(step_id, url_set=url_set), suggested
+            ),
             errors=errors,
-            description_placeholders={CONF_NAME: entry.title},
+            description_placeholders={**SETUP_PLACEHOLDERS, **placeholders},
         )
 
-    async def _async_validate(self, data: dict[str, Any]) -> dict[str, str]:
-        """Check entry data by opening a session; return the form errors.
+    async def _async_validate(
+        self, data: dict[str, Any], entry_id: str | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Check entry data by opening a session: the form errors and what they name.
 
-        Aborts when another entry already uses the same key and endpoint.
+        Aborts when another entry already uses the same key and endpoint. An
+        error names the endpoint and the provider's reason, never the key.
         """
-        self._async_abort_entries_match(
-            {CONF_API_KEY: data[CONF_API_KEY], CONF_URL: data.get(CONF_URL)}
-        )
+        for entry in self._async_current_entries(include_ignore=False):
+            if entry.entry_id != entry_id and (
+                entry.data.get(CONF_API_KEY),
+                entry.data.get(CONF_URL),
+            ) == (data[CONF_API_KEY], data.get(CONF_URL)):
+                raise AbortFlow("already_configured")
+        url = data.get(CONF_URL) or PROVIDER_PROFILES[data[CONF_PROVIDER]].default_url
         try:
             await async_build_provider(data)
-        except AuthenticationError:
-            return {"base": "invalid_auth"}
-        except ConnectError:
-            return {"base": "cannot_connect"}
+        except (AuthenticationError, ConnectError) as err:
+            error = "invalid_auth" if isinstance(err, AuthenticationError) else "cannot_connect"
+            reason = _redact(str(err) or type(err).__name__, data[CONF_API_KEY])
+            return {"base": error}, {"url": url, "reason": reason}
         except Exception:
-            LOGGER.exception("Unexpected error while checking the realtime endpoint")
-            return {"base": "unknown"}
-        return {}
+            LOGGER.exception("Unexpected error while checking the realtime endpoint %s", url)
+            return {"base": "unknown"}, {"url": url}
+        return {}, {}
 
     @classmethod
     @callback
@@ -280,113 +626,66 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
         if entry.state is not ConfigEntryState.LOADED:
             return self.async_abort(reason="entry_not_loaded")
 
+        provider = entry.data[CONF_PROVIDER]
+        context = await self._async_form_context(provider)
         is_new = self.source == SOURCE_USER
         if user_input is not None:
+            data = agent_data(context, self.options, user_input)
             if is_new:
-                return self.async_create_entry(title=user_input.pop(CONF_NAME), data=user_input)
-            return self.async_update_and_abort(
-                entry, self._get_reconfigure_subentry(), data=user_input
+                if user_input.get(CONF_MAKE_PREFERRED):
+                    data[CONF_MAKE_PREFERRED] = True
+                return self.async_create_entry(title=user_input[CONF_NAME], data=data)
+            subentry = self._get_reconfigure_subentry()
+            await async_pipelines_follow_voice(
+                self.hass,
+                entry.runtime_data.agents[subentry.subentry_id].entity_ids.get(Platform.TTS),
+                subentry.data.get(CONF_VOICE),
+                data.get(CONF_VOICE),
             )
+            return self.async_update_and_abort(entry, subentry, data=data)
 
-        valid_apis = {api.id for api in llm.async_get_apis(self.hass)}
+        valid_apis = {option["value"] for option in context.llm_apis}
         suggested = dict(self.options)
         suggested[CONF_LLM_HASS_API] = [
             api for api in suggested.get(CONF_LLM_HASS_API, []) if api in valid_apis
         ]
-        service_domains = await async_service_domain_options(
-            self.hass, suggested.get(CONF_SERVICE_DOMAINS) or ()
-        )
-        schema = self._schema(entry.data[CONF_PROVIDER], is_new, service_domains)
-        return self.async_show_form(
-            step_id="init", data_schema=self.add_suggested_values_to_schema(schema, suggested)
-        )
-
-    def _schema(self, provider: str, is_new: bool, service_domains: list[str]) -> probatio.Schema:
-        """The agent form; choices come from the parent entry's provider.
-
-        `service_domains` are the domains offered for the call-service tool.
-        """
-        profile = PROVIDER_PROFILES[provider]
-        fields: VolDictType = {}
+        extra: VolDictType = {}
         if is_new:
-            fields[probatio.Required(CONF_NAME, default=DEFAULT_AGENT_NAME)] = str
-        fields.update(
-            {
-                probatio.Required(CONF_MODEL, default=profile.default_model): SelectSelector(
-                    SelectSelectorConfig(
-                        options=list(profile.models),
-                        custom_value=True,
-                        mode=SelectSelectorMode.DROPDOWN,
-                    )
-                ),
-                probatio.Required(CONF_VOICE, default=profile.default_voice): SelectSelector(
-                    SelectSelectorConfig(
-                        options=list(profile.voices),
-                        custom_value=True,
-                        mode=SelectSelectorMode.DROPDOWN,
-                    )
-                ),
-                probatio.Optional(CONF_PROMPT): TemplateSelector(),
-                probatio.Optional(CONF_LLM_HASS_API): SelectSelector(
-                    SelectSelectorConfig(
-                        options=[
-                            SelectOptionDict(label=api.name, value=api.id)
-                            for api in llm.async_get_apis(self.hass)
-                        ],
-                        multiple=True,
-                        mode=SelectSelectorMode.LIST,
-                    )
-                ),
-                # Left empty, the tool follows the domains of the exposed entities.
-                probatio.Optional(CONF_SERVICE_DOMAINS): SelectSelector(
-                    SelectSelectorConfig(
-                        options=service_domains,
-                        multiple=True,
-                        custom_value=True,
-                        mode=SelectSelectorMode.DROPDOWN,
-                    )
-                ),
-                probatio.Required(CONF_TOOL_TIMEOUT, default=DEFAULT_TOOL_TIMEOUT): _whole_number(
-                    1, 120, 1, "s"
-                ),
-                probatio.Required(
-                    CONF_TURN_DETECTION, default=DEFAULT_TURN_DETECTION.value
-                ): SelectSelector(
-                    SelectSelectorConfig(
-                        options=[mode.value for mode in profile.turn_detection_modes],
-                        translation_key=CONF_TURN_DETECTION,
-                        mode=SelectSelectorMode.DROPDOWN,
-                    )
-                ),
-                probatio.Required(
-                    CONF_SILENCE_DURATION_MS, default=DEFAULT_SILENCE_DURATION_MS
-                ): _whole_number(100, 5000, 50, "ms"),
-                probatio.Required(CONF_IDLE_TIMEOUT, default=DEFAULT_IDLE_TIMEOUT): _whole_number(
-                    10, 3600, 1, "s"
-                ),
-                probatio.Required(CONF_KEEP_WARM, default=DEFAULT_KEEP_WARM): BooleanSelector(),
-                probatio.Required(
-                    CONF_PAIR_CAMERAS, default=DEFAULT_PAIR_CAMERAS
-                ): BooleanSelector(),
-                probatio.Required(
-                    CONF_CAMERA_LONG_SIDE, default=DEFAULT_CAMERA_LONG_SIDE
-                ): _whole_number(256, 2048, 64, "px"),
-            }
+            extra[
+                probatio.Required(CONF_NAME, default=unused_agent_name(_agent_names(self.hass)))
+            ] = str
+            extra[probatio.Required(CONF_MAKE_PREFERRED, default=False)] = BooleanSelector()
+        schema = agent_schema(context, recommended_agent_options(provider), extra)
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, nest_agent_options(suggested)),
         )
-        if profile.video_input:
-            fields[probatio.Required(CONF_CAMERA_FPS, default=DEFAULT_CAMERA_FPS)] = _number_box(
-                0.1, 1.0, 0.1, "fps"
+
+    async def _async_form_context(self, provider: str) -> FormContext:
+        """The choices of the entry's provider and of the home, for the form."""
+        profile = PROVIDER_PROFILES[provider]
+        voices = [SelectOptionDict(value=v.voice_id, label=v.label) for v in profile.voices]
+        if (voice := self.options.get(CONF_VOICE)) and voice not in {
+            v.voice_id for v in profile.voices
+        }:
+            voices.append(SelectOptionDict(value=voice, label=voice))
+        stored_domains = self.options.get(CONF_SERVICE_DOMAINS) or ()
+        domains = await async_service_domain_options(self.hass, stored_domains)
+        integrations = await async_get_integrations(self.hass, domains)
+        domain_options = [
+            SelectOptionDict(
+                value=domain,
+                label=integration.name if isinstance(integration, Integration) else domain,
             )
-        if TurnDetectionMode.SEMANTIC_VAD not in profile.turn_detection_modes:
-            return probatio.Schema(fields)
-        # Eagerness only means something to semantic turn detection.
-        fields[probatio.Required(CONF_VAD_EAGERNESS, default=DEFAULT_VAD_EAGERNESS.value)] = (
-            SelectSelector(
-                SelectSelectorConfig(
-                    options=[eagerness.value for eagerness in Eagerness],
-                    translation_key=CONF_VAD_EAGERNESS,
-                    mode=SelectSelectorMode.DROPDOWN,
-                )
-            )
+            for domain, integration in ((d, integrations.get(d)) for d in domains)
+        ]
+        return FormContext(
+            profile=profile,
+            voices=voices,
+            llm_apis=[
+                SelectOptionDict(label=api.name, value=api.id)
+                for api in llm.async_get_apis(self.hass)
+            ],
+            service_domains=sorted(domain_options, key=lambda option: option["label"].casefold()),
+            has_cameras=bool(self.hass.states.async_entity_ids("camera")),
         )
-        return probatio.Schema(fields)

@@ -7,20 +7,34 @@ import logging
 from typing import Final
 
 from .realtime.config import Eagerness, TurnDetectionMode
-from .realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
+from .realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI, gemini, openai
 
 DOMAIN: Final = "realtime_assist"
 LOGGER = logging.getLogger(__package__)
 
+# The manifest's documentation and issue links point here (the README until a site exists).
+REPOSITORY_URL: Final = "https://github.com/realtime-assist/realtime-assist"
+DOCUMENTATION_URL: Final = f"{REPOSITORY_URL}#readme"
+
 # Parent entry data (CONF_API_KEY and CONF_URL come from homeassistant.const).
 CONF_PROVIDER: Final = "provider"
-# The collapsed form section that holds the endpoint override.
+# The form section that holds the endpoint override (collapsed unless one is set).
 SECTION_ADVANCED: Final = "advanced"
 
 # One subentry per realtime agent; its conversation, STT and TTS entities
 # share the session configuration below.
 SUBENTRY_CONVERSATION: Final = "conversation"
+# A second agent is "Realtime Assist 2", and so on.
 DEFAULT_AGENT_NAME: Final = "Realtime Assist"
+# Asked when an agent is added: its pipeline becomes the preferred assistant.
+# Kept in the new subentry's data only until its pipeline exists (see __init__.py).
+CONF_MAKE_PREFERRED: Final = "make_preferred"
+
+# Sections of the agent form. Fields are stored flat in the subentry data, so
+# a field can move between sections without a migration.
+SECTION_BEHAVIOUR: Final = "voice_and_behaviour"
+SECTION_LISTENING: Final = "listening"
+SECTION_CAMERA: Final = "camera"
 
 # Subentry data (CONF_PROMPT and CONF_LLM_HASS_API come from homeassistant.const).
 CONF_MODEL: Final = "model"
@@ -59,6 +73,22 @@ DEFAULT_CAMERA_LONG_SIDE: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
+class Voice:
+    """One of a provider's built-in voices."""
+
+    # What the provider's protocol calls it.
+    voice_id: str
+    # The provider's own word for how it sounds, where it gives one.
+    description: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The name shown wherever a voice is picked: "Zephyr (Bright)", "Marin"."""
+        name = self.voice_id[:1].upper() + self.voice_id[1:]
+        return f"{name} ({self.description})" if self.description else name
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderProfile:
     """What the UI offers and defaults to for one realtime provider.
 
@@ -69,9 +99,14 @@ class ProviderProfile:
     # Entry title and device manufacturer.
     title: str
     manufacturer: str
+    # The provider's own service, when the entry names no endpoint.
+    default_url: str
+    # Where an account owner creates an API key.
+    key_url: str
     # Suggested models; the first is the default. Users may type others.
     models: tuple[str, ...]
-    voices: tuple[str, ...]
+    # Every built-in voice, in the order the provider lists them.
+    voices: tuple[Voice, ...]
     default_voice: str
     turn_detection_modes: tuple[TurnDetectionMode, ...]
     # Model that transcribes the user's audio (the STT result).
@@ -87,23 +122,31 @@ class ProviderProfile:
         """The model new agents start with."""
         return self.models[0]
 
+    def voice_label(self, voice_id: str) -> str:
+        """The label of a voice; a voice typed in by the user is shown as typed."""
+        return next((v.label for v in self.voices if v.voice_id == voice_id), voice_id)
+
 
 PROVIDER_PROFILES: Final[dict[str, ProviderProfile]] = {
     PROVIDER_OPENAI: ProviderProfile(
         title="OpenAI Realtime",
         manufacturer="OpenAI",
+        default_url=openai.DEFAULT_URL,
+        key_url="https://platform.openai.com/api-keys",
         models=("gpt-realtime", "gpt-realtime-mini"),
+        # The realtime voices of the openai SDK's `realtime_audio_config_output.Voice`;
+        # OpenAI gives them no descriptions. Marin and Cedar, new with gpt-realtime, first.
         voices=(
-            "alloy",
-            "ash",
-            "ballad",
-            "coral",
-            "echo",
-            "sage",
-            "shimmer",
-            "verse",
-            "marin",
-            "cedar",
+            Voice("marin"),
+            Voice("cedar"),
+            Voice("alloy"),
+            Voice("ash"),
+            Voice("ballad"),
+            Voice("coral"),
+            Voice("echo"),
+            Voice("sage"),
+            Voice("shimmer"),
+            Voice("verse"),
         ),
         default_voice="marin",
         turn_detection_modes=(
@@ -118,19 +161,46 @@ PROVIDER_PROFILES: Final[dict[str, ProviderProfile]] = {
     PROVIDER_GEMINI: ProviderProfile(
         title="Gemini Live",
         manufacturer="Google",
+        default_url=gemini.DEFAULT_URL,
+        key_url="https://aistudio.google.com/apikey",
         models=(
             "gemini-2.5-flash-native-audio-preview-12-2025",
             "gemini-3.1-flash-live-preview",
         ),
+        # The 30 prebuilt voices, with Google's one-word descriptions
+        # (ai.google.dev/gemini-api/docs/speech-generation#voices; Home Assistant's
+        # google_generative_ai_conversation labels them the same way).
         voices=(
-            "Puck",
-            "Charon",
-            "Kore",
-            "Fenrir",
-            "Aoede",
-            "Leda",
-            "Orus",
-            "Zephyr",
+            Voice("Zephyr", "Bright"),
+            Voice("Puck", "Upbeat"),
+            Voice("Charon", "Informative"),
+            Voice("Kore", "Firm"),
+            Voice("Fenrir", "Excitable"),
+            Voice("Leda", "Youthful"),
+            Voice("Orus", "Firm"),
+            Voice("Aoede", "Breezy"),
+            Voice("Callirrhoe", "Easy-going"),
+            Voice("Autonoe", "Bright"),
+            Voice("Enceladus", "Breathy"),
+            Voice("Iapetus", "Clear"),
+            Voice("Umbriel", "Easy-going"),
+            Voice("Algieba", "Smooth"),
+            Voice("Despina", "Smooth"),
+            Voice("Erinome", "Clear"),
+            Voice("Algenib", "Gravelly"),
+            Voice("Rasalgethi", "Informative"),
+            Voice("Laomedeia", "Upbeat"),
+            Voice("Achernar", "Soft"),
+            Voice("Alnilam", "Firm"),
+            Voice("Schedar", "Even"),
+            Voice("Gacrux", "Mature"),
+            Voice("Pulcherrima", "Forward"),
+            Voice("Achird", "Friendly"),
+            Voice("Zubenelgenubi", "Casual"),
+            Voice("Vindemiatrix", "Gentle"),
+            Voice("Sadachbia", "Lively"),
+            Voice("Sadaltager", "Knowledgeable"),
+            Voice("Sulafat", "Warm"),
         ),
         default_voice="Puck",
         # Gemini has no semantic detection; its own transcription is always on.

@@ -21,13 +21,13 @@ if TYPE_CHECKING:
 class RealtimeAssistEntity(Entity):
     """An entity of one realtime agent (config subentry).
 
-    The agent's entities on every platform share one device, so they show up
-    together and take the agent's name; their unique ids may repeat the
-    subentry id because unique ids are per platform.
+    The agent's entities on every platform share one device named after the
+    agent, so they show up together. An entity with no name of its own (the
+    conversation entity: the agent itself) takes the device's name. Their
+    unique ids may repeat the subentry id because unique ids are per platform.
     """
 
     _attr_has_entity_name = True
-    _attr_name: str | None = None
 
     def __init__(self, entry: RealtimeAssistConfigEntry, subentry: ConfigSubentry) -> None:
         """Attach the entity to its agent's device."""
@@ -56,18 +56,24 @@ class RealtimeAssistEntity(Entity):
         self.agent.entity_ids[self._agent_platform] = self.entity_id
 
 
+# The translation key, and so the name, of each speech platform's entity.
+SPEECH_TRANSLATION_KEYS: dict[Platform, str] = {
+    Platform.STT: "speech_to_text",
+    Platform.TTS: "text_to_speech",
+}
+
+
 class RealtimeSpeechEntity(RealtimeAssistEntity):
     """The agent's speech-to-text or text-to-speech entity.
 
-    Pipelines pick speech engines by name, so these have one of their own (as
-    core's do): the agent's title.
+    Named after what they do ("Speech-to-text"), so the agent's three entities
+    are told apart; engine pickers show them with the device's name in front
+    ("Realtime Assist Speech-to-text").
     """
-
-    _attr_has_entity_name = False
 
     def __init__(self, entry: RealtimeAssistConfigEntry, subentry: ConfigSubentry) -> None:
         super().__init__(entry, subentry)
-        self._attr_name = subentry.title
+        self._attr_translation_key = SPEECH_TRANSLATION_KEYS[self._agent_platform]
 
 
 def async_add_agent_entities(

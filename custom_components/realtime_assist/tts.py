@@ -90,7 +90,7 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
 
     def async_get_supported_voices(self, language: str) -> list[tts.Voice]:
         profile = PROVIDER_PROFILES[self.entry.data[CONF_PROVIDER]]
-        return [tts.Voice(voice, voice.title()) for voice in profile.voices]
+        return [tts.Voice(voice.voice_id, voice.label) for voice in profile.voices]
 
     async def async_stream_tts_audio(self, request: TTSAudioRequest) -> tts.TTSAudioResponse:
         encoder = _encoder_for(request.options)

@@ -15,6 +15,10 @@ ROOTFS="$TOOLCHAIN_DIR/rootfs"
 MIN_PYTHON="3.14.2"
 DEBIAN_SUITE="forky"
 ROOTFS_PACKAGES="python3.14,python3.14-venv,python3.14-dev,ca-certificates,g++,ffmpeg,libturbojpeg0,git"
+# Debian packages installed with apt on top, into new and existing environments
+# alike (scripts/setup adds what is missing): Chromium for the browser test of
+# the UI (tests/smoke/test_ui.py drives it over the DevTools protocol).
+APT_PACKAGES="chromium"
 
 # Inside the environment (both modes): where the two virtualenvs live.
 #   VENV_TEST:   Home Assistant 2026.10.4 + pytest-homeassistant-custom-component + linters

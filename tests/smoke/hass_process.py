@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 import contextlib
 from dataclasses import dataclass, field
+import json
 import os
 from pathlib import Path
 import re
@@ -39,8 +40,9 @@ HARNESS_DIR = Path(__file__).resolve().parent / "satellite_harness"
 # requirements the newest venv does not carry and which probe the network. A
 # fixed location, time zone and country keep later tests (pipelines, timers)
 # independent of the machine. Since 2026.11 `http:` from YAML is imported once
-# into .storage/http as a trial that reverts after five minutes unless
-# confirmed: fine for a fresh config dir and a run of seconds.
+# into .storage/http as a trial that reverts (with a restart onto the default
+# port, all addresses) after five minutes unless confirmed, and the frontend asks
+# to confirm it on every page: `start` confirms it as the owner.
 CONFIGURATION_YAML = """\
 homeassistant:
   name: Realtime Assist smoke test
@@ -97,6 +99,23 @@ ERROR_RECORD = re.compile(r"\S+ \S+ (ERROR|CRITICAL) ")
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 POLL_INTERVAL = 0.1
+
+
+# Every onboarding step but the user step, which `onboard` does (see `write_config`).
+ONBOARDING_STORAGE = {
+    "version": 4,
+    "minor_version": 1,
+    "key": "onboarding",
+    "data": {"done": ["core_config", "analytics", "integration"]},
+}
+
+
+@dataclass(frozen=True)
+class Login:
+    """The owner's credentials, as typed into the frontend's login form."""
+
+    username: str
+    password: str
 
 
 class HassApiError(Exception):
@@ -257,6 +276,8 @@ class HassProcess:
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
     client: HassClient | None = None
+    # The owner's username and password, for logging in through the frontend.
+    login: Login = field(default_factory=lambda: Login("smoke", secrets.token_urlsafe(16)))
     # Seconds from spawning hass until HTTP answered / until it was fully started.
     http_up_after: float = 0.0
     running_after: float = 0.0
@@ -282,9 +303,18 @@ class HassProcess:
 
         Also an `ffmpeg` for hass's PATH that records each invocation before it runs the
         real one, so tests can tell whether a reply went through a conversion.
+
+        Onboarding's steps but the first are marked done beforehand: once `start`
+        has created the owner, onboarding is complete and the frontend shows the
+        real UI (it shows onboarding until then). Done through the API, the
+        core_config step would start config flows for met, google_translate and
+        radio_browser, which reach the internet.
         """
         config = CONFIGURATION_YAML.format(port=self.port)
         (self.config_dir / "configuration.yaml").write_text(config)
+        storage = self.config_dir / ".storage"
+        storage.mkdir()
+        (storage / "onboarding").write_text(json.dumps(ONBOARDING_STORAGE))
         custom_components = self.config_dir / "custom_components"
         custom_components.mkdir()
         (custom_components / INTEGRATION_DIR.name).symlink_to(INTEGRATION_DIR)
@@ -327,7 +357,7 @@ class HassProcess:
         async with asyncio.timeout(STARTUP_TIMEOUT):
             await self._wait_for_onboarding_api(self.process)
             self.http_up_after = time.monotonic() - started_at
-            self.client = await onboard(self.url)
+            self.client = await onboard(self.url, self.login)
             while True:
                 config = await self.client.rest("GET", "/api/config")
                 if config["state"] == "RUNNING":
@@ -337,6 +367,7 @@ class HassProcess:
         if config["recovery_mode"]:
             raise RuntimeError("hass started in recovery mode: a required integration failed")
         self.version = config["version"]
+        await self.client.ws({"type": "http/config/promote"})
 
     async def _wait_for_onboarding_api(self, process: asyncio.subprocess.Process) -> None:
         """Wait until the onboarding views answer; they need no credentials."""
@@ -372,20 +403,15 @@ class HassProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
 
-async def onboard(url: str) -> HassClient:
-    """Create the owner through the onboarding API and log in as them.
-
-    Only the user step: it is the one that hands out credentials. The core_config
-    step would start config flows for met, google_translate and radio_browser,
-    which reach the internet, and nothing the tests call needs onboarding done.
-    """
+async def onboard(url: str, login: Login) -> HassClient:
+    """Create the owner through the onboarding API (its user step) and log in as them."""
     client_id = url + "/"
     async with aiohttp.ClientSession() as session:
         user = {
             "client_id": client_id,
             "name": "Smoke Test",
-            "username": "smoke",
-            "password": secrets.token_urlsafe(16),
+            "username": login.username,
+            "password": login.password,
             "language": "en",
         }
         async with session.post(url + "/api/onboarding/users", json=user) as resp:
