@@ -7,28 +7,16 @@ would notice: what was heard, what was done, what was said and which voice said 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Iterator
-import io
-from typing import Any
+from collections.abc import Callable
 from unittest.mock import patch
-import wave
 
-from homeassistant.components import assist_pipeline, stt, tts
+from homeassistant.components import assist_pipeline
 from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
-from homeassistant.components.stt.models import SpeechAudioProcessing
-from homeassistant.config_entries import ConfigEntry, ConfigFlow
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity import Entity
-from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    MockModule,
-    MockPlatform,
-    mock_config_flow,
-    mock_integration,
-    mock_platform,
 )
 from pytest_homeassistant_custom_component.typing import (
     ClientSessionGenerator,
@@ -37,10 +25,18 @@ from pytest_homeassistant_custom_component.typing import (
 
 from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
 from custom_components.realtime_assist.tts import READER_INSTRUCTIONS
-from tests.fakes.audio_samples import silence, speech_like, tone
+from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
 from tests.fakes.providers import FakeProvider, FakeSession, Reply
 from tests.fixtures_entry import every_provider
+from tests.other_integration import (
+    OTHER_STT,
+    OTHER_TTS,
+    OTHER_TTS_AUDIO,
+    OtherSpeechToText,
+    OtherTextToSpeech,
+    set_up_other_integration,
+)
 from tests.pipeline_helpers import (
     PipelineRun,
     agent_entity_ids,
@@ -56,144 +52,9 @@ UTTERANCE = (
 )
 STT_MODULE = "custom_components.realtime_assist.stt"
 CONVERSATION_MODULE = "custom_components.realtime_assist.conversation"
-TEST_DOMAIN = "mixed_pipeline_test"
-OTHER_STT = "stt.other_speech_to_text"
-OTHER_TTS = "tts.other_voice"
-OTHER_TTS_RATE = 22050
 
 # Each test runs against each provider's fake, unless it pins one (tests/fixtures_entry.py).
 provider = every_provider
-
-
-def _other_voice_wav() -> bytes:
-    """What the other voice always says: a short WAV, recognisably not the model's."""
-    with io.BytesIO() as buffer:
-        with wave.open(buffer, "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(OTHER_TTS_RATE)
-            wav.writeframes(tone(0.1, OTHER_TTS_RATE, freq=660.0))
-        return buffer.getvalue()
-
-
-OTHER_TTS_AUDIO = _other_voice_wav()
-
-
-class OtherSpeechToText(stt.SpeechToTextEntity):
-    """Another integration's speech-to-text: it hears `text` in whatever it is sent."""
-
-    _attr_name = "Other speech to text"
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.audio_bytes = 0
-
-    @property
-    def supported_languages(self) -> list[str]:
-        return ["en"]
-
-    @property
-    def supported_formats(self) -> list[stt.AudioFormats]:
-        return [stt.AudioFormats.WAV]
-
-    @property
-    def supported_codecs(self) -> list[stt.AudioCodecs]:
-        return [stt.AudioCodecs.PCM]
-
-    @property
-    def supported_bit_rates(self) -> list[stt.AudioBitRates]:
-        return [stt.AudioBitRates.BITRATE_16]
-
-    @property
-    def supported_sample_rates(self) -> list[stt.AudioSampleRates]:
-        return [stt.AudioSampleRates.SAMPLERATE_16000]
-
-    @property
-    def supported_channels(self) -> list[stt.AudioChannels]:
-        return [stt.AudioChannels.CHANNEL_MONO]
-
-    @property
-    def audio_processing(self) -> SpeechAudioProcessing:
-        # The satellite's end of audio ends the turn: no VAD to fool with test audio.
-        return SpeechAudioProcessing(
-            requires_external_vad=False,
-            prefers_auto_gain_enabled=False,
-            prefers_noise_reduction_enabled=False,
-        )
-
-    async def async_process_audio_stream(
-        self, metadata: stt.SpeechMetadata, stream: AsyncIterable[bytes]
-    ) -> stt.SpeechResult:
-        async for chunk in stream:
-            self.audio_bytes += len(chunk)
-        return stt.SpeechResult(self.text, stt.SpeechResultState.SUCCESS)
-
-
-class OtherTextToSpeech(tts.TextToSpeechEntity):
-    """Another integration's voice: a fixed clip, and a record of what it was asked to say."""
-
-    _attr_name = "Other voice"
-    _attr_default_language = "en"
-    _attr_supported_languages = ["en"]  # noqa: RUF012 - Home Assistant's attribute
-    # Its own format, so the TTS manager hands its audio over as is (no ffmpeg).
-    _attr_default_options = {tts.ATTR_PREFERRED_FORMAT: "wav"}  # noqa: RUF012
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def async_get_tts_audio(
-        self, message: str, language: str, options: dict[str, Any]
-    ) -> tts.TtsAudioType:
-        self.messages.append(message)
-        return "wav", OTHER_TTS_AUDIO
-
-
-class _OtherConfigFlow(ConfigFlow):
-    """The test integration's (empty) config flow: config entries need a handler."""
-
-
-@pytest.fixture
-def other_flow(hass: HomeAssistant) -> Iterator[None]:
-    """Let the test integration's config entries load."""
-    mock_platform(hass, f"{TEST_DOMAIN}.config_flow")
-    with mock_config_flow(TEST_DOMAIN, _OtherConfigFlow):
-        yield
-
-
-async def _set_up_other_integration(hass: HomeAssistant, entities: dict[Platform, Entity]) -> None:
-    """A config entry of a test integration that provides `entities`, one per platform.
-
-    Needs the `other_flow` fixture.
-    """
-
-    async def setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-        await hass.config_entries.async_forward_entry_setups(entry, list(entities))
-        return True
-
-    async def unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-        return await hass.config_entries.async_unload_platforms(entry, list(entities))
-
-    mock_integration(
-        hass,
-        MockModule(TEST_DOMAIN, async_setup_entry=setup_entry, async_unload_entry=unload_entry),
-    )
-    for platform, entity in entities.items():
-
-        async def setup_platform(
-            hass: HomeAssistant,
-            entry: ConfigEntry,
-            async_add_entities: AddConfigEntryEntitiesCallback,
-            entity: Entity = entity,
-        ) -> None:
-            async_add_entities([entity])
-
-        mock_platform(
-            hass, f"{TEST_DOMAIN}.{platform}", MockPlatform(async_setup_entry=setup_platform)
-        )
-    entry = MockConfigEntry(domain=TEST_DOMAIN)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
 
 
 async def _pipeline(
@@ -428,7 +289,7 @@ async def test_another_speech_to_text_with_our_agent_and_our_voice(
 ) -> None:
     """Another engine transcribes; the model gets its text and answers in its own voice."""
     other_stt = OtherSpeechToText("What time is it?")
-    await _set_up_other_integration(hass, {Platform.STT: other_stt})
+    await set_up_other_integration(hass, {Platform.STT: other_stt})
     ids = agent_entity_ids(loaded_entry)
     pipeline = await _pipeline(
         hass,
@@ -471,7 +332,7 @@ async def test_our_agent_with_another_voice_answers_in_text(
     connection (RealtimeAgent.adapt_to_run), so its audio is made but never played.
     """
     other_tts = OtherTextToSpeech()
-    await _set_up_other_integration(hass, {Platform.TTS: other_tts})
+    await set_up_other_integration(hass, {Platform.TTS: other_tts})
     ids = agent_entity_ids(loaded_entry)
     pipeline = await _pipeline(
         hass,

@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any
 
 from homeassistant.components import conversation
-from homeassistant.const import STATE_ON
+from homeassistant.const import STATE_ON, Platform
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 import pytest
@@ -25,7 +25,7 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
-from custom_components.realtime_assist.const import DOMAIN
+from custom_components.realtime_assist.const import CONF_FALLBACK_TTS, DOMAIN
 from custom_components.realtime_assist.notices import failure_tone
 from custom_components.realtime_assist.problems import ISSUE_QUOTA
 from custom_components.realtime_assist.realtime import turn as lifecycle
@@ -33,6 +33,7 @@ from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
 from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.providers import FakeProvider
 from tests.fixtures_entry import every_provider
+from tests.other_integration import OTHER_TTS, OtherTextToSpeech, set_up_other_integration
 from tests.pipeline_helpers import PipelineRun, fetch_tts, our_pipeline, run_pipeline, wav_pcm
 
 provider = every_provider
@@ -392,3 +393,33 @@ async def test_a_failed_typed_turn_does_not_poison_the_next(
 def _agent_id(entry: MockConfigEntry) -> str:
     [agent] = entry.runtime_data.agents.values()
     return str(agent.entity_ids["conversation"])
+
+
+# The fallback voice is the owner's choice, whatever the provider.
+@pytest.mark.parametrize("provider", [PROVIDER_OPENAI])
+async def test_the_fallback_voice_says_why(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    realtime_fake: FakeProvider,
+    ha_core: None,
+    mock_config_entry: MockConfigEntry,
+    other_flow: None,
+) -> None:
+    """With a fallback voice picked, it reads the failure instead of the sound playing."""
+    other = OtherTextToSpeech()
+    await set_up_other_integration(hass, {Platform.TTS: other})
+    [subentry] = mock_config_entry.subentries.values()
+    hass.config_entries.async_update_subentry(
+        mock_config_entry, subentry, data={**subentry.data, CONF_FALLBACK_TTS: OTHER_TTS}
+    )
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    realtime_fake.fail_next_reply("quota")
+
+    spoken = await _speak(hass, hass_ws_client, hass_client, mock_config_entry)
+
+    assert spoken.speech == SAID["quota"]
+    assert other.messages == [SAID["quota"]]
+    assert spoken.pcm
+    assert not spoken.pcm.endswith(TONE)

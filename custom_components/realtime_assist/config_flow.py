@@ -42,6 +42,8 @@ from homeassistant.data_entry_flow import AbortFlow, section
 from homeassistant.helpers import llm
 from homeassistant.helpers.selector import (
     BooleanSelector,
+    EntitySelector,
+    EntitySelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -63,6 +65,7 @@ from .agent_config import recommended_agent_options
 from .const import (
     CONF_CAMERA_FPS,
     CONF_CAMERA_LONG_SIDE,
+    CONF_FALLBACK_TTS,
     CONF_IDLE_TIMEOUT,
     CONF_KEEP_WARM,
     CONF_MAKE_PREFERRED,
@@ -347,6 +350,11 @@ AGENT_FORM: Final = (
         (
             AgentField(CONF_MODEL, _model_selector),
             AgentField(CONF_VOICE, _voice_selector),
+            AgentField(
+                CONF_FALLBACK_TTS,
+                _static(EntitySelector(EntitySelectorConfig(domain="tts"))),
+                optional=True,
+            ),
             AgentField(CONF_PROMPT, _static(TemplateSelector()), optional=True),
             AgentField(CONF_LLM_HASS_API, _llm_api_selector, optional=True),
             # Left empty, the tool follows the domains of the exposed entities.
