@@ -9,7 +9,12 @@ import pytest
 
 import custom_components.realtime_assist  # noqa: F401
 
-pytest_plugins = ["tests.fixtures_entry", "tests.fixtures_home", "tests.other_integration"]
+pytest_plugins = [
+    "tests.fixtures_entry",
+    "tests.fixtures_home",
+    "tests.other_integration",
+    "tests.satellites",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,6 @@ Every test runs against each provider's fake.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +25,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import chat_session, entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import (
-    ClientSessionGenerator,
-    WebSocketGenerator,
-)
 
 from custom_components.realtime_assist.follow_up import EXPECT_ANSWER_TOOL
 from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
@@ -40,7 +34,6 @@ from tests.fakes.providers import Call, FakeProvider, GeminiFake, OpenAIFake
 from tests.fixtures_entry import every_provider
 from tests.fixtures_home import ASSISTANT, HALLWAY_LIGHT
 from tests.pacing_helpers import HELD_CHUNK_MS, hold_like_a_real_model, release
-from tests.pipeline_helpers import our_pipeline, run_pipeline
 from tests.reply_audio import (
     MODEL_RATE,
     assert_plays,
@@ -53,9 +46,9 @@ from tests.satellites import (
     KINDS,
     AssistDialog,
     Satellite,
+    SatelliteFactory,
     SatelliteTurn,
     SimulatedSatellite,
-    async_add_satellite,
     spoken_utterance,
 )
 
@@ -117,43 +110,6 @@ def reply(length: str, tool: str) -> Reply:
 def raw_server(fake: FakeProvider) -> FakeOpenAIRealtimeServer | FakeGeminiLiveServer:
     assert isinstance(fake, OpenAIFake | GeminiFake)
     return fake.server
-
-
-type SatelliteFactory = Callable[[str], Awaitable[Satellite]]
-
-
-@pytest.fixture
-async def satellites(
-    hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client_no_auth: ClientSessionGenerator,
-    loaded_entry: MockConfigEntry,
-    kitchen_light: str,
-) -> SatelliteFactory:
-    """A satellite of any kind on demand, its pipeline set to the integration's."""
-    assert await async_setup_component(hass, "assist_satellite", {})
-    pipeline = our_pipeline(hass, loaded_entry)
-
-    async def read_url(path: str) -> AsyncIterator[bytes]:
-        client = await hass_client_no_auth()
-        response = await client.get(path)
-        if response.status != 200:
-            raise RuntimeError(f"GET {path}: {response.status} {await response.text()}")
-        async for chunk in response.content.iter_any():
-            yield chunk
-
-    async def run_dialog(audio: bytes, on_event: Callable[[dict[str, Any]], None]) -> None:
-        await run_pipeline(hass_ws_client, pipeline.id, audio, on_event=on_event)
-
-    async def make(kind: str) -> Satellite:
-        if kind == AssistDialog.kind:
-            return AssistDialog(hass, run_dialog, read_url)
-        satellite_kind = KINDS[kind]
-        entry = MockConfigEntry(domain=satellite_kind.platform_name)
-        entry.add_to_hass(hass)
-        return await async_add_satellite(hass, satellite_kind, entry, read_url, pipeline.name)
-
-    return make
 
 
 def chat_log_content(hass: HomeAssistant, conversation_id: str) -> list[conversation.Content]:

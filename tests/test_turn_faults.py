@@ -25,7 +25,7 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
-from custom_components.realtime_assist.const import CONF_FALLBACK_TTS, DOMAIN
+from custom_components.realtime_assist.const import CONF_FALLBACK_TTS, CONF_IDLE_TIMEOUT, DOMAIN
 from custom_components.realtime_assist.notices import failure_tone
 from custom_components.realtime_assist.problems import ISSUE_QUOTA
 from custom_components.realtime_assist.realtime import turn as lifecycle
@@ -35,6 +35,7 @@ from tests.fakes.providers import FakeProvider
 from tests.fixtures_entry import every_provider
 from tests.other_integration import OTHER_TTS, OtherTextToSpeech, set_up_other_integration
 from tests.pipeline_helpers import PipelineRun, fetch_tts, our_pipeline, run_pipeline, wav_pcm
+from tests.satellites import SatelliteFactory
 
 provider = every_provider
 
@@ -423,3 +424,76 @@ async def test_the_fallback_voice_says_why(
     assert other.messages == [SAID["quota"]]
     assert spoken.pcm
     assert not spoken.pcm.endswith(TONE)
+
+
+async def test_a_reply_is_whole_after_its_session_closed_for_idleness(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    realtime_fake: FakeProvider,
+    ha_core: None,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """The session closes when the turn is over, not when the satellite got the reply."""
+    [subentry] = mock_config_entry.subentries.values()
+    hass.config_entries.async_update_subentry(
+        mock_config_entry, subentry, data={**subentry.data, CONF_IDLE_TIMEOUT: 0.01}
+    )
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    realtime_fake.say(ANSWER)
+    run = await run_pipeline(hass_ws_client, our_pipeline(hass, mock_config_entry).id, UTTERANCE)
+    [conn] = [c for c in realtime_fake.connections if c.reply_transcripts()]
+    await conn.wait_closed()
+
+    _rate, pcm = wav_pcm(await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"]))
+
+    assert pcm == conn.reply_pcm(0)
+
+
+async def test_a_new_wake_word_during_speech_ends_the_turn_it_cut_off(
+    hass: HomeAssistant,
+    satellites: SatelliteFactory,
+    realtime_fake: FakeProvider,
+    loaded_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Speech-to-text cancelled (the satellite started over): its turn ends at once, with
+    what it owned (a paired camera's feed), and the new turn is answered."""
+    [agent] = loaded_entry.runtime_data.agents.values()
+    begun: list[lifecycle.Turn] = []
+    feeds: list[asyncio.Task[None]] = []
+    listening = asyncio.Event()
+    begin = agent.async_begin_turn
+
+    ended_before_the_next: list[bool] = []
+
+    async def begin_and_watch(*args: Any, **kwargs: Any) -> lifecycle.Turn:
+        ended_before_the_next.extend(turn.ended.is_set() for turn in begun[-1:])
+        turn = await begin(*args, **kwargs)
+        begun.append(turn)
+        feeds.append(asyncio.create_task(asyncio.Event().wait()))
+        turn.attach(feeds[-1])
+        listening.set()
+        return turn
+
+    monkeypatch.setattr(agent, "async_begin_turn", begin_and_watch)
+    satellite = await satellites("wyoming")
+    first = await satellite.start_turn(silence(0.2, 16000) + speech_like(30.0, 16000))
+    async with asyncio.timeout(5):
+        await listening.wait()
+
+    realtime_fake.say(ANSWER)
+    second = await satellite.start_turn(UTTERANCE)
+    await second.finished()
+
+    _cut, answered = begun
+    # Ended by the cancellation itself, not only by the next turn taking its place.
+    assert ended_before_the_next == [True]
+    assert feeds[0].cancelled()
+    assert first.run is not None
+    assert first.run.done()
+    assert "error" not in second.types
+    assert answered.done_ok
+    assert second.one("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"] == (
+        ANSWER
+    )

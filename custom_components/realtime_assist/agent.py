@@ -8,7 +8,7 @@ under its conversation so the stage that comes next in the pipeline finds it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 import contextlib
 import dataclasses
 from typing import Any
@@ -282,7 +282,7 @@ class RealtimeAgent:
             raise failure from err
         if new_conversation and (current := chat_session.current_session.get()):
             # Home Assistant forgets the conversation after 5 idle minutes; so do we.
-            current.async_on_cleanup(self.pool.discard_later(conversation_id))
+            current.async_on_cleanup(self._forget_conversation(conversation_id))
         turn = Turn(lease.session, deadlines=self.deadlines, typed=typed_text is not None)
         self._turns[conversation_id] = turn
         if device_id is not None:
@@ -332,15 +332,33 @@ class RealtimeAgent:
                 await asyncio.shield(work)
 
     def _forget_session(self, session: RealtimeSession) -> None:
-        """A conversation's session closed: turns that were still going end with it."""
+        """A conversation's session closed: turns that were still going end with it.
+
+        A turn that had ended stays while its reply waits to be read (the session
+        may close for idleness before a satellite fetched a short reply).
+        """
         for turns in (self._turns, self._device_turns):
             for key, turn in list(turns.items()):
-                if turn.session is session:
-                    if not turn.ended.is_set():
-                        self.hass.async_create_background_task(
-                            turn.cancel("the session closed"), "realtime_assist_turn_end"
-                        )
-                    del turns[key]
+                if turn.session is not session:
+                    continue
+                if not turn.ended.is_set():
+                    self.hass.async_create_background_task(
+                        turn.cancel("the session closed"), "realtime_assist_turn_end"
+                    )
+                elif turn.unread_audio:
+                    continue
+                del turns[key]
+
+    def _forget_conversation(self, conversation_id: str) -> Callable[[], None]:
+        """A cleanup hook for when Home Assistant forgets the conversation."""
+
+        def forget() -> None:
+            self._turns.pop(conversation_id, None)
+            self._failures.pop(conversation_id, None)
+            self._told.discard(conversation_id)
+            self.pool.discard_later(conversation_id)()
+
+        return forget
 
     def playing_turn(self, device_id: str | None) -> Turn | None:
         """The satellite's turn whose reply is still playing, if any."""

@@ -359,6 +359,11 @@ class Turn:
         return self.playback.stream()
 
     @property
+    def unread_audio(self) -> bool:
+        """Some of the model's voice waits to be read."""
+        return bool(self._audio)
+
+    @property
     def plays_audio(self) -> bool:
         """The model answers in its voice and somebody may play it."""
         return self._buffer_audio and self.session.config.output_modality is OutputModality.AUDIO
@@ -719,5 +724,5 @@ class ReplyAudio:
             if segment.stream_at_ms > position and segment.item_id in heard:
                 continue  # not reached; what was heard of this item is counted already
             into = min(max(position - segment.stream_at_ms, 0.0), segment.duration_ms)
-            heard[segment.item_id] = int(segment.item_at_ms + into)
+            heard[segment.item_id] = round(segment.item_at_ms + into)
         return heard
