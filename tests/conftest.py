@@ -13,7 +13,7 @@ pytest_plugins = [
     "tests.fixtures_entry",
     "tests.fixtures_home",
     "tests.other_integration",
-    "tests.satellites",
+    "tests.satellite_fixtures",
 ]
 
 

@@ -82,16 +82,8 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import EntityPlatform
-from homeassistant.setup import async_setup_component
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import (
-    ClientSessionGenerator,
-    WebSocketGenerator,
-)
 
 from tests.fakes.audio_samples import silence, speech_like
-from tests.pipeline_helpers import our_pipeline, run_pipeline
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -648,40 +640,3 @@ async def _add_entities(
 
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, shutdown)
     await platform.async_add_entities([entity])
-
-
-type SatelliteFactory = Callable[[str], Awaitable[Satellite]]
-
-
-@pytest.fixture
-async def satellites(
-    hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client_no_auth: ClientSessionGenerator,
-    loaded_entry: MockConfigEntry,
-    kitchen_light: str,
-) -> SatelliteFactory:
-    """A satellite of any kind on demand, its pipeline set to the integration's."""
-    assert await async_setup_component(hass, "assist_satellite", {})
-    pipeline = our_pipeline(hass, loaded_entry)
-
-    async def read_url(path: str) -> AsyncIterator[bytes]:
-        client = await hass_client_no_auth()
-        response = await client.get(path)
-        if response.status != 200:
-            raise RuntimeError(f"GET {path}: {response.status} {await response.text()}")
-        async for chunk in response.content.iter_any():
-            yield chunk
-
-    async def run_dialog(audio: bytes, on_event: Callable[[dict[str, Any]], None]) -> None:
-        await run_pipeline(hass_ws_client, pipeline.id, audio, on_event=on_event)
-
-    async def make(kind: str) -> Satellite:
-        if kind == AssistDialog.kind:
-            return AssistDialog(hass, run_dialog, read_url)
-        satellite_kind = KINDS[kind]
-        entry = MockConfigEntry(domain=satellite_kind.platform_name)
-        entry.add_to_hass(hass)
-        return await async_add_satellite(hass, satellite_kind, entry, read_url, pipeline.name)
-
-    return make

@@ -42,11 +42,11 @@ from tests.reply_audio import (
     decode,
     reply_reached,
 )
+from tests.satellite_fixtures import SatelliteFactory
 from tests.satellites import (
     KINDS,
     AssistDialog,
     Satellite,
-    SatelliteFactory,
     SatelliteTurn,
     SimulatedSatellite,
     spoken_utterance,

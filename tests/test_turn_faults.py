@@ -35,7 +35,7 @@ from tests.fakes.providers import FakeProvider
 from tests.fixtures_entry import every_provider
 from tests.other_integration import OTHER_TTS, OtherTextToSpeech, set_up_other_integration
 from tests.pipeline_helpers import PipelineRun, fetch_tts, our_pipeline, run_pipeline, wav_pcm
-from tests.satellites import SatelliteFactory
+from tests.satellite_fixtures import SatelliteFactory
 
 provider = every_provider
 

@@ -24,7 +24,7 @@ from homeassistant.util import ulid
 
 from . import RealtimeAssistConfigEntry
 from .assist_bridge import current_conversation_id
-from .const import CONF_FALLBACK_TTS, CONF_PROVIDER, PROVIDER_PROFILES
+from .const import CONF_FALLBACK_TTS, CONF_PROVIDER, DOMAIN, PROVIDER_PROFILES
 from .entity import RealtimeSpeechEntity, async_add_agent_entities
 from .languages import SUPPORTED_LANGUAGES
 from .notices import async_failure_audio, async_failure_message
@@ -162,11 +162,15 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
                 finally:
                     await turn.cancel()
         except RealtimeError as err:
-            raise HomeAssistantError(f"Could not read the message aloud: {err}") from err
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="read_aloud_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
         if not read or turn.failure is not None:
             # Fail rather than end quietly: Home Assistant caches a TTS engine's audio
             # by its text, and would play this silence for the same message from now on.
-            raise HomeAssistantError("The realtime model read nothing aloud")
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="read_aloud_empty")
 
 
 def _encoder_for(options: Mapping[str, Any]) -> StreamEncoder:
