@@ -12,18 +12,21 @@ from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import (
     ConfigEntryAuthFailed,
+    ConfigEntryError,
     ConfigEntryNotReady,
     HomeAssistantError,
     ServiceValidationError,
 )
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
+from homeassistant.util import ssl as ssl_util
 import probatio
 
 from .agent import RealtimeAgent
 from .assist_bridge import async_set_preferred_pipeline
 from .camera import CameraError, async_snapshot
 from .const import (
+    CONF_ALLOW_UNENCRYPTED,
     CONF_MAKE_PREFERRED,
     CONF_PROVIDER,
     DOMAIN,
@@ -32,7 +35,13 @@ from .const import (
     SUBENTRY_CONVERSATION,
 )
 from .realtime.config import Endpoint, SessionConfig
-from .realtime.errors import AuthenticationError, ConnectError, RealtimeError
+from .realtime.errors import (
+    AuthenticationError,
+    ConnectError,
+    InvalidEndpointError,
+    RealtimeError,
+    UnencryptedEndpointError,
+)
 from .realtime.providers import create_provider
 from .realtime.providers.base import Provider
 
@@ -58,14 +67,28 @@ async def async_build_provider(data: Mapping[str, Any]) -> Provider:
 
     Realtime keys can be scoped or deployment-bound (Azure), so the only
     reliable check is opening a real session; it is closed right away.
-    Raises AuthenticationError for a rejected key and ConnectError when the
-    endpoint cannot be reached.
+    Raises AuthenticationError for a rejected key, InvalidEndpointError or
+    UnencryptedEndpointError for an endpoint URL we refuse, and ConnectError
+    when the endpoint cannot be reached.
     """
     name: str = data[CONF_PROVIDER]
-    provider = create_provider(name, Endpoint(api_key=data[CONF_API_KEY], url=data.get(CONF_URL)))
+    endpoint = Endpoint(
+        api_key=data[CONF_API_KEY],
+        url=data.get(CONF_URL),
+        allow_unencrypted=data.get(CONF_ALLOW_UNENCRYPTED, False),
+        # Home Assistant's shared client context, built once at startup outside the
+        # event loop (a context per connection would load the CA bundle in the loop).
+        ssl_context=ssl_util.get_default_context(),
+    )
+    provider = create_provider(name, endpoint)
     connection = await provider.connect(SessionConfig(model=PROVIDER_PROFILES[name].default_model))
     await connection.close()
     return provider
+
+
+def endpoint_error_key(err: InvalidEndpointError | UnencryptedEndpointError) -> str:
+    """The translation key (form error and exception) of a refused endpoint URL."""
+    return "unencrypted_url" if isinstance(err, UnencryptedEndpointError) else "invalid_url"
 
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -139,6 +162,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntr
         # Home Assistant starts the reauth flow and tells the user.
         raise ConfigEntryAuthFailed(
             translation_domain=DOMAIN, translation_key="invalid_auth"
+        ) from err
+    except (InvalidEndpointError, UnencryptedEndpointError) as err:
+        # Retrying cannot help; reconfiguring the entry does.
+        raise ConfigEntryError(
+            translation_domain=DOMAIN, translation_key=endpoint_error_key(err)
         ) from err
     except ConnectError as err:
         raise ConfigEntryNotReady(

@@ -60,7 +60,7 @@ from homeassistant.helpers.typing import VolDictType
 from homeassistant.loader import Integration, async_get_integrations
 import probatio
 
-from . import async_build_provider, async_pipelines_follow_voice
+from . import async_build_provider, async_pipelines_follow_voice, endpoint_error_key
 from .agent_config import recommended_agent_options
 from .const import (
     CONF_CAMERA_FPS,
@@ -91,7 +91,12 @@ from .const import (
     ProviderProfile,
 )
 from .realtime.config import Eagerness, TurnDetectionMode
-from .realtime.errors import AuthenticationError, ConnectError
+from .realtime.errors import (
+    AuthenticationError,
+    ConnectError,
+    InvalidEndpointError,
+    UnencryptedEndpointError,
+)
 from .realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
 from .service_tool import async_service_domain_options
 
@@ -189,7 +194,8 @@ def entry_title(data: Mapping[str, Any]) -> str:
     if resource := _azure_resource(data):
         return f"Azure OpenAI ({resource})"
     if url := data.get(CONF_URL):
-        return f"{title} ({urlsplit(url).netloc or url})"
+        # Without user info: a URL's `user:password@` must not end up in a title.
+        return f"{title} ({urlsplit(url).netloc.rpartition('@')[2] or url})"
     return title
 
 
@@ -591,12 +597,15 @@ class RealtimeAssistConfigFlow(ConfigFlow, domain=DOMAIN):
         url = data.get(CONF_URL) or PROVIDER_PROFILES[data[CONF_PROVIDER]].default_url
         try:
             await async_build_provider(data)
+        except (InvalidEndpointError, UnencryptedEndpointError) as err:
+            return {"base": endpoint_error_key(err)}, {"url": url}
         except (AuthenticationError, ConnectError) as err:
             error = "invalid_auth" if isinstance(err, AuthenticationError) else "cannot_connect"
             reason = _redact(str(err) or type(err).__name__, data[CONF_API_KEY])
             return {"base": error}, {"url": url, "reason": reason}
         except Exception:
-            LOGGER.exception("Unexpected error while checking the realtime endpoint %s", url)
+            # Not the URL: it may hold a key (the form shows it to the user who typed it).
+            LOGGER.exception("Unexpected error while checking the realtime endpoint")
             return {"base": "unknown"}, {"url": url}
         return {}, {}
 

@@ -20,6 +20,9 @@ DOCUMENTATION_URL: Final = f"{REPOSITORY_URL}#readme"
 CONF_PROVIDER: Final = "provider"
 # The form section that holds the endpoint override (collapsed unless one is set).
 SECTION_ADVANCED: Final = "advanced"
+# The user accepts that an http:// or ws:// endpoint on another machine gets the
+# key in clear text (loopback endpoints never need this).
+CONF_ALLOW_UNENCRYPTED: Final = "allow_unencrypted"
 
 # One subentry per realtime agent; its conversation, STT and TTS entities
 # share the session configuration below.

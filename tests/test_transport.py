@@ -1,0 +1,263 @@
+"""How the integration reaches the provider: TLS, clear text, message size, no leaked URLs.
+
+Against each provider's fake on loopback; the TLS tests make the fake speak
+`wss://` with a certificate created here, which the client trusts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+import datetime
+import ipaddress
+from pathlib import Path
+import ssl
+from typing import Any
+from unittest.mock import patch
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from homeassistant import block_async_io
+from homeassistant.components import conversation
+from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.const import CONF_API_KEY, CONF_URL
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import chat_session, intent
+from homeassistant.helpers.translation import async_get_translations
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.realtime_assist.const import CONF_PROVIDER, DOMAIN, SECTION_ADVANCED
+from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI
+from custom_components.realtime_assist.realtime.providers.base import MAX_MESSAGE_BYTES
+from tests.fakes.gemini_live import FakeGeminiLiveServer
+from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
+from tests.fakes.providers import FakeProvider, GeminiFake, OpenAIFake
+from tests.fixtures_entry import GEMINI_PLAYBACK_WAIT_S, every_provider
+
+AGENT_ID = "conversation.realtime_assist"
+
+# Each test runs against each provider's fake (tests/fixtures_entry.py).
+provider = every_provider
+
+pytestmark = pytest.mark.usefixtures("ha_core")
+
+
+# -- TLS -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and localhost): its PEM file and key file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Realtime Assist test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = tmp_path / "cert.pem"
+    key_file = tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def trusted_client_context(certificate: tuple[Path, Path]) -> Iterator[ssl.SSLContext]:
+    """Home Assistant's client SSL context, as if the test certificate were a public CA's.
+
+    Built here, before the event loop runs anything, as Home Assistant builds its
+    own at startup.
+    """
+    context = ssl.create_default_context(cafile=str(certificate[0]))
+    with patch("homeassistant.util.ssl.get_default_context", return_value=context):
+        yield context
+
+
+@pytest.fixture
+async def tls_fake(
+    socket_enabled: None, provider: str, certificate: tuple[Path, Path]
+) -> AsyncIterator[FakeProvider]:
+    """The provider's fake speaking TLS with the test certificate (`wss://`)."""
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(*certificate)
+    if provider == PROVIDER_GEMINI:
+        gemini = FakeGeminiLiveServer()
+        gemini.turn_complete_delay_s = GEMINI_PLAYBACK_WAIT_S
+        gemini.ssl_context = server_context
+        async with gemini:
+            yield GeminiFake(gemini)
+    else:
+        openai = FakeOpenAIRealtimeServer()
+        openai.ssl_context = server_context
+        async with openai:
+            yield OpenAIFake(openai)
+
+
+@pytest.fixture
+def report_blocking_calls(
+    disable_block_async_io: None, trusted_client_context: ssl.SSLContext
+) -> None:
+    """Home Assistant's blocking-call detection as a running instance has it.
+
+    The test harness leaves the SSL (and file) checks out (`skip_for_tests`);
+    a real Home Assistant logs "Detected blocking call to load_default_certs"
+    when an SSL context is built in the event loop.
+    """
+    with patch.object(block_async_io, "_IN_TESTS", False):
+        block_async_io.enable()
+
+
+@pytest.mark.usefixtures("report_blocking_calls")
+async def test_wss_endpoint_uses_home_assistants_context_and_blocks_nothing(
+    hass: HomeAssistant,
+    tls_fake: FakeProvider,
+    mock_config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Setup and a turn over `wss://` work, and no SSL context is built in the event loop."""
+    assert tls_fake.entry_data()[CONF_URL].startswith("wss://127.0.0.1:")
+    hass.config_entries.async_update_entry(mock_config_entry, data=tls_fake.entry_data())
+    tls_fake.say("Hello over TLS.")
+
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    result = await conversation.async_converse(hass, "Hi", None, Context(), agent_id=AGENT_ID)
+
+    assert result.response.speech["plain"]["speech"] == "Hello over TLS."
+    assert "Detected blocking call" not in caplog.text
+    assert tls_fake.protocol_errors == []
+
+
+# -- clear text ------------------------------------------------------------------
+
+
+SECRET = "sk-secret-in-url"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (f"ws://realtime.example.com/v1?key={SECRET}", "not encrypted"),
+        (f"http://192.168.1.20:8080/v1?key={SECRET}", "not encrypted"),
+        (f"wss://[realtime.example.com/v1?key={SECRET}", "URL is not valid"),
+    ],
+)
+async def test_refused_endpoint_fails_setup_without_naming_the_url(
+    hass: HomeAssistant,
+    realtime_fake: FakeProvider,
+    mock_config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+    url: str,
+    reason: str,
+) -> None:
+    """An entry whose endpoint the rules refuse (stored before them, or edited by hand)
+    fails setup for good with a translated reason that does not carry the URL."""
+    hass.config_entries.async_update_entry(
+        mock_config_entry, data={**mock_config_entry.data, CONF_URL: url}
+    )
+
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+
+    # Refused before any connection: trying one would have failed differently.
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    assert mock_config_entry.reason is not None
+    assert reason in mock_config_entry.reason
+    assert SECRET not in f"{mock_config_entry.reason} {caplog.text}"
+
+
+async def test_config_flow_refuses_clear_text_to_another_machine(
+    hass: HomeAssistant, provider: str
+) -> None:
+    """The form says why (translated) and keeps the user on it."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_PROVIDER: provider,
+            CONF_API_KEY: "sk-any",
+            SECTION_ADVANCED: {CONF_URL: "ws://realtime.example.com/v1"},
+        },
+    )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "unencrypted_url"}
+    translations = await async_get_translations(hass, "en", "config", [DOMAIN])
+    assert "clear text" in translations[f"component.{DOMAIN}.config.error.unencrypted_url"]
+
+
+# -- message size ------------------------------------------------------------------
+
+
+async def _send_oversized_message(fake: FakeProvider) -> None:
+    """One provider message just over the client's limit (a runaway audio chunk, say)."""
+    message = "A" * (MAX_MESSAGE_BYTES + 1)
+    if isinstance(fake, OpenAIFake):
+        await fake.server.inject(fake.server.connections[-1], message)
+    else:
+        assert isinstance(fake, GeminiFake)
+        await fake.server.inject(fake.server.connections[-1], message.encode())
+
+
+async def test_oversized_message_ends_the_turn_with_an_error_and_the_next_turn_works(
+    hass: HomeAssistant, realtime_fake: FakeProvider, loaded_entry: MockConfigEntry
+) -> None:
+    """A message over the limit ends the session at once (never a hang or a memory
+    spike); the user hears an error, and their next turn gets a fresh session."""
+    hold = realtime_fake.pacing.hold = asyncio.Event()
+    realtime_fake.say("This answer is cut short.")
+    answering = asyncio.Event()
+
+    def listener(_chat_log: conversation.ChatLog, delta: dict[str, Any]) -> None:
+        if delta.get("content"):
+            answering.set()
+
+    with (
+        chat_session.async_get_chat_session(hass) as session,
+        conversation.async_get_chat_log(hass, session, None, chat_log_delta_listener=listener),
+    ):
+        turn = hass.async_create_task(
+            conversation.async_converse(
+                hass, "Tell me a story", session.conversation_id, Context(), agent_id=AGENT_ID
+            )
+        )
+        await answering.wait()
+        await _send_oversized_message(realtime_fake)
+        async with asyncio.timeout(5):
+            failed = await turn
+    conversation_id = session.conversation_id
+    connections = len(realtime_fake.connections)
+
+    assert failed.response.response_type is intent.IntentResponseType.ERROR
+    assert "invalid message" in failed.response.speech["plain"]["speech"]
+
+    hold.set()
+    realtime_fake.say("Here is a short one.")
+    result = await conversation.async_converse(
+        hass, "Then a short one", conversation_id, Context(), agent_id=AGENT_ID
+    )
+    assert result.response.speech["plain"]["speech"] == "Here is a short one."
+    assert len(realtime_fake.connections) == connections + 1
+    assert realtime_fake.protocol_errors == []
