@@ -6,16 +6,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from homeassistant.components import assist_pipeline
+from homeassistant.auth.permissions.const import POLICY_READ
+from homeassistant.components import assist_pipeline, conversation
+from homeassistant.components.homeassistant.exposed_entities import async_should_expose
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
-from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
+from homeassistant.core import (
+    Context,
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+)
 from homeassistant.exceptions import (
     ConfigEntryAuthFailed,
     ConfigEntryError,
     ConfigEntryNotReady,
     HomeAssistantError,
     ServiceValidationError,
+    Unauthorized,
 )
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
@@ -44,6 +53,7 @@ from .realtime.errors import (
 )
 from .realtime.providers import create_provider
 from .realtime.providers.base import Provider
+from .tools import async_user_may
 
 # Each realtime agent (config subentry) adds its entities on these platforms.
 PLATFORMS: list[Platform] = [Platform.CONVERSATION, Platform.STT, Platform.TTS]
@@ -106,8 +116,10 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions (they work with any loaded agent)."""
 
     async def ask_about_camera(call: ServiceCall) -> ServiceResponse:
-        agent = _find_agent(hass, call.data.get("agent"))
         camera_id: str = call.data["camera"]
+        # Before anything reaches the camera or the provider.
+        await _async_check_camera_access(hass, call.context, camera_id)
+        agent = _find_agent(hass, call.data.get("agent"))
         try:
             jpeg = await async_snapshot(hass, camera_id, agent.camera_long_side)
         except CameraError as err:
@@ -134,6 +146,26 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         supports_response=SupportsResponse.ONLY,
     )
     return True
+
+
+async def _async_check_camera_access(hass: HomeAssistant, context: Context, camera_id: str) -> None:
+    """Refuse a camera the caller may not see, or (for a non-admin) one not exposed to Assist.
+
+    The frame goes to a cloud model: Home Assistant's read permission alone is
+    not enough for other users than administrators; the owner must also have
+    exposed the camera to Assist. No user (automations) means no limit.
+    """
+    if not await async_user_may(hass, context, camera_id, POLICY_READ):
+        raise Unauthorized(context=context, entity_id=camera_id, permission=POLICY_READ)
+    if context.user_id is None or async_should_expose(hass, conversation.DOMAIN, camera_id):
+        return
+    user = await hass.auth.async_get_user(context.user_id)
+    if user is None or not user.is_admin:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="camera_not_exposed",
+            translation_placeholders={"camera": camera_id},
+        )
 
 
 def _find_agent(hass: HomeAssistant, conversation_entity: str | None) -> RealtimeAgent:

@@ -29,7 +29,6 @@ from .const import (
     CONF_KEEP_WARM,
     CONF_PAIR_CAMERAS,
     CONF_PROVIDER,
-    CONF_SERVICE_DOMAINS,
     CONF_TOOL_TIMEOUT,
     DEFAULT_CAMERA_FPS,
     DEFAULT_CAMERA_LONG_SIDE,
@@ -49,7 +48,7 @@ from .realtime.pool import Lease, SessionPool
 from .realtime.providers.base import Provider
 from .realtime.session import RealtimeSession
 from .realtime.turn import FailureReason, Turn, TurnDeadlines, TurnError
-from .service_tool import CallServiceTool
+from .service_tool import async_agent_service_tool
 from .tools import guard_chat_log_tools, tool_specs
 
 CAMERA_QUESTION_INSTRUCTIONS = (
@@ -188,10 +187,9 @@ class RealtimeAgent:
     async def _async_own_tools(self, llm_context: llm.LLMContext) -> list[llm.Tool]:
         """Tools of this agent beside the selected LLM APIs (they act on our own session)."""
         tools: list[llm.Tool] = []
-        service_tool = await CallServiceTool.async_create(
-            self.hass, self.options.get(CONF_SERVICE_DOMAINS), llm_context.language
-        )
-        if service_tool.services:
+        if service_tool := await async_agent_service_tool(
+            self.hass, self.options, llm_context.language
+        ):
             tools.append(service_tool)
         if cameras := exposed_cameras(self.hass):
             tools.append(CameraTool(self.hass, self.pool, cameras, self.camera_long_side))

@@ -49,6 +49,9 @@ CONF_IDLE_TIMEOUT: Final = "idle_timeout"
 # Domains whose actions the model may call on exposed entities (the
 # call-service tool). Absent or empty: the domains of the exposed entities.
 CONF_SERVICE_DOMAINS: Final = "service_domains"
+# Sensitive actions (`domain.service`) the owner allows the call-service tool
+# (sensitive_actions.py). Absent or empty: none.
+CONF_ALLOWED_SENSITIVE_ACTIONS: Final = "allowed_sensitive_actions"
 # Seconds one tool call may take before the model hears it timed out.
 CONF_TOOL_TIMEOUT: Final = "tool_timeout"
 # Keep one session connected ahead of the next conversation (no handshake in the turn).

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components import conversation
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
+from homeassistant.util.json import JsonObjectType
 import probatio
 
 from .const import LOGGER
@@ -57,7 +59,7 @@ class GuardedAPIInstance(llm.APIInstance):
             LOGGER.warning(
                 "Tool %s did not finish within %s s", tool_input.tool_name, self.tool_timeout_s
             )
-            return _error_result(
+            return error_result(
                 "TimeoutError",
                 f"{tool_input.tool_name} did not finish within {self.tool_timeout_s:g} seconds",
             )
@@ -65,11 +67,35 @@ class GuardedAPIInstance(llm.APIInstance):
             raise  # the chat log records these as error results itself
         except Exception as err:
             LOGGER.exception("Tool %s failed", tool_input.tool_name)
-            return _error_result(type(err).__name__, str(err))
+            return error_result(type(err).__name__, str(err))
 
 
-def _error_result(error: str, text: str) -> llm.ToolResult:
-    return llm.ToolResult(data={"error": error, "error_text": text}, error=True)
+def error_result(error: str, text: str, *, refused: bool = False) -> llm.ToolResult:
+    """A tool's error for the model: a code and a text it can explain.
+
+    `refused`: a rule (exposure, permissions, the sensitive-action policy)
+    said no, rather than something failing; the model is told so too.
+    """
+    data: JsonObjectType = {"error": error, "error_text": text}
+    if refused:
+        data["refused"] = True
+    return llm.ToolResult(data=data, error=True)
+
+
+async def async_user_may(
+    hass: HomeAssistant, context: Context | None, entity_id: str, policy: str
+) -> bool:
+    """Whether the user behind `context` may read or control (`policy`) the entity.
+
+    No user (an automation, Home Assistant itself) and administrators may; a
+    user Home Assistant does not know may not.
+    """
+    if context is None or context.user_id is None:
+        return True
+    user = await hass.auth.async_get_user(context.user_id)
+    if user is None:
+        return False
+    return user.is_admin or user.permissions.check_entity(entity_id, policy)
 
 
 def guard_chat_log_tools(
