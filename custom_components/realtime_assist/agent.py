@@ -175,6 +175,7 @@ class RealtimeAgent:
                 log,
                 await self._async_own_tools(llm_context),
                 float(self.options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
+                self.entity_ids.get(Platform.CONVERSATION),
             )
         system = log.content[0]
         return dataclasses.replace(

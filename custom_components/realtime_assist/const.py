@@ -16,6 +16,9 @@ LOGGER = logging.getLogger(__package__)
 REPOSITORY_URL: Final = "https://github.com/realtime-assist/realtime-assist"
 DOCUMENTATION_URL: Final = f"{REPOSITORY_URL}#readme"
 
+# Fired for every tool call the model makes (tools.py); the logbook describes it.
+EVENT_TOOL_CALL: Final = f"{DOMAIN}_tool_call"
+
 # Parent entry data (CONF_API_KEY and CONF_URL come from homeassistant.const).
 CONF_PROVIDER: Final = "provider"
 # The form section that holds the endpoint override (collapsed unless one is set).
