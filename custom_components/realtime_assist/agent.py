@@ -38,6 +38,7 @@ from .const import (
     DEFAULT_TOOL_TIMEOUT,
     DOMAIN,
     PROVIDER_PROFILES,
+    UNTRUSTED_CONTENT_PROMPT,
 )
 from .follow_up import ExpectAnswerTool, without_expect_answer
 from .problems import ProblemReporter
@@ -180,7 +181,8 @@ class RealtimeAgent:
         system = log.content[0]
         return dataclasses.replace(
             self.base_config,
-            instructions=system.content if isinstance(system, conversation.SystemContent) else "",
+            instructions=(system.content if isinstance(system, conversation.SystemContent) else "")
+            + f"\n{UNTRUSTED_CONTENT_PROMPT}",
             tools=tool_specs(log.llm_api),
             language=llm_context.language,
         )
@@ -224,7 +226,7 @@ class RealtimeAgent:
         """One question about one image, in a session of its own; the model's answer."""
         config = dataclasses.replace(
             self.base_config,
-            instructions=CAMERA_QUESTION_INSTRUCTIONS,
+            instructions=f"{CAMERA_QUESTION_INSTRUCTIONS} {UNTRUSTED_CONTENT_PROMPT}",
             turn_detection=TurnDetection(mode=TurnDetectionMode.OFF),
             input_transcription_model=None,
         )
