@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+import logging
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -147,3 +148,18 @@ async def test_connect_refuses_clear_text_to_another_machine(
     provider = provider_class(Endpoint(api_key="key", url="ws://realtime.example.com"))
     with pytest.raises(UnencryptedEndpointError):
         await provider.connect(SessionConfig(model="model"))
+
+
+async def test_debug_log_of_the_handshake_hides_the_key(
+    fake_server: FakeOpenAIRealtimeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`websockets` logs every handshake header at debug level: the key is masked."""
+    provider = OpenAIRealtimeProvider(Endpoint(api_key=fake_server.api_key, url=fake_server.url))
+    with caplog.at_level(logging.DEBUG, logger="websockets.client"):
+        connection = await provider.connect(SessionConfig(model="gpt-realtime"))
+        await connection.close()
+
+    # (The fake server logs what it received; only the client's lines are ours.)
+    client_log = [r.getMessage() for r in caplog.records if r.name.startswith("websockets.client")]
+    assert "> Authorization: **REDACTED**" in client_log
+    assert not [line for line in client_log if fake_server.api_key in line]

@@ -12,7 +12,8 @@ forget one:
   of filling memory.
 - Redirects are not followed: the key header would go along to wherever the
   redirect points.
-- Errors never carry the URL, which may hold a key.
+- Errors never carry the URL, which may hold a key, and the handshake's
+  credential headers are masked in `websockets`' debug log.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 from collections.abc import Coroutine
 import ipaddress
 import json
+import logging
 import ssl
 from typing import Any, override
 from urllib.parse import SplitResult, urlsplit
@@ -53,6 +55,26 @@ _SCHEMES = {"https": "wss", "wss": "wss", "http": "ws", "ws": "ws"}
 _PROVIDER_FAULTS = frozenset(
     {CloseCode.MESSAGE_TOO_BIG, CloseCode.INVALID_DATA, CloseCode.PROTOCOL_ERROR}
 )
+# Headers that carry the key (Basic auth from a URL's user info included).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-goog-api-key"})
+
+
+def _mask_credentials(record: logging.LogRecord) -> logging.LogRecord:
+    """At debug level `websockets` logs every handshake header ("> %s: %s"): mask the key."""
+    args = record.args
+    if (
+        isinstance(args, tuple)
+        and len(args) == 2
+        and record.msg == "> %s: %s"
+        and str(args[0]).lower() in _CREDENTIAL_HEADERS
+    ):
+        record.args = (args[0], "**REDACTED**")
+    return record
+
+
+# Our connections log here (under `websockets.client`, so its log settings apply).
+_WIRE_LOGGER = logging.getLogger("websockets.client.realtime_assist")
+_WIRE_LOGGER.addFilter(_mask_credentials)
 
 
 def endpoint_url(endpoint: Endpoint, default_url: str) -> SplitResult:
@@ -123,6 +145,7 @@ async def open_socket(
             # Audio messages are large and already compressed enough; the SDKs do the same.
             compression=None,
             user_agent_header=None,
+            logger=_WIRE_LOGGER,
             **options,
         )
     except InvalidStatus as err:
