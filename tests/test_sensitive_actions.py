@@ -17,7 +17,7 @@ from unittest.mock import patch
 
 from homeassistant.components import conversation
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.config_entries import ConfigSubentry
+from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigSubentry
 from homeassistant.const import Platform
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
@@ -28,6 +28,7 @@ from custom_components.realtime_assist.agent_config import recommended_agent_opt
 from custom_components.realtime_assist.const import (
     CONF_ALLOWED_SENSITIVE_ACTIONS,
     CONF_KEEP_WARM,
+    SECTION_BEHAVIOUR,
     SUBENTRY_CONVERSATION,
 )
 from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
@@ -38,6 +39,7 @@ from custom_components.realtime_assist.sensitive_actions import (
 )
 from custom_components.realtime_assist.service_tool import TOOL_NAME, CallServiceTool
 from tests.fakes.providers import FakeProvider, FakeSession, OpenAISession, Reply
+from tests.flow_texts import assert_form_texts, form_fields
 
 DEFAULT_AGENT = "conversation.realtime_assist"
 TRUSTED_AGENT = "conversation.trusted"
@@ -383,3 +385,40 @@ async def test_garage_door_alone_is_never_offered_an_opening(
     assert "cover.close_cover" in tool.services
     assert {"cover.open_cover", "cover.toggle"} <= tool.refused.keys()
     assert "cover.open_cover" not in (tool.description or "")
+
+
+async def test_agent_settings_list_each_sensitive_action_with_its_risk(
+    hass: HomeAssistant, realtime_fake: FakeProvider, agents: MockConfigEntry
+) -> None:
+    """The owner sees every sensitive action of the home, named and with what it risks;
+    ticking one lets the default agent's model use it."""
+    subentry = next(s for s in agents.subentries.values() if s.title != "Trusted")
+    flow = await hass.config_entries.subentries.async_init(
+        (agents.entry_id, SUBENTRY_CONVERSATION),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    fields = dict(form_fields(flow["data_schema"]))
+    selector = fields[(SECTION_BEHAVIOUR, CONF_ALLOWED_SENSITIVE_ACTIONS)]
+    labels = {option["value"]: option["label"] for option in selector.config["options"]}
+    assert {case.action for case in CASES} <= labels.keys()
+    assert labels["lock.unlock"] == "Unlock lock (lock.unlock): lets someone into your home"
+    assert labels["camera.snapshot"].endswith("writes or reads files on the Home Assistant machine")
+    assert labels["lock.lock"].endswith("passes a code the model chose")
+    assert selector.config["multiple"] is True
+    await assert_form_texts(hass, flow, SUBENTRY_CONVERSATION)
+
+    # The form as shown (the agent's settings), with one action ticked.
+    form: dict[str, dict[str, Any]] = {}
+    for path in fields:
+        if len(path) == 2 and path[1] in subentry.data:
+            form.setdefault(path[0], {})[path[1]] = subentry.data[path[1]]
+    form[SECTION_BEHAVIOUR][CONF_ALLOWED_SENSITIVE_ACTIONS] = ["lock.unlock"]
+    result = await hass.config_entries.subentries.async_configure(flow["flow_id"], form)
+    await hass.async_block_till_done()
+
+    assert result["reason"] == "reconfigure_successful"
+    allowed, _conn = await _model_calls(
+        hass, realtime_fake, DEFAULT_AGENT, "lock.unlock", "lock.front_door", {}
+    )
+    assert allowed.get("success") is True, allowed
+    assert hass.states.get("lock.front_door").state == "unlocked"

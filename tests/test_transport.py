@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from homeassistant import block_async_io
 from homeassistant.components import conversation
-from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_URL
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -29,8 +29,14 @@ from homeassistant.helpers import chat_session, intent
 from homeassistant.helpers.translation import async_get_translations
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+import pytest_socket
 
-from custom_components.realtime_assist.const import CONF_PROVIDER, DOMAIN, SECTION_ADVANCED
+from custom_components.realtime_assist.const import (
+    CONF_ALLOW_UNENCRYPTED,
+    CONF_PROVIDER,
+    DOMAIN,
+    SECTION_ADVANCED,
+)
 from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI
 from custom_components.realtime_assist.realtime.providers.base import MAX_MESSAGE_BYTES
 from tests.fakes.gemini_live import FakeGeminiLiveServer
@@ -205,7 +211,12 @@ async def test_config_flow_refuses_clear_text_to_another_machine(
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "unencrypted_url"}
     translations = await async_get_translations(hass, "en", "config", [DOMAIN])
-    assert "clear text" in translations[f"component.{DOMAIN}.config.error.unencrypted_url"]
+    prefix = f"component.{DOMAIN}.config"
+    assert "clear text" in translations[f"{prefix}.error.unencrypted_url"]
+    for step in ("user", "reconfigure"):
+        advanced = f"{prefix}.step.{step}.sections.advanced"
+        assert translations[f"{advanced}.data.allow_unencrypted"]
+        assert "clear text" in translations[f"{advanced}.data_description.allow_unencrypted"]
 
 
 # -- message size ------------------------------------------------------------------
@@ -261,3 +272,58 @@ async def test_oversized_message_ends_the_turn_with_an_error_and_the_next_turn_w
     assert result.response.speech["plain"]["speech"] == "Here is a short one."
     assert len(realtime_fake.connections) == connections + 1
     assert realtime_fake.protocol_errors == []
+
+
+@pytest.fixture
+def unspecified_address_reachable(socket_enabled: None) -> None:
+    """Let the test connect to `0.0.0.0`, which stands in for another machine.
+
+    Tests reach no other machine. `0.0.0.0` is no loopback address, so the rule
+    treats it as remote, yet Linux connects it to this machine's listeners.
+    """
+    pytest_socket.socket_allow_hosts(["127.0.0.1", "0.0.0.0"])
+
+
+@pytest.mark.usefixtures("unspecified_address_reachable")
+async def test_config_flow_sends_the_key_in_clear_text_only_when_ticked(
+    hass: HomeAssistant, realtime_fake: FakeProvider, provider: str
+) -> None:
+    """Clear text to another machine: refused until the user ticks the option, which is
+    stored and honoured when the entry connects; unticking it takes it back."""
+    url = realtime_fake.entry_data()[CONF_URL].replace("127.0.0.1", "0.0.0.0")
+    form = {
+        CONF_PROVIDER: provider,
+        CONF_API_KEY: realtime_fake.entry_data()[CONF_API_KEY],
+        SECTION_ADVANCED: {CONF_URL: url},
+    }
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
+    assert result["errors"] == {"base": "unencrypted_url"}
+
+    form[SECTION_ADVANCED] = {CONF_URL: url, CONF_ALLOW_UNENCRYPTED: True}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], form)
+    await hass.async_block_till_done()
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    assert entry.data[CONF_ALLOW_UNENCRYPTED] is True
+    assert entry.state is ConfigEntryState.LOADED
+
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: form[CONF_API_KEY], SECTION_ADVANCED: {CONF_URL: url}}
+    )
+    assert result["errors"] == {"base": "unencrypted_url"}
+    assert entry.data[CONF_ALLOW_UNENCRYPTED] is True
+
+    loopback = realtime_fake.entry_data()[CONF_URL]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_API_KEY: form[CONF_API_KEY], SECTION_ADVANCED: {CONF_URL: loopback}},
+    )
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_URL] == loopback
+    assert CONF_ALLOW_UNENCRYPTED not in entry.data
