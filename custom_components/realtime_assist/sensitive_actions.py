@@ -57,9 +57,8 @@ class SensitiveAction:
 
     def applies_to(self, state: State) -> bool:
         """Whether acting on this entity is the sensitive part."""
-        return not self.device_classes or state.attributes.get("device_class") in (
-            self.device_classes
-        )
+        device_class = state.attributes.get("device_class")
+        return not self.device_classes or device_class in self.device_classes
 
     @property
     def conditional(self) -> bool:
@@ -129,13 +128,13 @@ _FIELD_WHAT: Final = {
 }
 
 
-def _fields(fields: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
-    """An action description's fields, sections flattened."""
+def description_fields(fields: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    """An action description's fields (name, description), sections flattened."""
     for name, field in fields.items():
         if not isinstance(field, Mapping):
             continue
         if "fields" in field and "selector" not in field:
-            yield from _fields(field["fields"])
+            yield from description_fields(field["fields"])
         else:
             yield name, field
 
@@ -151,7 +150,7 @@ def sensitive_action(action: str, description: Mapping[str, Any]) -> SensitiveAc
     """The policy's entry for an action, from the table or from its fields."""
     if (known := _BY_ACTION.get(action)) is not None:
         return known
-    for name, field in _fields(description.get("fields") or {}):
+    for name, field in description_fields(description.get("fields") or {}):
         if (risk := _field_risk(name, field)) is not None:
             return SensitiveAction(action, risk, f"use {action}, {_FIELD_WHAT[risk]}")
     return None

@@ -42,7 +42,12 @@ from homeassistant.util.json import JsonObjectType
 import probatio
 
 from .const import CONF_ALLOWED_SENSITIVE_ACTIONS, CONF_SERVICE_DOMAINS, DOMAIN
-from .sensitive_actions import SensitiveAction, refusal_text, sensitive_action
+from .sensitive_actions import (
+    SensitiveAction,
+    description_fields,
+    refusal_text,
+    sensitive_action,
+)
 from .tools import async_user_may, error_result
 
 # The assistant whose exposure settings decide what the model may see and touch.
@@ -218,15 +223,11 @@ def _field_matches(field: Mapping[str, Any], states: Collection[State]) -> bool:
 
 def _field_names(fields: Mapping[str, Any], states: Collection[State]) -> list[str]:
     """The names of an action's fields that apply to the entities; sections are flattened."""
-    names: list[str] = []
-    for name, field in fields.items():
-        if not isinstance(field, Mapping):
-            continue
-        if "fields" in field and "selector" not in field:  # a (collapsible) section
-            names.extend(_field_names(field["fields"], states))
-        elif name not in _TARGET_KEYS and _field_matches(field, states):
-            names.append(name)
-    return names
+    return [
+        name
+        for name, field in description_fields(fields)
+        if name not in _TARGET_KEYS and _field_matches(field, states)
+    ]
 
 
 def _short_text(text: str) -> str:
