@@ -25,10 +25,10 @@ from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, Config
 from homeassistant.const import CONF_API_KEY, CONF_URL
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import chat_session, intent
 from homeassistant.helpers.translation import async_get_translations
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 import pytest_socket
 
 from custom_components.realtime_assist.const import (
@@ -39,10 +39,12 @@ from custom_components.realtime_assist.const import (
 )
 from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI
 from custom_components.realtime_assist.realtime.providers.base import MAX_MESSAGE_BYTES
+from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.gemini_live import FakeGeminiLiveServer
 from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
 from tests.fakes.providers import FakeProvider, GeminiFake, OpenAIFake
 from tests.fixtures_entry import GEMINI_PLAYBACK_WAIT_S, every_provider
+from tests.pipeline_helpers import PipelineRun, our_pipeline, run_pipeline
 
 AGENT_ID = "conversation.realtime_assist"
 
@@ -161,6 +163,14 @@ async def test_wss_endpoint_uses_home_assistants_context_and_blocks_nothing(
 
 
 SECRET = "sk-secret-in-url"
+SATELLITE_RATE = 16000
+UTTERANCE = (
+    silence(0.2, SATELLITE_RATE) + speech_like(1.0, SATELLITE_RATE) + silence(1.0, SATELLITE_RATE)
+)
+
+
+def _speech(run: PipelineRun) -> str:
+    return str(run.one("intent-end")["intent_output"]["response"]["speech"]["plain"]["speech"])
 
 
 @pytest.mark.parametrize(
@@ -233,43 +243,47 @@ async def _send_oversized_message(fake: FakeProvider) -> None:
 
 
 async def test_oversized_message_ends_the_turn_with_an_error_and_the_next_turn_works(
-    hass: HomeAssistant, realtime_fake: FakeProvider, loaded_entry: MockConfigEntry
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    realtime_fake: FakeProvider,
+    loaded_entry: MockConfigEntry,
 ) -> None:
-    """A message over the limit ends the session at once (never a hang or a memory
-    spike); the user hears an error, and their next turn gets a fresh session."""
+    """A satellite's turn: a message over the limit, mid-answer, ends the session at once
+    (never a hang or a memory spike) and the user hears why; their next turn in the same
+    conversation gets a fresh session and its answer."""
     hold = realtime_fake.pacing.hold = asyncio.Event()
-    realtime_fake.say("This answer is cut short.")
+    realtime_fake.hear("Tell me a story.")
+    realtime_fake.say("Once upon a time, a story began that never ended.")
+    pipeline_id = our_pipeline(hass, loaded_entry).id
     answering = asyncio.Event()
 
-    def listener(_chat_log: conversation.ChatLog, delta: dict[str, Any]) -> None:
-        if delta.get("content"):
+    def on_event(event: dict[str, Any]) -> None:
+        delta = (event.get("data") or {}).get("chat_log_delta") or {}
+        if event["type"] == "intent-progress" and delta.get("content"):
             answering.set()
 
-    with (
-        chat_session.async_get_chat_session(hass) as session,
-        conversation.async_get_chat_log(hass, session, None, chat_log_delta_listener=listener),
-    ):
-        turn = hass.async_create_task(
-            conversation.async_converse(
-                hass, "Tell me a story", session.conversation_id, Context(), agent_id=AGENT_ID
-            )
-        )
-        await answering.wait()
-        await _send_oversized_message(realtime_fake)
-        async with asyncio.timeout(5):
-            failed = await turn
-    conversation_id = session.conversation_id
+    first = hass.async_create_task(
+        run_pipeline(hass_ws_client, pipeline_id, UTTERANCE, on_event=on_event)
+    )
+    await answering.wait()
+    await _send_oversized_message(realtime_fake)
+    async with asyncio.timeout(10):
+        failed = await first
     connections = len(realtime_fake.connections)
 
-    assert failed.response.response_type is intent.IntentResponseType.ERROR
-    assert "invalid message" in failed.response.speech["plain"]["speech"]
+    # The user hears that the provider's answer made no sense (a protocol error).
+    exceptions = await async_get_translations(hass, "en", "exceptions", [DOMAIN])
+    heard = exceptions[f"component.{DOMAIN}.exceptions.turn_failed_protocol.message"]
+    assert _speech(failed) == heard
 
     hold.set()
+    realtime_fake.hear("Then a short one.")
     realtime_fake.say("Here is a short one.")
-    result = await conversation.async_converse(
-        hass, "Then a short one", conversation_id, Context(), agent_id=AGENT_ID
+    conversation_id = failed.one("intent-end")["intent_output"]["conversation_id"]
+    run = await run_pipeline(
+        hass_ws_client, pipeline_id, UTTERANCE, conversation_id=conversation_id
     )
-    assert result.response.speech["plain"]["speech"] == "Here is a short one."
+    assert _speech(run) == "Here is a short one."
     assert len(realtime_fake.connections) == connections + 1
     assert realtime_fake.protocol_errors == []
 
