@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.const import EVENT_CALL_SERVICE
+from homeassistant.const import CONF_LLM_HASS_API, EVENT_CALL_SERVICE
 from homeassistant.core import Context, Event, HomeAssistant
 from homeassistant.exceptions import Unauthorized
 from homeassistant.helpers import entity_registry as er, llm
@@ -21,6 +21,7 @@ from custom_components.realtime_assist.service_tool import (
     MAX_DESCRIPTION_CHARS,
     CallServiceTool,
     ServiceInfo,
+    async_agent_service_tool,
     exposed_domains,
 )
 
@@ -439,3 +440,21 @@ async def test_user_permissions_apply(
     )
     assert not result.error
     assert hass.states.get(kitchen_light).state == "on"
+
+
+@pytest.mark.parametrize(
+    ("apis", "offered"),
+    [
+        ([llm.LLM_API_ASSIST], True),
+        (llm.LLM_API_ASSIST, True),  # older entries store one API as a string
+        ([llm.LLM_API_ASSIST, "other_api"], True),
+        (["other_api"], False),
+        ([], False),
+    ],
+)
+async def test_tool_comes_only_with_the_assist_api(
+    hass: HomeAssistant, kitchen_light: str, apis: list[str] | str, offered: bool
+) -> None:
+    """The tool reaches what is exposed to Assist: without the Assist API it is not offered."""
+    tool = await async_agent_service_tool(hass, {CONF_LLM_HASS_API: apis}, "en")
+    assert (tool is not None) is offered

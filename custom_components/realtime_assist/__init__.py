@@ -6,24 +6,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from homeassistant.components import assist_pipeline
+from homeassistant.auth.permissions.const import POLICY_READ
+from homeassistant.components import assist_pipeline, conversation
+from homeassistant.components.homeassistant.exposed_entities import async_should_expose
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_API_KEY, CONF_URL, Platform
-from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
+from homeassistant.core import (
+    Context,
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+)
 from homeassistant.exceptions import (
     ConfigEntryAuthFailed,
+    ConfigEntryError,
     ConfigEntryNotReady,
     HomeAssistantError,
     ServiceValidationError,
+    Unauthorized,
 )
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
+from homeassistant.util import ssl as ssl_util
 import probatio
 
 from .agent import RealtimeAgent
 from .assist_bridge import async_set_preferred_pipeline
 from .camera import CameraError, async_snapshot
 from .const import (
+    CONF_ALLOW_UNENCRYPTED,
     CONF_MAKE_PREFERRED,
     CONF_PROVIDER,
     DOMAIN,
@@ -32,9 +44,16 @@ from .const import (
     SUBENTRY_CONVERSATION,
 )
 from .realtime.config import Endpoint, SessionConfig
-from .realtime.errors import AuthenticationError, ConnectError, RealtimeError
+from .realtime.errors import (
+    AuthenticationError,
+    ConnectError,
+    InvalidEndpointError,
+    RealtimeError,
+    UnencryptedEndpointError,
+)
 from .realtime.providers import create_provider
 from .realtime.providers.base import Provider
+from .tools import async_user_may
 
 # Each realtime agent (config subentry) adds its entities on these platforms.
 PLATFORMS: list[Platform] = [Platform.CONVERSATION, Platform.STT, Platform.TTS]
@@ -58,14 +77,28 @@ async def async_build_provider(data: Mapping[str, Any]) -> Provider:
 
     Realtime keys can be scoped or deployment-bound (Azure), so the only
     reliable check is opening a real session; it is closed right away.
-    Raises AuthenticationError for a rejected key and ConnectError when the
-    endpoint cannot be reached.
+    Raises AuthenticationError for a rejected key, InvalidEndpointError or
+    UnencryptedEndpointError for an endpoint URL we refuse, and ConnectError
+    when the endpoint cannot be reached.
     """
     name: str = data[CONF_PROVIDER]
-    provider = create_provider(name, Endpoint(api_key=data[CONF_API_KEY], url=data.get(CONF_URL)))
+    endpoint = Endpoint(
+        api_key=data[CONF_API_KEY],
+        url=data.get(CONF_URL),
+        allow_unencrypted=data.get(CONF_ALLOW_UNENCRYPTED, False),
+        # Home Assistant's shared client context, built once at startup outside the
+        # event loop (a context per connection would load the CA bundle in the loop).
+        ssl_context=ssl_util.get_default_context(),
+    )
+    provider = create_provider(name, endpoint)
     connection = await provider.connect(SessionConfig(model=PROVIDER_PROFILES[name].default_model))
     await connection.close()
     return provider
+
+
+def endpoint_error_key(err: InvalidEndpointError | UnencryptedEndpointError) -> str:
+    """The translation key (form error and exception) of a refused endpoint URL."""
+    return "unencrypted_url" if isinstance(err, UnencryptedEndpointError) else "invalid_url"
 
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -83,8 +116,10 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions (they work with any loaded agent)."""
 
     async def ask_about_camera(call: ServiceCall) -> ServiceResponse:
-        agent = _find_agent(hass, call.data.get("agent"))
         camera_id: str = call.data["camera"]
+        # Before anything reaches the camera or the provider.
+        await _async_check_camera_access(hass, call.context, camera_id)
+        agent = _find_agent(hass, call.data.get("agent"))
         try:
             jpeg = await async_snapshot(hass, camera_id, agent.camera_long_side)
         except CameraError as err:
@@ -113,6 +148,26 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
+async def _async_check_camera_access(hass: HomeAssistant, context: Context, camera_id: str) -> None:
+    """Refuse a camera the caller may not see, or (for a non-admin) one not exposed to Assist.
+
+    The frame goes to a cloud model: Home Assistant's read permission alone is
+    not enough for other users than administrators; the owner must also have
+    exposed the camera to Assist. No user (automations) means no limit.
+    """
+    if not await async_user_may(hass, context, camera_id, POLICY_READ):
+        raise Unauthorized(context=context, entity_id=camera_id, permission=POLICY_READ)
+    if context.user_id is None or async_should_expose(hass, conversation.DOMAIN, camera_id):
+        return
+    user = await hass.auth.async_get_user(context.user_id)
+    if user is None or not user.is_admin:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="camera_not_exposed",
+            translation_placeholders={"camera": camera_id},
+        )
+
+
 def _find_agent(hass: HomeAssistant, conversation_entity: str | None) -> RealtimeAgent:
     """The loaded agent with that conversation entity (or the first loaded one)."""
     entries: list[RealtimeAssistConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
@@ -139,6 +194,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntr
         # Home Assistant starts the reauth flow and tells the user.
         raise ConfigEntryAuthFailed(
             translation_domain=DOMAIN, translation_key="invalid_auth"
+        ) from err
+    except (InvalidEndpointError, UnencryptedEndpointError) as err:
+        # Retrying cannot help; reconfiguring the entry does.
+        raise ConfigEntryError(
+            translation_domain=DOMAIN, translation_key=endpoint_error_key(err)
         ) from err
     except ConnectError as err:
         raise ConfigEntryNotReady(

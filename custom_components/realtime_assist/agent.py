@@ -29,7 +29,6 @@ from .const import (
     CONF_KEEP_WARM,
     CONF_PAIR_CAMERAS,
     CONF_PROVIDER,
-    CONF_SERVICE_DOMAINS,
     CONF_TOOL_TIMEOUT,
     DEFAULT_CAMERA_FPS,
     DEFAULT_CAMERA_LONG_SIDE,
@@ -39,6 +38,7 @@ from .const import (
     DEFAULT_TOOL_TIMEOUT,
     DOMAIN,
     PROVIDER_PROFILES,
+    UNTRUSTED_CONTENT_PROMPT,
 )
 from .follow_up import ExpectAnswerTool, without_expect_answer
 from .problems import ProblemReporter
@@ -49,7 +49,7 @@ from .realtime.pool import Lease, SessionPool
 from .realtime.providers.base import Provider
 from .realtime.session import RealtimeSession
 from .realtime.turn import FailureReason, Turn, TurnDeadlines, TurnError
-from .service_tool import CallServiceTool
+from .service_tool import async_agent_service_tool
 from .tools import guard_chat_log_tools, tool_specs
 
 CAMERA_QUESTION_INSTRUCTIONS = (
@@ -176,11 +176,13 @@ class RealtimeAgent:
                 log,
                 await self._async_own_tools(llm_context),
                 float(self.options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
+                self.entity_ids.get(Platform.CONVERSATION),
             )
         system = log.content[0]
         return dataclasses.replace(
             self.base_config,
-            instructions=system.content if isinstance(system, conversation.SystemContent) else "",
+            instructions=(system.content if isinstance(system, conversation.SystemContent) else "")
+            + f"\n{UNTRUSTED_CONTENT_PROMPT}",
             tools=tool_specs(log.llm_api),
             language=llm_context.language,
         )
@@ -188,10 +190,9 @@ class RealtimeAgent:
     async def _async_own_tools(self, llm_context: llm.LLMContext) -> list[llm.Tool]:
         """Tools of this agent beside the selected LLM APIs (they act on our own session)."""
         tools: list[llm.Tool] = []
-        service_tool = await CallServiceTool.async_create(
-            self.hass, self.options.get(CONF_SERVICE_DOMAINS), llm_context.language
-        )
-        if service_tool.services:
+        if service_tool := await async_agent_service_tool(
+            self.hass, self.options, llm_context.language
+        ):
             tools.append(service_tool)
         if cameras := exposed_cameras(self.hass):
             tools.append(CameraTool(self.hass, self.pool, cameras, self.camera_long_side))
@@ -225,7 +226,7 @@ class RealtimeAgent:
         """One question about one image, in a session of its own; the model's answer."""
         config = dataclasses.replace(
             self.base_config,
-            instructions=CAMERA_QUESTION_INSTRUCTIONS,
+            instructions=f"{CAMERA_QUESTION_INSTRUCTIONS} {UNTRUSTED_CONTENT_PROMPT}",
             turn_detection=TurnDetection(mode=TurnDetectionMode.OFF),
             input_transcription_model=None,
         )

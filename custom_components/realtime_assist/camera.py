@@ -18,6 +18,7 @@ import asyncio
 from dataclasses import dataclass
 import io
 
+from homeassistant.auth.permissions.const import POLICY_READ
 from homeassistant.components import camera
 from homeassistant.components.homeassistant.exposed_entities import async_should_expose
 from homeassistant.core import HomeAssistant
@@ -37,6 +38,7 @@ from .realtime.errors import RealtimeError
 from .realtime.pool import SessionPool
 from .realtime.session import RealtimeSession
 from .realtime.turn import Turn
+from .tools import async_user_may, error_result
 
 CAMERA_DOMAIN = "camera"
 CAMERA_TOOL_NAME = f"{DOMAIN}__look_at_camera"
@@ -163,16 +165,24 @@ class CameraTool(llm.Tool):
     ) -> llm.ToolResult:
         entity_id = str(tool_input.tool_args.get("camera", ""))
         if entity_id not in self._cameras:
-            return _error("CameraNotExposed", f"{entity_id} is not a camera you may look through")
+            return error_result(
+                "CameraNotExposed",
+                f"{entity_id} is not a camera you may look through",
+                refused=True,
+            )
+        if not await async_user_may(hass, llm_context.context, entity_id, POLICY_READ):
+            return error_result(
+                "Unauthorized", f"The user is not allowed to see {entity_id}.", refused=True
+            )
         conversation_id = current_conversation_id()
         session = self._sessions.get(conversation_id) if conversation_id else None
         if session is None:
-            return _error("NoSession", "There is no live conversation to show the image in")
+            return error_result("NoSession", "There is no live conversation to show the image in")
         try:
             jpeg = await async_snapshot(hass, entity_id, self._long_side)
         except CameraError as err:
             LOGGER.warning("Camera tool: %s", err)
-            return _error("CameraUnavailable", str(err))
+            return error_result("CameraUnavailable", str(err))
         await session.send_image(jpeg, "image/jpeg")
         return llm.ToolResult(
             data={
@@ -181,10 +191,6 @@ class CameraTool(llm.Tool):
                 "note": "The camera's current image is now in the conversation: describe it.",
             }
         )
-
-
-def _error(code: str, text: str) -> llm.ToolResult:
-    return llm.ToolResult(data={"error": code, "error_text": text}, error=True)
 
 
 async def async_run_paired_camera(

@@ -39,7 +39,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import AbortFlow, section
-from homeassistant.helpers import llm
+from homeassistant.helpers import llm, translation
 from homeassistant.helpers.selector import (
     BooleanSelector,
     EntitySelector,
@@ -60,9 +60,11 @@ from homeassistant.helpers.typing import VolDictType
 from homeassistant.loader import Integration, async_get_integrations
 import probatio
 
-from . import async_build_provider, async_pipelines_follow_voice
+from . import async_build_provider, async_pipelines_follow_voice, endpoint_error_key
 from .agent_config import recommended_agent_options
 from .const import (
+    CONF_ALLOW_UNENCRYPTED,
+    CONF_ALLOWED_SENSITIVE_ACTIONS,
     CONF_CAMERA_FPS,
     CONF_CAMERA_LONG_SIDE,
     CONF_FALLBACK_TTS,
@@ -91,9 +93,18 @@ from .const import (
     ProviderProfile,
 )
 from .realtime.config import Eagerness, TurnDetectionMode
-from .realtime.errors import AuthenticationError, ConnectError
+from .realtime.errors import (
+    AuthenticationError,
+    ConnectError,
+    InvalidEndpointError,
+    UnencryptedEndpointError,
+)
 from .realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
-from .service_tool import async_service_domain_options
+from .service_tool import (
+    allowed_service_domains,
+    async_sensitive_action_options,
+    async_service_domain_options,
+)
 
 # Links and examples the setup texts show (URLs go in placeholders, not in strings.json).
 SETUP_PLACEHOLDERS: Final = {
@@ -154,7 +165,14 @@ def _entry_schema(step_id: str, *, url_set: bool) -> probatio.Schema:
         # Left empty, the key stays as it is.
         fields[probatio.Optional(CONF_API_KEY)] = _API_KEY_SELECTOR
     fields[probatio.Required(SECTION_ADVANCED)] = section(
-        probatio.Schema({probatio.Optional(CONF_URL): _URL_SELECTOR}),
+        probatio.Schema(
+            {
+                probatio.Optional(CONF_URL): _URL_SELECTOR,
+                # Consent to send the key in clear text to an http:// or ws:// endpoint
+                # on another machine (endpoints on this one never need it).
+                probatio.Optional(CONF_ALLOW_UNENCRYPTED, default=False): BooleanSelector(),
+            }
+        ),
         {"collapsed": not url_set},
     )
     return probatio.Schema(fields)
@@ -164,11 +182,15 @@ def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
     """Entry data from a form: the advanced section is lifted to the top level.
 
     `url` is always stored (None without an override) so that entries with
-    and without an override compare correctly for duplicates.
+    and without an override compare correctly for duplicates; the consent to
+    clear text only when given.
     """
     data = {key: value for key, value in user_input.items() if key != SECTION_ADVANCED}
     if SECTION_ADVANCED in user_input:
-        data[CONF_URL] = user_input[SECTION_ADVANCED].get(CONF_URL) or None
+        advanced = user_input[SECTION_ADVANCED]
+        data[CONF_URL] = advanced.get(CONF_URL) or None
+        if advanced.get(CONF_ALLOW_UNENCRYPTED):
+            data[CONF_ALLOW_UNENCRYPTED] = True
     return data
 
 
@@ -189,7 +211,8 @@ def entry_title(data: Mapping[str, Any]) -> str:
     if resource := _azure_resource(data):
         return f"Azure OpenAI ({resource})"
     if url := data.get(CONF_URL):
-        return f"{title} ({urlsplit(url).netloc or url})"
+        # Without user info: a URL's `user:password@` must not end up in a title.
+        return f"{title} ({urlsplit(url).netloc.rpartition('@')[2] or url})"
     return title
 
 
@@ -253,6 +276,8 @@ class FormContext:
     llm_apis: list[SelectOptionDict]
     # Domains offered to the call-service tool, labelled with their integration's name.
     service_domains: list[SelectOptionDict]
+    # Sensitive actions the owner may allow the call-service tool, each with its risk.
+    sensitive_actions: list[SelectOptionDict]
     # Whether Home Assistant has any camera entity at all.
     has_cameras: bool
 
@@ -327,6 +352,19 @@ def _service_domain_selector(context: FormContext) -> SelectSelector:
     return _labelled_select(context.service_domains, multiple=True)
 
 
+def _sensitive_action_selector(context: FormContext) -> SelectSelector:
+    # A list to tick, not a dropdown: each choice is made knowingly.
+    return SelectSelector(
+        SelectSelectorConfig(
+            options=context.sensitive_actions, multiple=True, mode=SelectSelectorMode.LIST
+        )
+    )
+
+
+def _has_sensitive_actions(context: FormContext) -> bool:
+    return bool(context.sensitive_actions)
+
+
 def _turn_detection_selector(context: FormContext) -> SelectSelector:
     modes = [mode.value for mode in context.profile.turn_detection_modes]
     return _translated_select(CONF_TURN_DETECTION, modes)
@@ -359,6 +397,13 @@ AGENT_FORM: Final = (
             AgentField(CONF_LLM_HASS_API, _llm_api_selector, optional=True),
             # Left empty, the tool follows the domains of the exposed entities.
             AgentField(CONF_SERVICE_DOMAINS, _service_domain_selector, optional=True),
+            # Left empty, every sensitive action stays refused.
+            AgentField(
+                CONF_ALLOWED_SENSITIVE_ACTIONS,
+                _sensitive_action_selector,
+                optional=True,
+                applies=_has_sensitive_actions,
+            ),
         ),
     ),
     FormSection(
@@ -473,6 +518,41 @@ def _agent_names(hass: HomeAssistant) -> set[str]:
     }
 
 
+async def _async_sensitive_action_options(
+    hass: HomeAssistant, options: Mapping[str, Any]
+) -> list[SelectOptionDict]:
+    """The sensitive actions the agent's action tool could be allowed, each with its risk.
+
+    Each is labelled with Home Assistant's name of the action, the action and
+    what it risks (in Home Assistant's language, as the tool's descriptions);
+    actions allowed before but gone from the home stay listed, so they can be
+    unticked.
+    """
+    allowed: list[str] = list(options.get(CONF_ALLOWED_SENSITIVE_ACTIONS) or ())
+    domains = allowed_service_domains(hass, options.get(CONF_SERVICE_DOMAINS))
+    entries = await async_sensitive_action_options(
+        hass, domains | {action.partition(".")[0] for action in allowed}
+    )
+    language = hass.config.language
+    risks = await translation.async_get_translations(hass, language, "selector", [DOMAIN])
+    names = await translation.async_get_translations(
+        hass, language, "services", {entry.action.partition(".")[0] for entry in entries}
+    )
+    choices = []
+    for entry in entries:
+        domain, _, service = entry.action.partition(".")
+        name = names.get(f"component.{domain}.services.{service}.name", entry.action)
+        risk = risks.get(f"component.{DOMAIN}.selector.sensitive_risk.options.{entry.risk}", "")
+        choices.append(
+            SelectOptionDict(value=entry.action, label=f"{name} ({entry.action}): {risk}")
+        )
+    known = {entry.action for entry in entries}
+    choices += [
+        SelectOptionDict(value=action, label=action) for action in allowed if action not in known
+    ]
+    return choices
+
+
 class RealtimeAssistConfigFlow(ConfigFlow, domain=DOMAIN):
     """Set up a realtime provider and keep its credentials working."""
 
@@ -529,9 +609,17 @@ class RealtimeAssistConfigFlow(ConfigFlow, domain=DOMAIN):
         step_id = "reauth_confirm" if self.source == SOURCE_REAUTH else "reconfigure"
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
-        shown: Mapping[str, Any] = {SECTION_ADVANCED: {CONF_URL: entry.data.get(CONF_URL)}}
+        shown: Mapping[str, Any] = {
+            SECTION_ADVANCED: {
+                CONF_URL: entry.data.get(CONF_URL),
+                CONF_ALLOW_UNENCRYPTED: entry.data.get(CONF_ALLOW_UNENCRYPTED, False),
+            }
+        }
         if user_input is not None:
-            data = {**entry.data, **_flatten(user_input)}
+            kept = dict(entry.data)
+            if SECTION_ADVANCED in user_input:
+                kept.pop(CONF_ALLOW_UNENCRYPTED, None)  # the form asked again: unticked, it goes
+            data = {**kept, **_flatten(user_input)}
             if not data.get(CONF_API_KEY):
                 data[CONF_API_KEY] = entry.data[CONF_API_KEY]  # left empty: keep it
             errors, placeholders = await self._async_validate(data, entry.entry_id)
@@ -591,12 +679,15 @@ class RealtimeAssistConfigFlow(ConfigFlow, domain=DOMAIN):
         url = data.get(CONF_URL) or PROVIDER_PROFILES[data[CONF_PROVIDER]].default_url
         try:
             await async_build_provider(data)
+        except (InvalidEndpointError, UnencryptedEndpointError) as err:
+            return {"base": endpoint_error_key(err)}, {"url": url}
         except (AuthenticationError, ConnectError) as err:
             error = "invalid_auth" if isinstance(err, AuthenticationError) else "cannot_connect"
             reason = _redact(str(err) or type(err).__name__, data[CONF_API_KEY])
             return {"base": error}, {"url": url, "reason": reason}
         except Exception:
-            LOGGER.exception("Unexpected error while checking the realtime endpoint %s", url)
+            # Not the URL: it may hold a key (the form shows it to the user who typed it).
+            LOGGER.exception("Unexpected error while checking the realtime endpoint")
             return {"base": "unknown"}, {"url": url}
         return {}, {}
 
@@ -689,6 +780,7 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
         ]
         return FormContext(
             profile=profile,
+            sensitive_actions=await _async_sensitive_action_options(self.hass, self.options),
             voices=voices,
             llm_apis=[
                 SelectOptionDict(label=api.name, value=api.id)

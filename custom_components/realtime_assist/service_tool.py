@@ -11,6 +11,8 @@ with a generic action tool; this tool is the narrow variant that also works on
 * only actions that target entities, and only entities that are exposed and
   belong to the action's own domain (`climate.*` on `climate.` entities), so
   system actions such as `homeassistant.restart` can never run;
+* no sensitive action (unlocking, disarming, opening a garage door, blinding a
+  camera, writing files...: `sensitive_actions.py`) unless the owner allowed it;
 * with the user's context, so Home Assistant's permissions apply.
 
 Build one per turn with `await CallServiceTool.async_create(hass, domains)`:
@@ -20,21 +22,33 @@ the service descriptions and their translations load asynchronously.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 import re
 from typing import Any, Final, override
 
 from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.components.homeassistant.exposed_entities import async_should_expose
-from homeassistant.const import ATTR_ENTITY_ID, ATTR_FRIENDLY_NAME, ATTR_SUPPORTED_FEATURES
+from homeassistant.const import (
+    ATTR_ENTITY_ID,
+    ATTR_FRIENDLY_NAME,
+    ATTR_SUPPORTED_FEATURES,
+    CONF_LLM_HASS_API,
+)
 from homeassistant.core import HomeAssistant, State, callback, split_entity_id
 from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import entity_registry as er, intent, llm, service, translation
 from homeassistant.util.json import JsonObjectType
 import probatio
 
-from .const import DOMAIN
+from .const import CONF_ALLOWED_SENSITIVE_ACTIONS, CONF_SERVICE_DOMAINS, DOMAIN
+from .sensitive_actions import (
+    SensitiveAction,
+    description_fields,
+    refusal_text,
+    sensitive_action,
+)
+from .tools import async_user_may, error_result
 
 # The assistant whose exposure settings decide what the model may see and touch.
 CONVERSATION_ASSISTANT: Final = "conversation"
@@ -116,11 +130,18 @@ class ServiceInfo:
     fields: tuple[str, ...]
     text: str
     returns_response: bool
+    sensitive: SensitiveAction | None = None
+    """The policy's entry when the action is sensitive and the owner did not allow it."""
 
     @property
     def full_name(self) -> str:
         """The action as `domain.service`."""
         return f"{self.domain}.{self.service}"
+
+    @property
+    def refused(self) -> bool:
+        """Whether every call would be refused: then the action is not offered at all."""
+        return self.sensitive is not None and not self.sensitive.conditional
 
     def describe(self) -> str:
         """One line for the tool description."""
@@ -202,15 +223,11 @@ def _field_matches(field: Mapping[str, Any], states: Collection[State]) -> bool:
 
 def _field_names(fields: Mapping[str, Any], states: Collection[State]) -> list[str]:
     """The names of an action's fields that apply to the entities; sections are flattened."""
-    names: list[str] = []
-    for name, field in fields.items():
-        if not isinstance(field, Mapping):
-            continue
-        if "fields" in field and "selector" not in field:  # a (collapsible) section
-            names.extend(_field_names(field["fields"], states))
-        elif name not in _TARGET_KEYS and _field_matches(field, states):
-            names.append(name)
-    return names
+    return [
+        name
+        for name, field in description_fields(fields)
+        if name not in _TARGET_KEYS and _field_matches(field, states)
+    ]
 
 
 def _short_text(text: str) -> str:
@@ -252,10 +269,51 @@ async def async_service_domain_options(
     return sorted((targetable & exposed_domains(hass) or targetable) | set(selected))
 
 
+async def async_sensitive_action_options(
+    hass: HomeAssistant, domains: Collection[str]
+) -> list[SensitiveAction]:
+    """The sensitive actions of `domains` the tool could offer, for the agent's settings."""
+    descriptions = await service.async_get_all_descriptions(hass)
+    found = [
+        entry
+        for domain in set(domains) - NEVER_DOMAINS
+        for name, description in (descriptions.get(domain) or {}).items()
+        if _has_entity_target(description)
+        and (entry := sensitive_action(f"{domain}.{name}", description)) is not None
+    ]
+    return sorted(found, key=lambda entry: entry.action)
+
+
+def _sensitive(
+    action: str,
+    description: Mapping[str, Any],
+    targets: Collection[State],
+    allowed: Collection[str],
+) -> SensitiveAction | None:
+    """The policy's entry for an action the owner did not allow, as it applies to `targets`.
+
+    An action that is sensitive only on some entities (garage doors) and has no
+    other target here is refused outright.
+    """
+    entry = sensitive_action(action, description)
+    if entry is None or action in allowed:
+        return None
+    if entry.device_classes and all(entry.applies_to(state) for state in targets):
+        return replace(entry, device_classes=frozenset())
+    return entry
+
+
 async def async_get_services(
-    hass: HomeAssistant, domains: Collection[str], language: str | None = None
+    hass: HomeAssistant,
+    domains: Collection[str],
+    language: str | None = None,
+    allowed_sensitive: Collection[str] = (),
 ) -> list[ServiceInfo]:
-    """The actions of `domains` that target entities and apply to an exposed entity."""
+    """The actions of `domains` that target entities and apply to an exposed entity.
+
+    Sensitive actions the owner did not allow (`allowed_sensitive`) carry their
+    policy entry (`ServiceInfo.sensitive`).
+    """
     exposed_states = [
         state
         for state in hass.states.async_all()
@@ -285,6 +343,9 @@ async def async_get_services(
             if placeholders := description.get("description_placeholders"):
                 for key, value in placeholders.items():
                     text = text.replace(f"{{{key}}}", str(value))
+            sensitive = _sensitive(f"{domain}.{name}", description, targets, allowed_sensitive)
+            if sensitive is not None and sensitive.device_classes:
+                targets = [state for state in targets if not sensitive.applies_to(state)]
             services.append(
                 ServiceInfo(
                     domain=domain,
@@ -292,6 +353,7 @@ async def async_get_services(
                     fields=tuple(_field_names(description.get("fields") or {}, targets)),
                     text=_short_text(text),
                     returns_response="response" in description,
+                    sensitive=sensitive,
                 )
             )
     return services
@@ -384,10 +446,6 @@ def _state_summary(hass: HomeAssistant, entity_id: str) -> dict[str, Any]:
     return summary
 
 
-def _error(error: str, text: str) -> llm.ToolResult:
-    return llm.ToolResult(data={"error": error, "error_text": text}, error=True)
-
-
 def _error_text(err: Exception) -> str:
     """A message for the model from an exception."""
     text = str(err)
@@ -414,9 +472,18 @@ class CallServiceTool(llm.Tool):
         """Offer `services` of the allowed `domains` on `targets` (entity id: name).
 
         `async_create` finds all three; `targets` only feeds the description.
+        Refused sensitive actions are not offered, only explained when called.
         """
         self.domains = frozenset(domains)
-        self.services: dict[str, ServiceInfo] = {info.full_name: info for info in services}
+        services = list(services)
+        self.services: dict[str, ServiceInfo] = {
+            info.full_name: info for info in services if not info.refused
+        }
+        self.refused: dict[str, SensitiveAction] = {
+            info.full_name: info.sensitive
+            for info in services
+            if info.refused and info.sensitive is not None
+        }
         self.description = _describe(self.services.values(), targets or {})
         service_schema: Any = probatio.In(list(self.services)) if self.services else str
         self.parameters = probatio.Schema(
@@ -443,18 +510,21 @@ class CallServiceTool(llm.Tool):
         hass: HomeAssistant,
         allowed_domains: Collection[str] | None,
         language: str | None = None,
+        allowed_sensitive: Collection[str] = (),
     ) -> CallServiceTool:
         """The tool for one turn.
 
         `allowed_domains` is the agent's setting: None or empty means the
         domains of the entities exposed to the conversation assistant.
         `language` picks the action descriptions' language (default: Home
-        Assistant's). An agent should leave the tool out when `services` is
-        empty: there is nothing it could call.
+        Assistant's). `allowed_sensitive` are the sensitive actions the owner
+        allowed (`domain.service`). An agent should leave the tool out when
+        `services` is empty: there is nothing it could call.
         """
         domains = allowed_service_domains(hass, allowed_domains)
-        services = await async_get_services(hass, domains, language)
-        return cls(domains, services, async_get_targets(hass, services))
+        services = await async_get_services(hass, domains, language, allowed_sensitive)
+        offered = [info for info in services if not info.refused]
+        return cls(domains, services, async_get_targets(hass, offered))
 
     @override
     def __repr__(self) -> str:
@@ -472,7 +542,7 @@ class CallServiceTool(llm.Tool):
         try:
             args = _ARGS_SCHEMA(args)
         except probatio.Invalid as err:
-            return _error("InvalidArguments", f"Invalid arguments: {err}")
+            return error_result("InvalidArguments", f"Invalid arguments: {err}")
 
         full_name: str = args["service"].strip().lower()
         entity_ids: list[str] = [eid.strip() for eid in args["entity_id"]]
@@ -484,12 +554,17 @@ class CallServiceTool(llm.Tool):
         if refusal := await self._async_check_entities(hass, domain, entity_ids, llm_context):
             return refusal
         if targets := sorted(_TARGET_KEYS.intersection(data)):
-            return _error(
+            return error_result(
                 "TargetNotAllowed",
                 f"Do not pass {', '.join(targets)} in data; list the entities in entity_id.",
+                refused=True,
             )
 
         info = self.services[full_name]
+        if info.sensitive is not None and (
+            refusal := _check_sensitive(hass, info.sensitive, entity_ids, data)
+        ):
+            return refusal
         try:
             response = await hass.services.async_call(
                 domain,
@@ -500,14 +575,15 @@ class CallServiceTool(llm.Tool):
                 return_response=info.returns_response,
             )
         except Unauthorized:
-            return _error(
+            return error_result(
                 "Unauthorized",
                 f"The user is not allowed to call {full_name} on {', '.join(entity_ids)}.",
+                refused=True,
             )
         except probatio.Invalid as err:
-            return _error("InvalidData", f"{full_name} rejected the data: {err}")
+            return error_result("InvalidData", f"{full_name} rejected the data: {err}")
         except HomeAssistantError as err:
-            return _error(type(err).__name__, f"{full_name} failed: {_error_text(err)}")
+            return error_result(type(err).__name__, f"{full_name} failed: {_error_text(err)}")
 
         result: JsonObjectType = {
             "success": True,
@@ -522,29 +598,37 @@ class CallServiceTool(llm.Tool):
         """Refuse an action that is not on the allowed list, saying why."""
         if full_name in self.services:
             return None
+        if (sensitive := self.refused.get(full_name)) is not None:
+            return error_result("SensitiveActionRefused", refusal_text(sensitive), refused=True)
         allowed = ", ".join(self.services) or "none"
         domain, _, service_name = full_name.partition(".")
         if not service_name:
-            return _error("InvalidService", f"'{full_name}' is not an action; use domain.service.")
+            return error_result(
+                "InvalidService", f"'{full_name}' is not an action; use domain.service."
+            )
         if domain in NEVER_DOMAINS:
-            return _error(
-                "ServiceNotAllowed", f"{full_name} is a system action, which is never allowed."
+            return error_result(
+                "ServiceNotAllowed",
+                f"{full_name} is a system action, which is never allowed.",
+                refused=True,
             )
         if not hass.services.has_service(domain, service_name):
-            return _error(
+            return error_result(
                 "ServiceNotFound", f"There is no action {full_name}. Allowed actions: {allowed}."
             )
         if domain not in self.domains:
-            return _error(
+            return error_result(
                 "ServiceNotAllowed",
                 f"Actions of the {domain} domain are not allowed for this assistant. "
                 f"Allowed actions: {allowed}.",
+                refused=True,
             )
-        return _error(
+        return error_result(
             "ServiceNotAllowed",
             f"{full_name} cannot be called by the assistant: only actions that target "
             f"exposed entities and that those entities support are allowed. "
             f"Allowed actions: {allowed}.",
+            refused=True,
         )
 
     async def _async_check_entities(
@@ -556,7 +640,7 @@ class CallServiceTool(llm.Tool):
     ) -> llm.ToolResult | None:
         """Refuse unknown, unexposed, foreign-domain or forbidden entities."""
         if not entity_ids:
-            return _error("NoTarget", "Name at least one entity in entity_id.")
+            return error_result("NoTarget", "Name at least one entity in entity_id.")
         assistant = llm_context.assistant or CONVERSATION_ASSISTANT
         for index, entity_id in enumerate(entity_ids):
             if (state := hass.states.get(entity_id)) is not None:
@@ -570,41 +654,54 @@ class CallServiceTool(llm.Tool):
                 and entity_id.casefold() in {name.casefold() for name in _entity_names(hass, state)}
             ]
             if len(matches) > 1:
-                return _error(
+                return error_result(
                     "AmbiguousEntity",
                     f"Several entities are called {entity_id}: {', '.join(matches)}. "
                     "Pick one by its entity_id.",
                 )
             if not matches:
-                return _error("EntityNotFound", f"There is no {domain} entity {entity_id}.")
+                return error_result("EntityNotFound", f"There is no {domain} entity {entity_id}.")
             entity_ids[index] = matches[0]
         for entity_id in entity_ids:
             if not async_should_expose(hass, assistant, entity_id):
-                return _error(
+                return error_result(
                     "EntityNotExposed",
                     f"{entity_id} is not exposed to the assistant; the user can expose it "
                     "under Settings > Voice assistants > Expose.",
+                    refused=True,
                 )
             if split_entity_id(entity_id)[0] != domain:
-                return _error(
+                return error_result(
                     "WrongDomain",
                     f"{entity_id} is not a {domain} entity; {domain} actions only act on "
                     f"{domain} entities.",
+                    refused=True,
                 )
         # Home Assistant checks entity permissions in entity services; checking
         # here as well covers actions whose handlers do not.
-        context = llm_context.context
-        if context is not None and context.user_id is not None:
-            user = await hass.auth.async_get_user(context.user_id)
-            if user is None:
-                return _error("Unauthorized", "The user of this conversation is unknown.")
-            if not user.is_admin:
-                for entity_id in entity_ids:
-                    if not user.permissions.check_entity(entity_id, POLICY_CONTROL):
-                        return _error(
-                            "Unauthorized", f"The user is not allowed to control {entity_id}."
-                        )
+        for entity_id in entity_ids:
+            if not await async_user_may(hass, llm_context.context, entity_id, POLICY_CONTROL):
+                return error_result(
+                    "Unauthorized",
+                    f"The user is not allowed to control {entity_id}.",
+                    refused=True,
+                )
         return None
+
+
+def _check_sensitive(
+    hass: HomeAssistant, entry: SensitiveAction, entity_ids: Iterable[str], data: Mapping[str, Any]
+) -> llm.ToolResult | None:
+    """Refuse a call of a conditionally sensitive action when this call is the sensitive kind."""
+    if entry.arguments is not None and entry.arguments(data):
+        return error_result("SensitiveActionRefused", refusal_text(entry), refused=True)
+    if entry.device_classes:
+        for entity_id in entity_ids:
+            if (state := hass.states.get(entity_id)) is not None and entry.applies_to(state):
+                return error_result(
+                    "SensitiveActionRefused", refusal_text(entry, entity_id), refused=True
+                )
+    return None
 
 
 def _json_value_tree(value: Any) -> Any:
@@ -614,3 +711,24 @@ def _json_value_tree(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [_json_value_tree(item) for item in value]
     return _json_value(value)
+
+
+async def async_agent_service_tool(
+    hass: HomeAssistant, options: Mapping[str, Any], language: str | None
+) -> CallServiceTool | None:
+    """The tool as an agent's settings (subentry data) make it, or None when it is not offered.
+
+    Only together with the Assist API: the tool reaches what is exposed to
+    Assist, so it comes with the API whose exposure settings the user chose,
+    never with another API alone. None as well when there is nothing to call.
+    """
+    apis = options.get(CONF_LLM_HASS_API) or []
+    if llm.LLM_API_ASSIST not in ([apis] if isinstance(apis, str) else apis):
+        return None
+    tool = await CallServiceTool.async_create(
+        hass,
+        options.get(CONF_SERVICE_DOMAINS),
+        language,
+        options.get(CONF_ALLOWED_SENSITIVE_ACTIONS) or (),
+    )
+    return tool if tool.services else None

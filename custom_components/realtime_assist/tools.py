@@ -3,8 +3,10 @@
 Tool calls run through Home Assistant's own path (`APIInstance.async_call_tool`,
 started by the chat log as soon as the model asks), so exposure, permissions
 and the chat log's tool records are Home Assistant's. This module adds what a
-spoken conversation needs on top: a time limit per call, and any failure
-turned into an error result the model can talk about instead of a hung turn.
+spoken conversation needs on top: a time limit per call, any failure turned
+into an error result the model can talk about instead of a hung turn, and a
+record of every call (`EVENT_TOOL_CALL` on the bus, with the user's context;
+the logbook shows it, automations can react to it).
 """
 
 from __future__ import annotations
@@ -12,18 +14,35 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+import json
+from typing import Any, Final
 
 from homeassistant.components import conversation
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import llm
+from homeassistant.util.json import JsonObjectType
 import probatio
 
-from .const import LOGGER
+from .assist_bridge import current_pipeline_run
+from .const import EVENT_TOOL_CALL, LOGGER
 from .realtime.config import ToolSpec
 
 # JSON-schema keywords the realtime APIs reject at the top of a function's parameters.
 _UNSUPPORTED_TOP_LEVEL = frozenset({"oneOf", "anyOf", "allOf", "enum", "not"})
+# Arguments and results longer than this (as JSON) are recorded cut short: the
+# recorder drops an event's data past 32 KiB, and a live context can be larger.
+MAX_RECORDED_CHARS: Final = 2000
+
+
+class ToolOutcome(StrEnum):
+    """How a tool call ended, as the record says."""
+
+    DONE = "done"
+    REFUSED = "refused"  # a rule said no: exposure, permissions, the sensitive-action policy
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # the turn ended first; the call may have had effects
 
 
 def tool_specs(api: llm.APIInstance | None) -> tuple[ToolSpec, ...]:
@@ -45,37 +64,123 @@ def _parameters(tool: llm.Tool, serializer: Callable[[Any], Any] | None) -> dict
 
 @dataclass
 class GuardedAPIInstance(llm.APIInstance):
-    """The agent's LLM API with a time limit per tool call and no escaping exceptions."""
+    """The agent's LLM API: a time limit per tool call, no escaping exceptions, a record.
+
+    Every tool of the agent (Home Assistant's, the call-service tool, the
+    camera tool) is called here, so each call is recorded exactly once.
+    """
 
     tool_timeout_s: float = 10.0
+    # Who the record names: the agent's conversation entity and the conversation.
+    agent_id: str | None = None
+    conversation_id: str | None = None
 
     async def async_call_tool(self, tool_input: llm.ToolInput) -> llm.ToolResult:
         try:
             async with asyncio.timeout(self.tool_timeout_s):
-                return await llm.APIInstance.async_call_tool(self, tool_input)
+                result = await llm.APIInstance.async_call_tool(self, tool_input)
         except TimeoutError:
             LOGGER.warning(
                 "Tool %s did not finish within %s s", tool_input.tool_name, self.tool_timeout_s
             )
-            return _error_result(
+            result = error_result(
                 "TimeoutError",
                 f"{tool_input.tool_name} did not finish within {self.tool_timeout_s:g} seconds",
             )
-        except HomeAssistantError, probatio.Invalid:
-            raise  # the chat log records these as error results itself
+        except (HomeAssistantError, probatio.Invalid) as err:
+            # The chat log turns these into error results itself; the record notes them.
+            outcome = ToolOutcome.REFUSED if isinstance(err, Unauthorized) else ToolOutcome.FAILED
+            self._record(tool_input, outcome, _error_data(err))
+            raise
+        except asyncio.CancelledError:
+            self._record(tool_input, ToolOutcome.CANCELLED, {})
+            raise
         except Exception as err:
             LOGGER.exception("Tool %s failed", tool_input.tool_name)
-            return _error_result(type(err).__name__, str(err))
+            result = error_result(type(err).__name__, str(err))
+        self._record(tool_input, _outcome(result), result.data)
+        return result
+
+    def _record(
+        self, tool_input: llm.ToolInput, outcome: ToolOutcome, result: JsonObjectType
+    ) -> None:
+        """Put the call on the bus (and so in the logbook) in the user's context."""
+        context = self.llm_context.context
+        run = current_pipeline_run(self.api.hass)
+        data: dict[str, Any] = {
+            "agent_id": self.agent_id,
+            "conversation_id": self.conversation_id,
+            "user_id": context.user_id if context is not None else None,
+            "device_id": self.llm_context.device_id,
+            "satellite_id": run.satellite_id if run is not None else None,
+            "tool_name": tool_input.tool_name,
+            "tool_args": _recordable(tool_input.tool_args),
+            "outcome": outcome.value,
+        }
+        if outcome in (ToolOutcome.REFUSED, ToolOutcome.FAILED):
+            data["error"] = result.get("error")
+            data["error_text"] = _recordable(result.get("error_text"))
+        elif outcome is ToolOutcome.DONE:
+            data["result"] = _recordable(result)
+        self.api.hass.bus.async_fire(EVENT_TOOL_CALL, data, context=context)
 
 
-def _error_result(error: str, text: str) -> llm.ToolResult:
-    return llm.ToolResult(data={"error": error, "error_text": text}, error=True)
+def _outcome(result: llm.ToolResult) -> ToolOutcome:
+    if not result.error:
+        return ToolOutcome.DONE
+    return ToolOutcome.REFUSED if result.data.get("refused") is True else ToolOutcome.FAILED
+
+
+def _error_data(err: Exception) -> JsonObjectType:
+    return {"error": type(err).__name__, "error_text": str(err) or type(err).__name__}
+
+
+def _recordable(value: Any) -> Any:
+    """`value` as plain JSON, or its JSON text cut at MAX_RECORDED_CHARS."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) <= MAX_RECORDED_CHARS:
+        return json.loads(text)
+    return text[: MAX_RECORDED_CHARS - 1] + "…"
+
+
+def error_result(error: str, text: str, *, refused: bool = False) -> llm.ToolResult:
+    """A tool's error for the model: a code and a text it can explain.
+
+    `refused`: a rule (exposure, permissions, the sensitive-action policy)
+    said no, rather than something failing; the model is told so too.
+    """
+    data: JsonObjectType = {"error": error, "error_text": text}
+    if refused:
+        data["refused"] = True
+    return llm.ToolResult(data=data, error=True)
+
+
+async def async_user_may(
+    hass: HomeAssistant, context: Context | None, entity_id: str, policy: str
+) -> bool:
+    """Whether the user behind `context` may read or control (`policy`) the entity.
+
+    No user (an automation, Home Assistant itself) and administrators may; a
+    user Home Assistant does not know may not.
+    """
+    if context is None or context.user_id is None:
+        return True
+    user = await hass.auth.async_get_user(context.user_id)
+    if user is None:
+        return False
+    return user.is_admin or user.permissions.check_entity(entity_id, policy)
 
 
 def guard_chat_log_tools(
-    chat_log: conversation.ChatLog, extra_tools: Iterable[llm.Tool], timeout_s: float
+    chat_log: conversation.ChatLog,
+    extra_tools: Iterable[llm.Tool],
+    timeout_s: float,
+    agent_id: str | None = None,
 ) -> None:
-    """Give the chat log's LLM API our tools and the time limit (once per API instance)."""
+    """Give the chat log's LLM API our tools, the time limit and the record's names.
+
+    Once per API instance; `agent_id` is the agent's conversation entity.
+    """
     api = chat_log.llm_api
     if api is None:
         return
@@ -90,4 +195,6 @@ def guard_chat_log_tools(
         tools=[*api.tools, *extra_tools],
         custom_serializer=api.custom_serializer,
         tool_timeout_s=timeout_s,
+        agent_id=agent_id,
+        conversation_id=chat_log.conversation_id,
     )

@@ -1215,7 +1215,7 @@ class FakeGeminiLiveServer(LoopbackServer):
     @property
     def url(self) -> str:
         """The base URL (`ws://127.0.0.1:PORT`); the client appends `endpoint_path`."""
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def endpoint_path(self) -> str:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass
+import ssl
 from types import TracebackType
 from typing import Literal, NoReturn, Self
 
@@ -115,6 +116,8 @@ class LoopbackServer:
         self._server: Server | None = None
         self.internal_errors: list[BaseException] = []
         """Bugs in the fake itself; `stop()` raises if there are any."""
+        self.ssl_context: ssl.SSLContext | None = None
+        """Set before `start()`: the server speaks TLS (`wss://`) with this context."""
         self._faults: set[Fault] = set()
         self._accepted = 0
         # Connections numbered up to this do not read while `_reading` is clear.
@@ -200,13 +203,23 @@ class LoopbackServer:
         raise NotImplementedError
 
     @property
+    def scheme(self) -> str:
+        """`wss` when the server speaks TLS, else `ws`."""
+        return "wss" if self.ssl_context is not None else "ws"
+
+    @property
     def port(self) -> int:
         assert self._server is not None, "server not started"
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
         self._server = await serve(
-            self._handle, "127.0.0.1", 0, process_request=self._process_request, max_size=None
+            self._handle,
+            "127.0.0.1",
+            0,
+            process_request=self._process_request,
+            max_size=None,
+            ssl=self.ssl_context,
         )
 
     async def stop(self) -> None:

@@ -1543,11 +1543,11 @@ class FakeOpenAIRealtimeServer(LoopbackServer):
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1"
+        return f"{self.scheme}://127.0.0.1:{self.port}/v1"
 
     @property
     def azure_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/openai/v1"
+        return f"{self.scheme}://127.0.0.1:{self.port}/openai/v1"
 
     # -- scripting ----------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+import ssl
 from typing import Any
 
 
@@ -78,8 +79,16 @@ class Endpoint:
     """Where and how to connect.
 
     `url` overrides the provider's default base URL (Azure OpenAI, compatible
-    servers, and the fake servers in tests).
+    servers, and the fake servers in tests). An `http://`/`ws://` URL would send
+    the key in clear text: it is refused unless the host is this machine or the
+    user allowed it (`allow_unencrypted`). `ssl_context` is the client TLS
+    context, built once by the owner (building one loads the CA bundle from
+    disk, which must not happen in an event loop); None lets `websockets` build
+    one per connection.
     """
 
-    api_key: str
-    url: str | None = None
+    # Never in a repr: an endpoint may end up in a log line.
+    api_key: str = field(repr=False)
+    url: str | None = field(default=None, repr=False)
+    allow_unencrypted: bool = False
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False)

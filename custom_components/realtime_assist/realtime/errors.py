@@ -51,5 +51,13 @@ class ConnectionDroppedError(RealtimeError):
     """The socket closed (or stalled) while input was being sent; the session reconnects."""
 
 
+class InvalidEndpointError(ConnectError):
+    """The endpoint URL is not a websocket (or http) URL we can connect to."""
+
+
+class UnencryptedEndpointError(ConnectError):
+    """The endpoint is not encrypted, not on this machine, and the user did not allow that."""
+
+
 class SessionClosedError(RealtimeError):
     """Input was sent to a session that has ended."""

@@ -30,7 +30,8 @@ _LOGGER = logging.getLogger(__name__)
 # A send that cannot complete this long means the peer stopped reading: the
 # connection is given up (and replaced) rather than blocking the caller forever.
 SEND_TIMEOUT_S = 10.0
-# Larger frames are refused unread (a second of model audio is well under 100 kB).
+# Larger messages are refused unread, ending the session (the websocket's `max_size`,
+# providers/websocket.py); a second of model audio is well under 100 kB.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 _RETRY_AFTER = re.compile(r"(?:try again|retry) in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
 
@@ -111,8 +112,6 @@ async def send_frame(socket: ClientConnection, frame: str) -> None:
 
 def decode_message(raw: str | bytes) -> dict[str, Any] | ProviderError:
     """A frame as a JSON object, or the protocol error to report instead."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        return protocol_error(f"a {len(raw)}-byte message", raw)
     try:
         message = json.loads(raw)
     except ValueError:

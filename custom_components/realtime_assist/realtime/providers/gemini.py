@@ -35,7 +35,7 @@ import json
 import logging
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlunsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -72,7 +72,7 @@ from .base import (
     retry_after,
     send_frame,
 )
-from .websocket import configure_or_close, open_socket
+from .websocket import configure_or_close, endpoint_url, open_socket, provider_fault
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -108,10 +108,13 @@ _RESPONSE_IDS = itertools.count(1)
 
 
 def live_url(endpoint: Endpoint) -> str:
-    """The websocket URL of the Live API (or of a compatible server at `endpoint.url`)."""
-    parts = urlsplit(endpoint.url or DEFAULT_URL)
-    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + ENDPOINT_PATH, "", ""))
+    """The websocket URL of the Live API (or of a compatible server at `endpoint.url`).
+
+    Raises InvalidEndpointError or UnencryptedEndpointError (see `endpoint_url`).
+    """
+    parts = endpoint_url(endpoint, DEFAULT_URL)
+    path = parts.path.rstrip("/") + ENDPOINT_PATH
+    return urlunsplit(parts._replace(path=path, query="", fragment=""))
 
 
 def close_kind(code: int, reason: str) -> ErrorKind:
@@ -201,7 +204,9 @@ class GeminiLiveProvider(Provider):
 
     async def _connect(self, config: SessionConfig, handle: str | None) -> GeminiLiveConnection:
         socket = await open_socket(
-            live_url(self.endpoint), {"x-goog-api-key": self.endpoint.api_key}
+            live_url(self.endpoint),
+            {"x-goog-api-key": self.endpoint.api_key},
+            self.endpoint.ssl_context,
         )
         connection = GeminiLiveConnection(socket, config, handle)
         await configure_or_close(socket, connection.configure())
@@ -260,6 +265,8 @@ class GeminiLiveConnection(ProviderConnection):
         except ConnectionClosed as err:
             if self._closing:
                 return
+            if (fault := provider_fault(err)) is not None:
+                raise fault from err
             code = err.rcvd.code if err.rcvd else 1006
             reason = (err.rcvd.reason if err.rcvd else "") or f"closed with code {code}"
             kind = close_kind(code, reason)

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlunsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -53,7 +53,7 @@ from .base import (
     retry_after,
     send_frame,
 )
-from .websocket import configure_or_close, open_socket
+from .websocket import configure_or_close, endpoint_url, open_socket, provider_fault
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -96,9 +96,11 @@ def error_kind(code: str | None, error_type: str | None) -> ErrorKind:
 
 
 def realtime_url(endpoint: Endpoint, model: str) -> tuple[str, dict[str, str]]:
-    """The websocket URL and auth headers for OpenAI or Azure OpenAI."""
-    parts = urlsplit(endpoint.url or DEFAULT_URL)
-    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme, parts.scheme)
+    """The websocket URL and auth headers for OpenAI or Azure OpenAI.
+
+    Raises InvalidEndpointError or UnencryptedEndpointError (see `endpoint_url`).
+    """
+    parts = endpoint_url(endpoint, DEFAULT_URL)
     path = parts.path.rstrip("/")
     azure = parts.hostname is not None and (
         parts.hostname.endswith((".openai.azure.com", ".cognitiveservices.azure.com"))
@@ -106,7 +108,9 @@ def realtime_url(endpoint: Endpoint, model: str) -> tuple[str, dict[str, str]]:
     )
     if azure and not path.endswith("/openai/v1"):
         path += "/openai/v1"
-    url = urlunsplit((scheme, parts.netloc, f"{path}/realtime", f"model={quote(model)}", ""))
+    url = urlunsplit(
+        parts._replace(path=f"{path}/realtime", query=f"model={quote(model)}", fragment="")
+    )
     if azure:
         return url, {"api-key": endpoint.api_key}
     return url, {"Authorization": f"Bearer {endpoint.api_key}"}
@@ -178,7 +182,7 @@ class OpenAIRealtimeProvider(Provider):
     ) -> OpenAIRealtimeConnection:
         """Open a GA session; nothing survives a socket on OpenAI, so `resume` is unused."""
         url, headers = realtime_url(self.endpoint, config.model)
-        socket = await open_socket(url, headers)
+        socket = await open_socket(url, headers, self.endpoint.ssl_context)
         connection = OpenAIRealtimeConnection(socket, config)
         await configure_or_close(socket, connection.configure())
         return connection
@@ -291,6 +295,8 @@ class OpenAIRealtimeConnection(ProviderConnection):
         except ConnectionClosed as err:
             if self._closing:
                 return
+            if (fault := provider_fault(err)) is not None:
+                raise fault from err
             code = err.rcvd.code if err.rcvd else 1006
             reason = (err.rcvd.reason if err.rcvd else "") or f"closed with code {code}"
             raise ConnectionLost(reason, retryable=code in RECOVERABLE_CLOSE_CODES) from err
