@@ -53,6 +53,8 @@ from .events import (
     ToolCall,
     ToolCallsCancelled,
     TranscriptDelta,
+    Usage,
+    UsageReported,
 )
 from .session import RealtimeSession
 
@@ -143,6 +145,11 @@ class TurnTracker:
         self.awaiting_results = False
         self._responses: set[str] = set()
 
+    @property
+    def responses(self) -> frozenset[str]:
+        """The responses that are the turn's."""
+        return frozenset(self._responses)
+
     def belongs(self, event: SessionEvent) -> bool:
         """False for an event of a response that started before this turn."""
         match event:
@@ -154,6 +161,7 @@ class TurnTracker:
                 | ToolCall(response_id=response_id)
                 | ResponseDone(response_id=response_id)
                 | Interrupted(response_id=response_id)
+                | UsageReported(response_id=response_id)
             ):
                 return response_id in self._responses
         return True
@@ -269,6 +277,16 @@ class Turn:
     @property
     def done_ok(self) -> bool:
         return self.phase is TurnPhase.ENDED and self.failure is None and not self.interrupted
+
+    @property
+    def usage(self) -> Usage:
+        """What the provider billed for this turn's responses, as far as it has reported."""
+        return self.session.usage_of(self._tracker.responses)
+
+    @property
+    def usage_pending(self) -> bool:
+        """The provider has yet to report usage of this turn (Gemini: after playback)."""
+        return self.session.usage_pending(self._tracker.responses)
 
     # -- speech-to-text --------------------------------------------------------
 
