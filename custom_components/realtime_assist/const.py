@@ -58,6 +58,17 @@ CONF_CAMERA_FPS: Final = "camera_fps"
 CONF_CAMERA_LONG_SIDE: Final = "camera_long_side"
 # A text-to-speech engine that tells a voice user when a turn failed.
 CONF_FALLBACK_TTS: Final = "fallback_tts"
+# What it costs (usage.py): a daily spend limit (empty: none), and prices of one's
+# own instead of the provider's list prices (USD): one `price_<kind>` per million
+# tokens for each kind of `usage.PriceTable`, in `currency`.
+CONF_DAILY_LIMIT: Final = "daily_limit"
+CONF_CUSTOM_PRICES: Final = "custom_prices"
+CONF_CURRENCY: Final = "currency"
+CONF_PRICE_PREFIX: Final = "price_"
+# The currency of the providers' list prices.
+DEFAULT_CURRENCY: Final = "USD"
+# Fired after each turn (usage.TurnRecord): for automations and history.
+EVENT_TURN: Final = f"{DOMAIN}_turn"
 
 DEFAULT_TURN_DETECTION: Final = TurnDetectionMode.SERVER_VAD
 DEFAULT_VAD_EAGERNESS: Final = Eagerness.AUTO

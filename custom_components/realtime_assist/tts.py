@@ -24,7 +24,7 @@ from homeassistant.util import ulid
 
 from . import RealtimeAssistConfigEntry
 from .assist_bridge import current_conversation_id
-from .const import CONF_FALLBACK_TTS, CONF_PROVIDER, PROVIDER_PROFILES
+from .const import CONF_FALLBACK_TTS, CONF_PROVIDER, DOMAIN, PROVIDER_PROFILES
 from .entity import RealtimeSpeechEntity, async_add_agent_entities
 from .languages import SUPPORTED_LANGUAGES
 from .notices import async_failure_audio, async_failure_message
@@ -142,6 +142,12 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
     ) -> AsyncIterator[bytes]:
         """The agent's voice reads `message` verbatim (announcements, other agents' answers)."""
         agent = self.agent
+        if (refused := agent.usage.refusal()) is not None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key=f"turn_failed_{refused.reason}",
+                translation_placeholders=refused.placeholders,
+            )
         config = dataclasses.replace(
             agent.base_config,
             instructions=READER_INSTRUCTIONS,

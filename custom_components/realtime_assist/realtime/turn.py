@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 import logging
@@ -90,6 +90,8 @@ class FailureReason(StrEnum):
     PROTOCOL = ErrorKind.PROTOCOL.value
     REQUEST = ErrorKind.REQUEST.value
     TRANSCRIPTION = ErrorKind.TRANSCRIPTION.value
+    # Refused before it began: the agent's daily spend limit is reached.
+    SPEND_LIMIT = "spend_limit"
 
     @classmethod
     def of(cls, kind: ErrorKind | None) -> FailureReason:
@@ -97,12 +99,18 @@ class FailureReason(StrEnum):
 
 
 class TurnError(RealtimeError):
-    """The turn failed; `reason` says how (for the message the user hears)."""
+    """The turn failed; `reason` says how (for the message the user hears).
 
-    def __init__(self, reason: FailureReason, detail: str) -> None:
+    `placeholders` fill the message's blanks (the limit that was reached).
+    """
+
+    def __init__(
+        self, reason: FailureReason, detail: str, placeholders: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.placeholders = dict(placeholders or {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +235,12 @@ class Turn:
         # The model said up front that its reply will ask the user something.
         self.expects_answer = False
         self._said: list[str] = []
+        # The model's function calls, in order (the turn record lists them).
+        self.tool_calls: list[ToolCall] = []
+        # When the user's words were over (spoken: the provider heard them stop; typed:
+        # sent) and when the model's voice began (loop time): the turn's latency.
+        self.speech_ended_at: float | None = None
+        self.first_audio_at: float | None = None
         self.playback: ReplyAudio | None = None
         self._attached: set[asyncio.Task[None]] = set()
         self._on_end: list[Callable[[Turn], None]] = []
@@ -518,6 +532,8 @@ class Turn:
                 self._reply(event)
             case AudioChunk():
                 self._settle_heard()
+                if self.first_audio_at is None:
+                    self.first_audio_at = self._loop.time()
                 if self._buffer_audio:
                     self._audio.append(event)
                 self.speaking.set()
@@ -527,6 +543,7 @@ class Turn:
                 self._settle_heard()
                 self._reply(event)
             case ToolCall():
+                self.tool_calls.append(event)
                 self._settle_heard()
                 self._reply(event)
             case ToolCallsCancelled(call_ids=call_ids):
@@ -575,6 +592,8 @@ class Turn:
                 self._end(None)
 
     def _user_turn_ended(self) -> None:
+        if self.speech_ended_at is None:
+            self.speech_ended_at = self._loop.time()
         if self.phase is TurnPhase.LISTENING:
             self._set_phase(TurnPhase.WAITING)
             if self._sender is not None:
