@@ -35,6 +35,7 @@ CONF_MAKE_PREFERRED: Final = "make_preferred"
 SECTION_BEHAVIOUR: Final = "voice_and_behaviour"
 SECTION_LISTENING: Final = "listening"
 SECTION_CAMERA: Final = "camera"
+SECTION_COSTS: Final = "costs"
 
 # Subentry data (CONF_PROMPT and CONF_LLM_HASS_API come from homeassistant.const).
 CONF_MODEL: Final = "model"
