@@ -264,7 +264,9 @@ async def test_unknown_model_shows_tokens_but_no_spend(
     ha_core: None,
 ) -> None:
     fake_server.models.add("my-azure-deployment")
-    _update_agent(hass, mock_config_entry, **{CONF_MODEL: "my-azure-deployment"})
+    _update_agent(
+        hass, mock_config_entry, **{CONF_MODEL: "my-azure-deployment", CONF_DAILY_LIMIT: 1.0}
+    )
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     turns = TurnEvents(hass)
@@ -276,6 +278,11 @@ async def test_unknown_model_shows_tokens_but_no_spend(
     assert _state(hass, "spend_total") == "unknown"
     assert _state(hass, "spend_today") == "unknown"
     assert event["cost"] is None
+    # A limit cannot apply without a price: the owner is told, turns go on.
+    [(_, issue_id)] = ir.async_get(hass).issues
+    assert issue_id.startswith("spend_limit_unpriced")
+    await _converse(hass, "Hello again")
+    await turns.wait_for(2)
 
 
 async def test_warm_spare_and_idle_sessions_cost_time_not_tokens(
