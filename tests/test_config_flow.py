@@ -52,6 +52,7 @@ from custom_components.realtime_assist.const import (
     SECTION_ADVANCED,
     SECTION_BEHAVIOUR,
     SECTION_CAMERA,
+    SECTION_COSTS,
     SECTION_LISTENING,
     SUBENTRY_CONVERSATION,
 )
@@ -416,6 +417,8 @@ AGENT_INPUT: dict[str, dict[str, Any]] = {
         CONF_VAD_EAGERNESS: "high",
         CONF_SILENCE_DURATION_MS: 700,
     },
+    # Nothing set: no limit, the list prices (tests/test_config_flow_costs.py sets them).
+    SECTION_COSTS: {},
     SECTION_ADVANCED: {CONF_IDLE_TIMEOUT: 120, CONF_TOOL_TIMEOUT: 15, CONF_KEEP_WARM: False},
 }
 # The same, as the subentry stores it.
@@ -446,7 +449,8 @@ async def _edit_agent_form(hass: HomeAssistant, entry: MockConfigEntry, subentry
 async def test_agent_form_has_sections_in_order(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
-    """Voice and behaviour, then listening, open; the rarely used advanced settings collapsed."""
+    """Voice and behaviour, then listening, open; costs and the rarely used advanced
+    settings collapsed."""
     result = await _add_agent_form(hass, loaded_entry)
     assert result["step_id"] == "init"
     assert [str(marker) for marker in result["data_schema"].schema] == [
@@ -454,10 +458,16 @@ async def test_agent_form_has_sections_in_order(
         CONF_MAKE_PREFERRED,
         SECTION_BEHAVIOUR,
         SECTION_LISTENING,
+        SECTION_COSTS,
         SECTION_ADVANCED,
     ]
     collapsed = {name: s.options["collapsed"] for name, s in sections(result).items()}
-    assert collapsed == {SECTION_BEHAVIOUR: False, SECTION_LISTENING: False, SECTION_ADVANCED: True}
+    assert collapsed == {
+        SECTION_BEHAVIOUR: False,
+        SECTION_LISTENING: False,
+        SECTION_COSTS: True,
+        SECTION_ADVANCED: True,
+    }
     listening = [str(m) for m in sections(result)[SECTION_LISTENING].schema.schema]
     # Eagerness sits with turn detection, after it.
     assert listening == [CONF_TURN_DETECTION, CONF_SILENCE_DURATION_MS, CONF_VAD_EAGERNESS]

@@ -18,6 +18,17 @@ from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer, ScriptedRespon
 from tests.helpers import VALID_KEY
 
 pytestmark = pytest.mark.usefixtures("ha_core")
+NO_USAGE = (
+    "input_text",
+    "input_audio",
+    "input_image",
+    "cached_text",
+    "cached_audio",
+    "cached_image",
+    "output_text",
+    "output_audio",
+    "total_tokens",
+)
 
 
 async def test_diagnostics_redact_key_and_omit_prompt(
@@ -53,6 +64,27 @@ async def test_diagnostics_redact_key_and_omit_prompt(
                     "camera_long_side": 1024,
                 },
                 "sessions": {},
+                "usage": {
+                    "model": "gpt-realtime",
+                    "prices": {
+                        "text_in": 4.0,
+                        "text_cached": 0.4,
+                        "audio_in": 32.0,
+                        "audio_cached": 0.4,
+                        "image_in": 5.0,
+                        "image_cached": 0.5,
+                        "text_out": 16.0,
+                        "audio_out": 64.0,
+                    },
+                    "currency": "USD",
+                    "daily_limit": None,
+                    "usage": dict.fromkeys(NO_USAGE, 0),
+                    "turns": 0,
+                    "connected_s": 0.0,
+                    "spend_today": 0.0,
+                    "spend_total": 0.0,
+                    "last_turns": [],
+                },
             }
         ],
     }
@@ -80,6 +112,13 @@ async def test_diagnostics_show_live_session_counters_not_content(
     assert session["connects"] == 1
     assert session["responses"] == 1
     assert session["last_error"] is None
+    # What the turn cost, and nothing it said.
+    usage = diagnostics["subentries"][0]["usage"]
+    [turn] = usage["last_turns"]
+    assert set(turn) == {"ended", "typed", "outcome", "tool_calls", "usage", "cost", "latency_ms"}
+    assert turn["usage"] == usage["usage"]
+    assert turn["usage"]["total_tokens"] == session["usage_total_tokens"] > 0
+    assert turn["cost"] == usage["spend_total"] > 0
     dumped = json.dumps(diagnostics)
     assert "marmalade" not in dumped
     assert "secret word" not in dumped

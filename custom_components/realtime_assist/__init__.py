@@ -54,9 +54,10 @@ from .realtime.errors import (
 from .realtime.providers import create_provider
 from .realtime.providers.base import Provider
 from .tools import async_user_may
+from .usage import usage_store
 
 # Each realtime agent (config subentry) adds its entities on these platforms.
-PLATFORMS: list[Platform] = [Platform.CONVERSATION, Platform.STT, Platform.TTS]
+PLATFORMS: list[Platform] = [Platform.CONVERSATION, Platform.SENSOR, Platform.STT, Platform.TTS]
 
 
 @dataclass(slots=True)
@@ -215,6 +216,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntr
             if subentry.subentry_type == SUBENTRY_CONVERSATION
         },
     )
+    for agent in entry.runtime_data.agents.values():
+        await agent.usage.async_load()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await _async_ensure_pipelines(hass, entry)
     for agent in entry.runtime_data.agents.values():
@@ -290,6 +293,12 @@ async def async_unload_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEnt
         for agent in entry.runtime_data.agents.values():
             await agent.async_close()
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> None:
+    """The entry is deleted: so are its agents' usage totals."""
+    for subentry_id in entry.subentries:
+        await usage_store(hass, subentry_id).async_remove()
 
 
 async def _async_reload_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> None:

@@ -51,6 +51,7 @@ from .realtime.session import RealtimeSession
 from .realtime.turn import FailureReason, Turn, TurnDeadlines, TurnError
 from .service_tool import async_agent_service_tool
 from .tools import guard_chat_log_tools, tool_specs
+from .usage import UsageMeter
 
 CAMERA_QUESTION_INSTRUCTIONS = (
     "You are shown an image from a home's camera. Answer the question about it briefly, "
@@ -73,10 +74,13 @@ class RealtimeAgent:
         self.hass = hass
         self.options: Mapping[str, Any] = subentry.data
         self._provider_name: str = entry.data[CONF_PROVIDER]
+        # What the agent's sessions cost (usage.py): every usage report goes there.
+        self.usage = UsageMeter(hass, entry, subentry, self)
         self.pool = SessionPool(
             provider,
             idle_timeout_s=float(self.options.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
             on_close=self._forget_session,
+            on_usage=self.usage.record,
         )
         # The turn each conversation is in (or last was), for the stage that comes next.
         self._turns: dict[str, Turn] = {}
@@ -224,6 +228,8 @@ class RealtimeAgent:
 
     async def async_ask_about_image(self, jpeg: bytes, question: str) -> str:
         """One question about one image, in a session of its own; the model's answer."""
+        if (refused := self.usage.refusal()) is not None:
+            raise refused
         config = dataclasses.replace(
             self.base_config,
             instructions=f"{CAMERA_QUESTION_INSTRUCTIONS} {UNTRUSTED_CONTENT_PROMPT}",
@@ -262,10 +268,14 @@ class RealtimeAgent:
         The turn before it in the conversation ends first (its reply, if the
         satellite still plays it, is cut to what was heard); the new turn holds
         the conversation's session until it ends, so the session is not closed
-        for idleness while the reply is still being read.
+        for idleness while the reply is still being read. Past the daily spend
+        limit no turn begins (TurnError).
         """
         self._failures.pop(conversation_id, None)
         self._told.discard(conversation_id)
+        if (refused := self.usage.refusal()) is not None:
+            self.note_failure(conversation_id, refused)
+            raise refused
         playing = self._device_turns.get(device_id) if device_id is not None else None
         if playing is not None and (playing.still_playing() or not playing.ended.is_set()):
             # Half-duplex barge-in: the satellite started a new turn over the reply.
@@ -289,6 +299,7 @@ class RealtimeAgent:
         if device_id is not None:
             self._device_turns[device_id] = turn
         turn.on_end(lambda ended: self._turn_ended(ended, lease))
+        self.usage.track(turn, conversation_id, device_id=device_id, typed_text=typed_text)
         if typed_text is not None:
             await turn.send_text(typed_text)
         else:
@@ -374,3 +385,4 @@ class RealtimeAgent:
         self._turns.clear()
         self._device_turns.clear()
         await self.pool.close_all()
+        await self.usage.async_close()

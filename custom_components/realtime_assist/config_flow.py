@@ -39,6 +39,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import AbortFlow, section
+from homeassistant.generated import currencies
 from homeassistant.helpers import llm, translation
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -67,12 +68,16 @@ from .const import (
     CONF_ALLOWED_SENSITIVE_ACTIONS,
     CONF_CAMERA_FPS,
     CONF_CAMERA_LONG_SIDE,
+    CONF_CURRENCY,
+    CONF_CUSTOM_PRICES,
+    CONF_DAILY_LIMIT,
     CONF_FALLBACK_TTS,
     CONF_IDLE_TIMEOUT,
     CONF_KEEP_WARM,
     CONF_MAKE_PREFERRED,
     CONF_MODEL,
     CONF_PAIR_CAMERAS,
+    CONF_PRICE_PREFIX,
     CONF_PROVIDER,
     CONF_SERVICE_DOMAINS,
     CONF_SILENCE_DURATION_MS,
@@ -88,6 +93,7 @@ from .const import (
     SECTION_ADVANCED,
     SECTION_BEHAVIOUR,
     SECTION_CAMERA,
+    SECTION_COSTS,
     SECTION_LISTENING,
     SUBENTRY_CONVERSATION,
     ProviderProfile,
@@ -105,6 +111,7 @@ from .service_tool import (
     async_sensitive_action_options,
     async_service_domain_options,
 )
+from .usage import PRICE_KINDS, agent_prices, default_prices
 
 # Links and examples the setup texts show (URLs go in placeholders, not in strings.json).
 SETUP_PLACEHOLDERS: Final = {
@@ -382,6 +389,21 @@ def _has_camera_video(context: FormContext) -> bool:
     return context.has_cameras and context.profile.video_input
 
 
+# Own prices: shown (2026.11+) and used only with "Use my own prices".
+_OWN_PRICES = _when(CONF_CUSTOM_PRICES, True)
+_PRICE = _static(_number_box(0, 10_000, 0.001, "/ 1M tokens"))
+_CURRENCIES = _static(
+    SelectSelector(
+        SelectSelectorConfig(
+            options=sorted(currencies.ACTIVE_CURRENCIES), mode=SelectSelectorMode.DROPDOWN
+        )
+    )
+)
+_LIMIT = _static(
+    NumberSelector(NumberSelectorConfig(min=0, max=100_000, step=0.01, mode=NumberSelectorMode.BOX))
+)
+
+
 AGENT_FORM: Final = (
     FormSection(
         SECTION_BEHAVIOUR,
@@ -444,6 +466,19 @@ AGENT_FORM: Final = (
         collapsed=True,
     ),
     FormSection(
+        SECTION_COSTS,
+        (
+            AgentField(CONF_DAILY_LIMIT, _LIMIT, optional=True),
+            AgentField(CONF_CUSTOM_PRICES, _static(BooleanSelector()), optional=True),
+            AgentField(CONF_CURRENCY, _CURRENCIES, optional=True, visible=_OWN_PRICES),
+            *(
+                AgentField(CONF_PRICE_PREFIX + kind, _PRICE, optional=True, visible=_OWN_PRICES)
+                for kind in PRICE_KINDS
+            ),
+        ),
+        collapsed=True,
+    ),
+    FormSection(
         SECTION_ADVANCED,
         (
             AgentField(CONF_TOOL_TIMEOUT, _static(_whole_number(1, 120, 1, "s"))),
@@ -498,6 +533,28 @@ def agent_data(
             elif field.optional and field.applies(context):
                 data.pop(field.key, None)
     return data
+
+
+def prices_in_use(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` without own prices unless they are used (the form shows the list prices)."""
+    if data.get(CONF_CUSTOM_PRICES):
+        return dict(data)
+    unused = {
+        CONF_CUSTOM_PRICES,
+        CONF_CURRENCY,
+        *(CONF_PRICE_PREFIX + kind for kind in PRICE_KINDS),
+    }
+    return {key: value for key, value in data.items() if key not in unused}
+
+
+def suggested_prices(hass: HomeAssistant, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Own prices to start from: the model's list prices and the home's currency."""
+    if options.get(CONF_CUSTOM_PRICES):
+        return {}
+    suggested: dict[str, Any] = {CONF_CURRENCY: hass.config.currency}
+    if (prices := default_prices(str(options.get(CONF_MODEL, "")))) is not None:
+        suggested |= {CONF_PRICE_PREFIX + kind: getattr(prices, kind) for kind in PRICE_KINDS}
+    return suggested
 
 
 def unused_agent_name(taken: Collection[str]) -> str:
@@ -728,8 +785,14 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
         provider = entry.data[CONF_PROVIDER]
         context = await self._async_form_context(provider)
         is_new = self.source == SOURCE_USER
+        errors: dict[str, str] = {}
         if user_input is not None:
-            data = agent_data(context, self.options, user_input)
+            data = prices_in_use(agent_data(context, self.options, user_input))
+            # Own prices are all or nothing: a spend estimate never guesses.
+            if data.get(CONF_CUSTOM_PRICES) and agent_prices(data, provider)[0] is None:
+                errors["base"] = "prices_incomplete"
+                self.options = data
+        if user_input is not None and not errors:
             if is_new:
                 if user_input.get(CONF_MAKE_PREFERRED):
                     data[CONF_MAKE_PREFERRED] = True
@@ -744,7 +807,7 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
             return self.async_update_and_abort(entry, subentry, data=data)
 
         valid_apis = {option["value"] for option in context.llm_apis}
-        suggested = dict(self.options)
+        suggested = suggested_prices(self.hass, self.options) | self.options
         suggested[CONF_LLM_HASS_API] = [
             api for api in suggested.get(CONF_LLM_HASS_API, []) if api in valid_apis
         ]
@@ -755,9 +818,15 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
             ] = str
             extra[probatio.Required(CONF_MAKE_PREFERRED, default=False)] = BooleanSelector()
         schema = agent_schema(context, recommended_agent_options(provider), extra)
+        # A form shown again keeps what was typed in the fields above the sections.
+        typed = {str(marker) for marker in extra}
+        typed_values = {k: v for k, v in (user_input or {}).items() if k in typed}
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(schema, nest_agent_options(suggested)),
+            data_schema=self.add_suggested_values_to_schema(
+                schema, nest_agent_options(suggested) | typed_values
+            ),
+            errors=errors,
         )
 
     async def _async_form_context(self, provider: str) -> FormContext:

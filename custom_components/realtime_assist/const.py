@@ -47,6 +47,7 @@ CONF_MAKE_PREFERRED: Final = "make_preferred"
 SECTION_BEHAVIOUR: Final = "voice_and_behaviour"
 SECTION_LISTENING: Final = "listening"
 SECTION_CAMERA: Final = "camera"
+SECTION_COSTS: Final = "costs"
 
 # Subentry data (CONF_PROMPT and CONF_LLM_HASS_API come from homeassistant.const).
 CONF_MODEL: Final = "model"
@@ -73,6 +74,17 @@ CONF_CAMERA_FPS: Final = "camera_fps"
 CONF_CAMERA_LONG_SIDE: Final = "camera_long_side"
 # A text-to-speech engine that tells a voice user when a turn failed.
 CONF_FALLBACK_TTS: Final = "fallback_tts"
+# What it costs (usage.py): a daily spend limit (empty: none), and prices of one's
+# own instead of the provider's list prices (USD): one `price_<kind>` per million
+# tokens for each kind of `usage.PriceTable`, in `currency`.
+CONF_DAILY_LIMIT: Final = "daily_limit"
+CONF_CUSTOM_PRICES: Final = "custom_prices"
+CONF_CURRENCY: Final = "currency"
+CONF_PRICE_PREFIX: Final = "price_"
+# The currency of the providers' list prices.
+DEFAULT_CURRENCY: Final = "USD"
+# Fired after each turn (usage.TurnRecord): for automations and history.
+EVENT_TURN: Final = f"{DOMAIN}_turn"
 
 DEFAULT_TURN_DETECTION: Final = TurnDetectionMode.SERVER_VAD
 DEFAULT_VAD_EAGERNESS: Final = Eagerness.AUTO

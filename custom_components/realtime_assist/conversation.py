@@ -283,7 +283,7 @@ def _failure_error(failure: TurnError) -> HomeAssistantError:
     return HomeAssistantError(
         translation_domain=DOMAIN,
         translation_key=f"turn_failed_{failure.reason}",
-        translation_placeholders={"error": failure.detail},
+        translation_placeholders={"error": failure.detail, **failure.placeholders},
     )
 
 

@@ -37,6 +37,8 @@ async def async_get_config_entry_diagnostics(
                 "data": {key: value for key, value in subentry.data.items() if key not in TO_OMIT},
                 # Live sessions: counters (turns, reconnects, usage, last error), no content.
                 "sessions": agent.pool.diagnostics() if (agent := agents.get(subentry_id)) else {},
+                # What it cost: totals, prices, the limit, the last turns' usage (no content).
+                "usage": agent.usage.diagnostics() if agent else {},
             }
             for subentry_id, subentry in entry.subentries.items()
         ],

@@ -1,8 +1,8 @@
-"""Base entity for a realtime agent's conversation, STT and TTS entities."""
+"""Base entity for a realtime agent's conversation, STT, TTS and usage entities."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigSubentry
@@ -43,8 +43,8 @@ class RealtimeAssistEntity(Entity):
             entry_type=dr.DeviceEntryType.SERVICE,
         )
 
-    # The platform this entity serves the agent on; the agent learns its entity id.
-    _agent_platform: Platform
+    # The platform this entity serves the agent on, if the agent needs its entity id.
+    _agent_platform: Platform | None = None
 
     @property
     def agent(self) -> RealtimeAgent:
@@ -53,7 +53,8 @@ class RealtimeAssistEntity(Entity):
 
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        self.agent.entity_ids[self._agent_platform] = self.entity_id
+        if self._agent_platform is not None:
+            self.agent.entity_ids[self._agent_platform] = self.entity_id
 
 
 # The translation key, and so the name, of each speech platform's entity.
@@ -71,9 +72,16 @@ class RealtimeSpeechEntity(RealtimeAssistEntity):
     ("Realtime Assist Speech-to-text").
     """
 
+    _agent_platform: Platform
+
     def __init__(self, entry: RealtimeAssistConfigEntry, subentry: ConfigSubentry) -> None:
         super().__init__(entry, subentry)
         self._attr_translation_key = SPEECH_TRANSLATION_KEYS[self._agent_platform]
+
+
+def agent_subentries(entry: RealtimeAssistConfigEntry) -> Iterator[ConfigSubentry]:
+    """The entry's realtime agents."""
+    return (s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_CONVERSATION)
 
 
 def async_add_agent_entities(
@@ -82,8 +90,5 @@ def async_add_agent_entities(
     entity_class: Callable[[RealtimeAssistConfigEntry, ConfigSubentry], Entity],
 ) -> None:
     """One entity of `entity_class` per realtime agent, attached to its subentry."""
-    for subentry in entry.subentries.values():
-        if subentry.subentry_type == SUBENTRY_CONVERSATION:
-            async_add_entities(
-                [entity_class(entry, subentry)], config_subentry_id=subentry.subentry_id
-            )
+    for subentry in agent_subentries(entry):
+        async_add_entities([entity_class(entry, subentry)], config_subentry_id=subentry.subentry_id)

@@ -36,11 +36,12 @@ async def async_failure_message(hass: HomeAssistant, language: str, failure: Tur
     """The sentence that tells the user why their turn failed, in their language."""
     strings = await translation.async_get_translations(hass, language, "exceptions", {DOMAIN})
     prefix = f"component.{DOMAIN}.exceptions"
-    return (
+    message = (
         strings.get(f"{prefix}.turn_failed_{failure.reason}.message")
         or strings.get(f"{prefix}.turn_failed.message")
         or "The assistant could not answer."
     )
+    return message.format_map(failure.placeholders) if failure.placeholders else message
 
 
 async def async_failure_audio(

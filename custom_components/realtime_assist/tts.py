@@ -142,6 +142,12 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
     ) -> AsyncIterator[bytes]:
         """The agent's voice reads `message` verbatim (announcements, other agents' answers)."""
         agent = self.agent
+        if (refused := agent.usage.refusal()) is not None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key=f"turn_failed_{refused.reason}",
+                translation_placeholders=refused.placeholders,
+            )
         config = dataclasses.replace(
             agent.base_config,
             instructions=READER_INSTRUCTIONS,

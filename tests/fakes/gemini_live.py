@@ -174,6 +174,7 @@ _OUT_BYTES_PER_MS = 2 * OUTPUT_RATE // 1000
 _VAD_FRAME_MS = 20
 _SYNTH_MS_PER_CHAR = 50
 _AUDIO_TOKENS_PER_S = 32
+IMAGE_TOKENS = 258
 _CHARS_PER_TOKEN = 4
 _HANDLE_ALPHABET = string.ascii_letters + string.digits + "-_"
 _FIELD = re.compile(r"[a-z][A-Za-z0-9_]*")
@@ -325,6 +326,16 @@ def _dig(data: Any, *keys: str) -> Any:
             return None
         data = data.get(key)
     return data
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Until the first of `waits` is done (the others are cancelled)."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _words(text: str) -> list[str]:
@@ -1104,8 +1115,10 @@ class FakeGeminiConnection:
             return
         if not turn.interrupted.is_set():
             await self.send({"serverContent": {"generationComplete": True}})
-            if self.server.turn_complete_delay_s > 0:
-                # The real server waits for playback; a barge-in now still interrupts.
+            # The real server waits for playback; a barge-in now still interrupts.
+            if (hold := self.server.turn_complete_hold) is not None:
+                await _first_of(hold.wait(), turn.interrupted.wait())
+            elif self.server.turn_complete_delay_s > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         turn.interrupted.wait(), self.server.turn_complete_delay_s
@@ -1127,16 +1140,20 @@ class FakeGeminiConnection:
             await self._issue_handle()
 
     def _usage(self, turn: _Turn) -> dict[str, Any]:
-        """Plausible token counts: ~4 characters or 1/32 s of audio per token."""
+        """Plausible token counts: ~4 characters, 1/32 s of audio or one image frame
+        (258 tokens, Gemini's count for an image up to 384 px) per token. The prompt is
+        the whole context, every turn (billing is per turn, ai.google.dev Live API
+        best practices)."""
         prompt_text = _text_tokens(json.dumps(self.setup.get("systemInstruction", ""))) + sum(
             _text_tokens(json.dumps(content)) for content in self.history
         )
         prompt_audio = sum(
             _audio_tokens(duration_ms(user.pcm, INPUT_RATE)) for user in self.user_turns
         )
+        prompt_image = IMAGE_TOKENS * len(self.video_frames)
         out_audio = sum(_audio_tokens(record.audio_ms) for record in turn.records)
         out_text = sum(_text_tokens(record.transcript) for record in turn.records)
-        prompt, response = prompt_text + prompt_audio, out_audio + out_text
+        prompt, response = prompt_text + prompt_audio + prompt_image, out_audio + out_text
         return {
             "promptTokenCount": prompt,
             "responseTokenCount": response,
@@ -1144,6 +1161,7 @@ class FakeGeminiConnection:
             "promptTokensDetails": [
                 {"modality": "TEXT", "tokenCount": prompt_text},
                 {"modality": "AUDIO", "tokenCount": prompt_audio},
+                *([{"modality": "IMAGE", "tokenCount": prompt_image}] if prompt_image else []),
             ],
             "responseTokensDetails": [
                 {"modality": "AUDIO" if out_audio else "TEXT", "tokenCount": response}
@@ -1191,6 +1209,8 @@ class FakeGeminiLiveServer(LoopbackServer):
         self.pacing = ModelPacing()
         """How fast replies are generated (default: at once)."""
         self.turn_complete_delay_s = 0.0
+        self.turn_complete_hold: asyncio.Event | None = None
+        """Set: `turnComplete` (and the turn's usage) waits for it, as for a playback."""
         """Wait between `generationComplete` and `turnComplete` (the real server
         waits for playback); a barge-in then is still an interruption."""
         self.complete_turn_on_tool_call = False

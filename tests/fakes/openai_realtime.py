@@ -93,6 +93,9 @@ KNOWN_MODELS = frozenset(
 """Every realtime model the SDK names; `server.models` starts with these."""
 
 DEFAULT_INPUT_TRANSCRIPT = "Hello."
+IMAGE_TOKENS = 765
+"""Input tokens the fake bills per image (GPT-4o's count for a high-detail 1024 px
+image, 85 + 4 x 170; OpenAI documents no realtime-specific count)."""
 SEMANTIC_VAD_SILENCE_MS = 300
 """semantic_vad has no silence setting; the fake ends a turn after this."""
 
@@ -466,6 +469,8 @@ class FakeConnection:
         """(mime type, bytes) of every `input_image` the client sent."""
         self.responses: list[ResponseRecord] = []
         self.truncations: list[tuple[str, int]] = []
+        # The input (by token kind) the previous response read: its prefix is cached.
+        self._read: dict[str, int] = {}
         self.audio_ms_received = 0.0
         """Total input audio appended in this session."""
         self._conversation_id = server.new_id("conv")
@@ -1271,26 +1276,34 @@ class FakeConnection:
                 await self._notify()
 
     def _usage(self, record: ResponseRecord) -> dict[str, Any]:
-        """Plausible token counts: ~4 characters or ~50 ms of audio per token."""
-        text_in = sum(
-            len(str(part.get("text") or part.get("transcript") or ""))
-            for item in self.items
-            for part in item.get("content") or []
-        )
-        in_text = 1 + (text_in + len(str(self.session.get("instructions") or ""))) // 4
-        in_audio = int(sum(duration_ms(audio) for audio in self.input_audio.values()) // 50)
+        """Plausible token counts: ~4 characters, ~50 ms of audio or a fixed count per image.
+
+        The whole conversation is each response's input (the realtime-costs guide);
+        what the connection's previous response already read counts as cached, as
+        the server's prompt caching would have it (it caches prefixes of 1024+
+        tokens; the fake caches any, so small tests see cached tokens too).
+        """
+        parts = [part for item in self.items for part in item.get("content") or []]
+        text_in = sum(len(str(part.get("text") or part.get("transcript") or "")) for part in parts)
+        read = {
+            "text_tokens": 1 + (text_in + len(str(self.session.get("instructions") or ""))) // 4,
+            "audio_tokens": int(
+                sum(duration_ms(audio) for audio in self.input_audio.values()) // 50
+            ),
+            "image_tokens": IMAGE_TOKENS * sum(part.get("type") == "input_image" for part in parts),
+        }
+        cached = {kind: min(count, self._read.get(kind, 0)) for kind, count in read.items()}
+        self._read = read
         out_text = sum(1 + len(item.text or item.arguments or "") // 4 for item in record.items)
         out_audio = int(sum(item.audio_ms for item in record.items) // 50)
         return {
-            "total_tokens": in_text + in_audio + out_text + out_audio,
-            "input_tokens": in_text + in_audio,
+            "total_tokens": sum(read.values()) + out_text + out_audio,
+            "input_tokens": sum(read.values()),
             "output_tokens": out_text + out_audio,
             "input_token_details": {
-                "text_tokens": in_text,
-                "audio_tokens": in_audio,
-                "image_tokens": 0,
-                "cached_tokens": 0,
-                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+                **read,
+                "cached_tokens": sum(cached.values()),
+                "cached_tokens_details": cached,
             },
             "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
         }

@@ -24,6 +24,7 @@ protocol would show it.
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 import json
@@ -32,6 +33,7 @@ from typing import Any, Literal, Protocol
 from homeassistant.const import CONF_API_KEY, CONF_URL
 
 from custom_components.realtime_assist.const import CONF_PROVIDER
+from custom_components.realtime_assist.realtime.events import Usage
 from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
 from tests.fakes import gemini_live, openai_realtime
 from tests.fakes.loopback import LoopbackServer, ModelPacing
@@ -109,6 +111,25 @@ class FakeSession(Protocol):
 
     def reply_modalities(self) -> list[str]:
         """What each reply on this connection was made in: `audio` or `text`."""
+
+    def reported_usage(self) -> Counter[str]:
+        """The tokens the connection's usage reports add up to, by kind (`USAGE_KINDS`)."""
+
+
+USAGE_KINDS = ("input_text", "input_audio", "input_image", "cached", "output_text", "output_audio")
+"""What `FakeSession.reported_usage` counts (cached input is part of the inputs)."""
+
+
+def usage_kinds(usage: Usage) -> Counter[str]:
+    """What the client counted, in `reported_usage` terms, to compare the two."""
+    return Counter(
+        input_text=usage.input_text,
+        input_audio=usage.input_audio,
+        input_image=usage.input_image,
+        cached=usage.cached_tokens,
+        output_text=usage.output_text,
+        output_audio=usage.output_audio,
+    )
 
 
 class FakeProvider(Protocol):
@@ -330,6 +351,20 @@ class OpenAISession:
             for modality in event["response"]["output_modalities"]
         ]
 
+    def reported_usage(self) -> Counter[str]:
+        """Every `response.done`'s `usage`."""
+        counts: Counter[str] = Counter()
+        for event in self.conn.sent:
+            if event["type"] == "response.done" and (usage := event["response"]["usage"]):
+                given, said = usage["input_token_details"], usage["output_token_details"]
+                counts["input_text"] += given["text_tokens"]
+                counts["input_audio"] += given["audio_tokens"]
+                counts["input_image"] += given["image_tokens"]
+                counts["cached"] += given["cached_tokens"]
+                counts["output_text"] += said["text_tokens"]
+                counts["output_audio"] += said["audio_tokens"]
+        return counts
+
 
 class OpenAIFake(_FaultSwitches):
     """A `FakeProvider` over `FakeOpenAIRealtimeServer`."""
@@ -507,6 +542,19 @@ class GeminiSession:
     def reply_modalities(self) -> list[str]:
         """Gemini fixes the modality at setup: every reply is made in it."""
         return [self.output_modality for _ in self.conn.turns]
+
+    def reported_usage(self) -> Counter[str]:
+        """Every `usageMetadata` (the fake details every token it counts)."""
+        counts: Counter[str] = Counter()
+        for message in self.conn.sent:
+            if (usage := message.get("usageMetadata")) is None:
+                continue
+            for entry in usage.get("promptTokensDetails", []):
+                counts[f"input_{entry['modality'].lower()}"] += entry["tokenCount"]
+            counts["cached"] += usage.get("cachedContentTokenCount", 0)
+            for entry in usage.get("responseTokensDetails", []):
+                counts[f"output_{entry['modality'].lower()}"] += entry["tokenCount"]
+        return counts
 
 
 class GeminiFake(_FaultSwitches):

@@ -27,6 +27,7 @@ from custom_components.realtime_assist.realtime.events import (
     ToolCall,
     ToolCallsCancelled,
     TranscriptDelta,
+    UsageReported,
 )
 from custom_components.realtime_assist.realtime.providers.gemini import GeminiLiveProvider
 from custom_components.realtime_assist.realtime.session import (
@@ -41,6 +42,7 @@ from tests.fakes.gemini_live import (
     SpeechPart,
     ToolCallPart,
 )
+from tests.fakes.providers import GeminiSession, usage_kinds
 from tests.realtime.events import audio_of, speak, until
 
 RATE = 16000  # the satellite's rate is Gemini's input rate: no resampling on the way in
@@ -104,12 +106,15 @@ async def test_spoken_turn_gives_transcript_audio_and_text(
     assert audio_of(seen) == bytes(conn.turns[0].pcm)
     assert {e.sample_rate for e in seen if isinstance(e, AudioChunk)} == {24000}
     assert "".join(e.text for e in seen if isinstance(e, TranscriptDelta)) == "Yes, it is locked."
-    assert seen[-1] == ResponseDone(
-        seen[-1].response_id,  # type: ignore[union-attr]
-        ResponseStatus.COMPLETED,
-        transcript="Yes, it is locked.",
-        usage=seen[-1].usage,  # type: ignore[union-attr]
+    done = seen[-1]
+    assert isinstance(done, ResponseDone)
+    assert done == ResponseDone(
+        done.response_id, ResponseStatus.COMPLETED, "Yes, it is locked.", usage_follows=True
     )
+    # The model turn's usage comes with `turnComplete`, after the response ended.
+    reported = await until(events, lambda e: isinstance(e, UsageReported))
+    assert reported[-1] == UsageReported(done.response_id, session.usage_of([done.response_id]))
+    assert usage_kinds(session.usage_of([done.response_id])) == GeminiSession(conn).reported_usage()
     # 16 kHz in, byte for byte: no resampling on the way in.
     assert conn.audio_ms_received == pytest.approx(2200, abs=20)
     setup = conn.setup

@@ -6,7 +6,7 @@ Assistant glue, benchmarks, tests) never see provider JSON.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -29,12 +29,42 @@ class ResponseStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token usage of one response, for diagnostics."""
+    """Tokens the provider billed for one response (or, added up, for several), by modality.
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    details: dict[str, Any] = field(default_factory=dict)
+    Input counts include the cached input tokens; `cached_*` says how many of them
+    the provider served from its prompt cache (billed at a lower rate). Only the
+    provider's own reports make one: nothing here is estimated.
+    """
+
+    input_text: int = 0
+    input_audio: int = 0
+    input_image: int = 0
+    cached_text: int = 0
+    cached_audio: int = 0
+    cached_image: int = 0
+    output_text: int = 0
+    output_audio: int = 0
+
+    @property
+    def input_tokens(self) -> int:
+        return self.input_text + self.input_audio + self.input_image
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.cached_text + self.cached_audio + self.cached_image
+
+    @property
+    def output_tokens(self) -> int:
+        return self.output_text + self.output_audio
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            *(mine + theirs for mine, theirs in zip(astuple(self), astuple(other), strict=True))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +160,9 @@ class ResponseDone:
 
     A FAILED response says why in `error_kind` (quota, rate_limit, server,
     connection…); `retry_after_s` is the provider's own "try again in" hint.
+    `usage` is what the provider billed for it, as far as it has said;
+    `usage_follows`: it reports (the rest of) that later, in a UsageReported
+    (Gemini: with `turnComplete`, after the playback it waits for).
     """
 
     response_id: str
@@ -139,6 +172,15 @@ class ResponseDone:
     usage: Usage | None = None
     error_kind: ErrorKind | None = None
     retry_after_s: float | None = None
+    usage_follows: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReported:
+    """Usage the provider reported after the response ended (`response_id` None: none had)."""
+
+    response_id: str | None
+    usage: Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +252,7 @@ type SessionEvent = (
     | AwaitingToolResults
     | ToolCallsCancelled
     | ResponseDone
+    | UsageReported
     | ResponseRetrying
     | Interrupted
     | ProviderError

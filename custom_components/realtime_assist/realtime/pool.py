@@ -9,6 +9,11 @@ A session is used through leases (`acquire`): a turn holds one from its first
 audio frame until its reply has been read, so the idle timer runs only while
 nobody holds any. One-off sessions (`one_off`) never touch the pool or its
 warm spare.
+
+Every session the pool opens (conversations', the spare, one-offs) hands its
+usage reports to the pool's `on_usage`; `connected_s` adds up how long their
+connections were open, so an owner can show that an idle socket costs time, not
+tokens.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 from .config import SessionConfig
 from .errors import SessionClosedError
+from .events import Usage
 from .providers.base import Provider
 from .session import RealtimeSession, ReconnectPolicy
 
@@ -66,10 +72,15 @@ class SessionPool:
         input_sample_rate: int = 16000,
         reconnect: ReconnectPolicy | None = None,
         on_close: Callable[[RealtimeSession], None] | None = None,
+        on_usage: Callable[[Usage], None] | None = None,
     ) -> None:
         self._provider = provider
         # Told about every session the pool closes, so owners drop what refers to it.
         self._on_close = on_close
+        self._on_usage = on_usage
+        # Every session opened and not yet counted closed, and the time of those that were.
+        self._opened: set[RealtimeSession] = set()
+        self._closed_connected_s = 0.0
         self._idle_timeout_s = idle_timeout_s
         self._input_rate = input_sample_rate
         self._reconnect = reconnect
@@ -160,10 +171,22 @@ class SessionPool:
 
     async def _open(self, config: SessionConfig) -> RealtimeSession:
         session = RealtimeSession(
-            self._provider, config, input_sample_rate=self._input_rate, reconnect=self._reconnect
+            self._provider,
+            config,
+            input_sample_rate=self._input_rate,
+            reconnect=self._reconnect,
+            on_usage=self._on_usage,
         )
         await session.start()
+        self._opened.add(session)
         return session
+
+    def connected_s(self) -> float:
+        """How long the pool's sessions have had connections open, in all (seconds)."""
+        for session in [session for session in self._opened if session.closed]:
+            self._closed_connected_s += session.connected_s
+            self._opened.discard(session)
+        return self._closed_connected_s + sum(session.connected_s for session in self._opened)
 
     def keep_warm(self, config: SessionConfig) -> None:
         """Keep one connected session ready, so a new conversation's first audio frame

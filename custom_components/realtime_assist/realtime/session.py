@@ -20,18 +20,23 @@ connection), so nothing reaches the new socket before the history does.
 
 Errors: every method raises only `RealtimeError` subclasses; what the provider
 reports comes out as events carrying an `ErrorKind`.
+
+What it costs: the provider's usage reports (with a response's ResponseDone, or
+later in a UsageReported) are kept per response (`usage_of`) and handed to the
+owner's `on_usage` as they come; `connected_s` is how long connections were open.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 import contextlib
 from dataclasses import dataclass
 import itertools
 import json
 import logging
+import time
 from typing import Any
 
 from .audio import Resampler, duration_ms
@@ -60,6 +65,8 @@ from .events import (
     SpeechStopped,
     ToolCall,
     ToolCallsCancelled,
+    Usage,
+    UsageReported,
 )
 from .providers.base import (
     ConnectionLost,
@@ -71,6 +78,8 @@ from .providers.base import (
 )
 
 _LOGGER = logging.getLogger(__name__)
+# Responses whose usage is kept for `usage_of` (turns read theirs within minutes).
+_USAGE_KEPT = 256
 
 
 class _SessionFailed(Exception):
@@ -200,8 +209,11 @@ class RealtimeSession:
         max_buffered_audio_s: float = 120.0,
         max_history_items: int = 40,
         reconnect: ReconnectPolicy | None = None,
+        on_usage: Callable[[Usage], None] | None = None,
     ) -> None:
         self._provider = provider
+        # Told about every usage report, as it comes (the owner's meter).
+        self._on_usage = on_usage
         self._config = config
         self._input_rate = input_sample_rate
         self._policy = reconnect or ReconnectPolicy()
@@ -236,6 +248,11 @@ class RealtimeSession:
         self._audio_seq = itertools.count()
         self._rate_limit_tries = 0
         self._rate_limit_waited_s = 0.0
+        # What the provider reported per response, and responses whose report is to come.
+        self._usage: dict[str, Usage] = {}
+        self._usage_pending: set[str] = set()
+        self._connected_since: float | None = None
+        self._connected_before_s = 0.0
         self.stats: dict[str, Any] = {
             "connects": 0,
             "reconnects": 0,
@@ -261,6 +278,7 @@ class RealtimeSession:
         if self._closed:
             return
         self._closing = True
+        self._disconnected()
         if self._recycle_timer is not None:
             self._recycle_timer.cancel()
         for task in (self._reader, *self._tasks):
@@ -297,6 +315,24 @@ class RealtimeSession:
     def outstanding_tool_calls(self) -> frozenset[str]:
         """Calls the model asked for that are neither answered nor withdrawn."""
         return frozenset(self._outstanding_calls)
+
+    @property
+    def connected_s(self) -> float:
+        """How long this session has had a connection open, in all (seconds)."""
+        if self._connected_since is None:
+            return self._connected_before_s
+        return self._connected_before_s + time.monotonic() - self._connected_since
+
+    def usage_of(self, response_ids: Iterable[str]) -> Usage:
+        """What the provider has reported for these responses so far."""
+        usage = Usage()
+        for response_id in response_ids:
+            usage += self._usage.get(response_id, Usage())
+        return usage
+
+    def usage_pending(self, response_ids: Iterable[str]) -> bool:
+        """Whether the provider is still to report usage of any of these responses."""
+        return not self._usage_pending.isdisjoint(response_ids)
 
     @property
     def history(self) -> list[HistoryItem]:
@@ -502,6 +538,8 @@ class RealtimeSession:
                 f"the provider's setup reply was malformed: {err!r}", kind=ErrorKind.PROTOCOL
             ) from err
         self.stats["connects"] += 1
+        self._disconnected()
+        self._connected_since = time.monotonic()
         self._connection = connection
         self._resampler = Resampler(self._input_rate, connection.input_sample_rate)
         self._recycle_due = self._recycling = False
@@ -558,6 +596,7 @@ class RealtimeSession:
             error = str(err) or type(err).__name__
         finally:
             if not self._closing:
+                self._disconnected()
                 self._connected.clear()
                 if self._connection is not None:
                     with contextlib.suppress(Exception):
@@ -588,6 +627,7 @@ class RealtimeSession:
         connection error once the attempts are used up.
         """
         self._connected.clear()
+        self._disconnected()
         if self._recycle_timer is not None:
             self._recycle_timer.cancel()
         recycled = self._recycle_due
@@ -642,6 +682,8 @@ class RealtimeSession:
             )
         lost_response, self._active_response = self._active_response, None
         self._expecting_response = False
+        # Reports the old connection owed are not coming on a new one.
+        self._usage_pending.clear()
         withdrawn = [call.call_id for call in self._response_calls if call.call_id]
         self._response_calls, self._early_results = [], []
         if withdraw_all:
@@ -673,6 +715,7 @@ class RealtimeSession:
             return
         self._closed = True
         self._close_kind = kind
+        self._usage_pending.clear()
         self._connected.set()  # wake waiters; they see the session closed
         if self._recycle_timer is not None:
             self._recycle_timer.cancel()
@@ -726,6 +769,8 @@ class RealtimeSession:
                 return
             case ResponseDone():
                 event = self._response_done(event)
+            case UsageReported(response_id=response_id, usage=usage):
+                self._account(response_id, usage)
             case ProviderError():
                 self.stats["last_error"] = f"{event.code}: {event.message}"
                 if event.refused_response:
@@ -741,7 +786,9 @@ class RealtimeSession:
             self._active_response = None
         self._interrupted_responses.discard(event.response_id)
         if event.usage is not None:
-            self.stats["usage_total_tokens"] += event.usage.total_tokens
+            self._account(event.response_id, event.usage)
+        if event.usage_follows:
+            self._usage_pending.add(event.response_id)
         calls, self._response_calls = self._response_calls, []
         results, self._early_results = self._early_results, []
         if event.status is ResponseStatus.FAILED:
@@ -759,6 +806,26 @@ class RealtimeSession:
             self._rate_limit_tries, self._rate_limit_waited_s = 0, 0.0
         self._maybe_recycle()
         return retrying or event
+
+    def _account(self, response_id: str | None, usage: Usage) -> None:
+        """Keep a usage report by response (the newest few) and hand it to the owner."""
+        self.stats["usage_total_tokens"] += usage.total_tokens
+        if response_id is not None:
+            self._usage_pending.discard(response_id)
+            self._usage[response_id] = self._usage.pop(response_id, Usage()) + usage
+            if len(self._usage) > _USAGE_KEPT:
+                del self._usage[next(iter(self._usage))]
+        if self._on_usage is not None:
+            try:
+                self._on_usage(usage)
+            except Exception:  # the owner's bookkeeping must not end the session
+                _LOGGER.exception("Usage callback failed")
+
+    def _disconnected(self) -> None:
+        """The connection is gone: its time counts to `connected_s`."""
+        if self._connected_since is not None:
+            self._connected_before_s += time.monotonic() - self._connected_since
+            self._connected_since = None
 
     def _retry_rate_limited(
         self, response_id: str | None, retry_after_s: float | None

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 import logging
@@ -53,6 +53,8 @@ from .events import (
     ToolCall,
     ToolCallsCancelled,
     TranscriptDelta,
+    Usage,
+    UsageReported,
 )
 from .session import RealtimeSession
 
@@ -88,6 +90,8 @@ class FailureReason(StrEnum):
     PROTOCOL = ErrorKind.PROTOCOL.value
     REQUEST = ErrorKind.REQUEST.value
     TRANSCRIPTION = ErrorKind.TRANSCRIPTION.value
+    # Refused before it began: the agent's daily spend limit is reached.
+    SPEND_LIMIT = "spend_limit"
 
     @classmethod
     def of(cls, kind: ErrorKind | None) -> FailureReason:
@@ -95,12 +99,18 @@ class FailureReason(StrEnum):
 
 
 class TurnError(RealtimeError):
-    """The turn failed; `reason` says how (for the message the user hears)."""
+    """The turn failed; `reason` says how (for the message the user hears).
 
-    def __init__(self, reason: FailureReason, detail: str) -> None:
+    `placeholders` fill the message's blanks (the limit that was reached).
+    """
+
+    def __init__(
+        self, reason: FailureReason, detail: str, placeholders: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.placeholders = dict(placeholders or {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +153,11 @@ class TurnTracker:
         self.awaiting_results = False
         self._responses: set[str] = set()
 
+    @property
+    def responses(self) -> frozenset[str]:
+        """The responses that are the turn's."""
+        return frozenset(self._responses)
+
     def belongs(self, event: SessionEvent) -> bool:
         """False for an event of a response that started before this turn."""
         match event:
@@ -154,6 +169,7 @@ class TurnTracker:
                 | ToolCall(response_id=response_id)
                 | ResponseDone(response_id=response_id)
                 | Interrupted(response_id=response_id)
+                | UsageReported(response_id=response_id)
             ):
                 return response_id in self._responses
         return True
@@ -219,6 +235,12 @@ class Turn:
         # The model said up front that its reply will ask the user something.
         self.expects_answer = False
         self._said: list[str] = []
+        # The model's function calls, in order (the turn record lists them).
+        self.tool_calls: list[ToolCall] = []
+        # When the user's words were over (spoken: the provider heard them stop; typed:
+        # sent) and when the model's voice began (loop time): the turn's latency.
+        self.speech_ended_at: float | None = None
+        self.first_audio_at: float | None = None
         self.playback: ReplyAudio | None = None
         self._attached: set[asyncio.Task[None]] = set()
         self._on_end: list[Callable[[Turn], None]] = []
@@ -269,6 +291,16 @@ class Turn:
     @property
     def done_ok(self) -> bool:
         return self.phase is TurnPhase.ENDED and self.failure is None and not self.interrupted
+
+    @property
+    def usage(self) -> Usage:
+        """What the provider billed for this turn's responses, as far as it has reported."""
+        return self.session.usage_of(self._tracker.responses)
+
+    @property
+    def usage_pending(self) -> bool:
+        """The provider has yet to report usage of this turn (Gemini: after playback)."""
+        return self.session.usage_pending(self._tracker.responses)
 
     # -- speech-to-text --------------------------------------------------------
 
@@ -500,6 +532,8 @@ class Turn:
                 self._reply(event)
             case AudioChunk():
                 self._settle_heard()
+                if self.first_audio_at is None:
+                    self.first_audio_at = self._loop.time()
                 if self._buffer_audio:
                     self._audio.append(event)
                 self.speaking.set()
@@ -509,6 +543,7 @@ class Turn:
                 self._settle_heard()
                 self._reply(event)
             case ToolCall():
+                self.tool_calls.append(event)
                 self._settle_heard()
                 self._reply(event)
             case ToolCallsCancelled(call_ids=call_ids):
@@ -557,6 +592,8 @@ class Turn:
                 self._end(None)
 
     def _user_turn_ended(self) -> None:
+        if self.speech_ended_at is None:
+            self.speech_ended_at = self._loop.time()
         if self.phase is TurnPhase.LISTENING:
             self._set_phase(TurnPhase.WAITING)
             if self._sender is not None:

@@ -7,7 +7,11 @@ on the wire); the tests validate every message we send against
 - No VAD events: the model's first output of a turn means the provider ended
   the user's turn (SpeechStopped, final input transcript).
 - `generationComplete` ends a response; `turnComplete` comes later (the server
-  waits for real-time playback) and adds nothing.
+  waits for real-time playback) with the model turn's `usageMetadata`, which
+  goes out as UsageReported for the response it belongs to (that response's
+  ResponseDone said `usage_follows`). Each report covers one model turn, not
+  the session so far (a three-turn probe logging every `usageMetadata`,
+  pydantic/pydantic-ai#7269): reports add up.
 - A tool call pauses the model until the results are in, so the response that
   asked ends there (AwaitingToolResults, ResponseDone) and the model's
   continuation is a new response, as on OpenAI.
@@ -59,6 +63,7 @@ from ..events import (
     ToolCallsCancelled,
     TranscriptDelta,
     Usage,
+    UsageReported,
 )
 from .base import (
     ConnectionLost,
@@ -105,6 +110,14 @@ _RATE_LIMIT_REASON = re.compile(
 # Gemini names no responses; ours are numbered across connections, so a session that
 # reconnects never sees one id twice (interrupted responses and turns are keyed by it).
 _RESPONSE_IDS = itertools.count(1)
+# `MediaModality` values in usage details, as the modalities tokens are billed by.
+_BILLED_AS = {
+    "TEXT": "text",
+    "DOCUMENT": "text",
+    "AUDIO": "audio",
+    "IMAGE": "image",
+    "VIDEO": "image",
+}
 
 
 def live_url(endpoint: Endpoint) -> str:
@@ -294,12 +307,12 @@ class GeminiLiveConnection(ProviderConnection):
         update = message.get("sessionResumptionUpdate") or {}
         if update.get("resumable") and update.get("newHandle"):
             self._handle = update["newHandle"]
-        if (usage := message.get("usageMetadata")) is not None:
-            self._usage = Usage(
-                input_tokens=int(usage.get("promptTokenCount") or 0),
-                output_tokens=int(usage.get("responseTokenCount") or 0),
-                total_tokens=int(usage.get("totalTokenCount") or 0),
-            )
+        if (metadata := message.get("usageMetadata")) is not None:
+            usage = usage_of(metadata, self._config.output_modality)
+            if self._response is not None:
+                self._usage = usage if self._usage is None else self._usage + usage
+            else:
+                events.append(UsageReported(self._last_response, usage))
         if (content := message.get("serverContent")) is not None:
             events += self._server_content(content)
         if (tool_call := message.get("toolCall")) is not None:
@@ -321,15 +334,17 @@ class GeminiLiveConnection(ProviderConnection):
                 events.append(InputTranscript(text, final=False))
             if heard.get("finished"):
                 events += self._user_turn_ended()
+        # A response ended before `turnComplete` gets its usage with it.
+        usage_follows = not content.get("turnComplete")
         if content.get("interrupted"):
-            events += self._interrupted()
+            events += self._interrupted(usage_follows)
         for part in (content.get("modelTurn") or {}).get("parts") or []:
             events += self._model_part(part)
         if (said := content.get("outputTranscription")) is not None and (text := said.get("text")):
             events += [*self._start_response(), TranscriptDelta(self._response or "", text)]
             self._transcript.append(text)
         if content.get("generationComplete") or content.get("turnComplete"):
-            events += self._finish_response(ResponseStatus.COMPLETED)
+            events += self._finish_response(ResponseStatus.COMPLETED, usage_follows)
         return events
 
     def _model_part(self, part: dict[str, Any]) -> list[SessionEvent]:
@@ -371,20 +386,24 @@ class GeminiLiveConnection(ProviderConnection):
         self._user_words = []
         return [SpeechStopped(), InputTranscript(text, final=True)]
 
-    def _finish_response(self, status: ResponseStatus) -> list[SessionEvent]:
+    def _finish_response(self, status: ResponseStatus, usage_follows: bool) -> list[SessionEvent]:
         if self._response is None:
             return []
         done = ResponseDone(
-            self._response, status, transcript="".join(self._transcript), usage=self._usage
+            self._response,
+            status,
+            transcript="".join(self._transcript),
+            usage=self._usage,
+            usage_follows=usage_follows,
         )
         self._last_response, self._response, self._usage = self._response, None, None
         return [done]
 
-    def _interrupted(self) -> list[SessionEvent]:
+    def _interrupted(self, usage_follows: bool) -> list[SessionEvent]:
         """The user spoke over the model: its unplayed audio is stale, even if generated."""
         interrupted = self._response or self._last_response
         events: list[SessionEvent] = [Interrupted(interrupted)]
-        events += self._finish_response(ResponseStatus.INTERRUPTED)
+        events += self._finish_response(ResponseStatus.INTERRUPTED, usage_follows)
         events.append(SpeechStarted())
         return events
 
@@ -396,8 +415,10 @@ class GeminiLiveConnection(ProviderConnection):
             ids.append(call["id"])
             events.append(ToolCall(response_id, call["id"], call["name"], call.get("args") or {}))
         events.append(AwaitingToolResults(tuple(ids)))
-        # The model waits for the results; what it says next is a new response.
-        events += self._finish_response(ResponseStatus.COMPLETED)
+        # The model waits for the results; what it says next is a new response. The
+        # model turn goes on, so its usage comes with a later response's (or, if the
+        # server completes the turn here, in a UsageReported for this one).
+        events += self._finish_response(ResponseStatus.COMPLETED, usage_follows=False)
         return events
 
     # -- input ---------------------------------------------------------------
@@ -486,6 +507,42 @@ class GeminiLiveConnection(ProviderConnection):
     async def close(self) -> None:
         self._closing = True
         await self._socket.close()
+
+
+def usage_of(metadata: Mapping[str, Any], output_modality: OutputModality) -> Usage:
+    """A `usageMetadata` by billed modality.
+
+    Prompt tokens include the cached ones; tool-use prompt tokens (search results)
+    are input and thinking tokens output, both billed as text. Tokens the details
+    leave out count as text on the way in (the prompt's undetailed remainder is
+    its framing) and as the session's output modality on the way out.
+    """
+    prompt = _split(metadata, "promptTokenCount", "promptTokensDetails", "text")
+    tools = _split(metadata, "toolUsePromptTokenCount", "toolUsePromptTokensDetails", "text")
+    cached = _split(metadata, "cachedContentTokenCount", "cacheTokensDetails", "text")
+    said = _split(metadata, "responseTokenCount", "responseTokensDetails", output_modality.value)
+    thoughts = int(metadata.get("thoughtsTokenCount") or 0)
+    return Usage(
+        input_text=prompt["text"] + tools["text"],
+        input_audio=prompt["audio"] + tools["audio"],
+        input_image=prompt["image"] + tools["image"],
+        cached_text=min(cached["text"], prompt["text"]),
+        cached_audio=min(cached["audio"], prompt["audio"]),
+        cached_image=min(cached["image"], prompt["image"]),
+        output_text=said["text"] + thoughts,
+        output_audio=said["audio"],
+    )
+
+
+def _split(metadata: Mapping[str, Any], total: str, details: str, rest: str) -> dict[str, int]:
+    """One count of `metadata` by billed modality; what its details leave out goes to `rest`."""
+    counts = {"text": 0, "audio": 0, "image": 0}
+    for entry in metadata.get(details) or []:
+        counts[_BILLED_AS.get(str(entry.get("modality")), "text")] += int(
+            entry.get("tokenCount") or 0
+        )
+    counts[rest] += max(0, int(metadata.get(total) or 0) - sum(counts.values()))
+    return counts
 
 
 def _setup_error(err: ConnectionClosed) -> Exception:

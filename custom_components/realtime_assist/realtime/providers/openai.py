@@ -419,7 +419,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
                 status,
                 transcript="".join(current.transcript),
                 reason=reason,
-                usage=_usage(response.get("usage")),
+                usage=usage_of(response.get("usage")),
                 error_kind=kind,
                 retry_after_s=retry_after(str(error.get("message") or "")) if kind else None,
             )
@@ -657,16 +657,33 @@ def _configure_error(event: dict[str, Any]) -> Exception:
     return ConnectError(message, kind=kind)
 
 
-def _usage(usage: dict[str, Any] | None) -> Usage | None:
+def usage_of(usage: dict[str, Any] | None) -> Usage | None:
+    """`response.usage` by modality; tokens the details leave out count as text."""
     if not usage:
         return None
-    return Usage(
-        input_tokens=int(usage.get("input_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        total_tokens=int(usage.get("total_tokens") or 0),
-        details={
-            key: usage[key]
-            for key in ("input_token_details", "output_token_details")
-            if usage.get(key)
-        },
+    given = usage.get("input_token_details") or {}
+    cached = given.get("cached_tokens_details") or {}
+    said = usage.get("output_token_details") or {}
+    audio_in, image_in = _count(given, "audio_tokens"), _count(given, "image_tokens")
+    text_in = max(_count(given, "text_tokens"), _count(usage, "input_tokens") - audio_in - image_in)
+    cached_audio = min(_count(cached, "audio_tokens"), audio_in)
+    cached_image = min(_count(cached, "image_tokens"), image_in)
+    cached_text = max(
+        _count(cached, "text_tokens"),
+        _count(given, "cached_tokens") - cached_audio - cached_image,
     )
+    audio_out = _count(said, "audio_tokens")
+    return Usage(
+        input_text=text_in,
+        input_audio=audio_in,
+        input_image=image_in,
+        cached_text=min(cached_text, text_in),
+        cached_audio=cached_audio,
+        cached_image=cached_image,
+        output_text=max(_count(said, "text_tokens"), _count(usage, "output_tokens") - audio_out),
+        output_audio=audio_out,
+    )
+
+
+def _count(counts: dict[str, Any], key: str) -> int:
+    return int(counts.get(key) or 0)
