@@ -407,8 +407,9 @@ async def test_agent_settings_list_each_sensitive_action_with_its_risk(
     assert selector.config["multiple"] is True
     await assert_form_texts(hass, flow, SUBENTRY_CONVERSATION)
 
-    # The form as shown (the agent's settings), with one action ticked.
-    form: dict[str, dict[str, Any]] = {}
+    # The form as shown (the agent's settings; every section, as the frontend sends
+    # them), with one action ticked.
+    form: dict[str, dict[str, Any]] = {path[0]: {} for path in fields if len(path) == 2}
     for path in fields:
         if len(path) == 2 and path[1] in subentry.data:
             form.setdefault(path[0], {})[path[1]] = subentry.data[path[1]]

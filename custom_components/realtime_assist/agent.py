@@ -44,7 +44,7 @@ from .follow_up import ExpectAnswerTool, without_expect_answer
 from .problems import ProblemReporter
 from .realtime import turn as lifecycle
 from .realtime.config import OutputModality, SessionConfig, TurnDetection, TurnDetectionMode
-from .realtime.errors import RealtimeError
+from .realtime.errors import ErrorKind, RealtimeError
 from .realtime.pool import Lease, SessionPool
 from .realtime.providers.base import Provider
 from .realtime.session import RealtimeSession
@@ -285,9 +285,11 @@ class RealtimeAgent:
             await self._replies_done(previous)
         new_conversation = self.pool.get(conversation_id) is None
         try:
-            lease = await self.pool.acquire(conversation_id, config)
-        except RealtimeError as err:
-            failure = TurnError(FailureReason.of(err.kind), str(err))
+            async with asyncio.timeout(self.deadlines.session_s):
+                lease = await self.pool.acquire(conversation_id, config)
+        except (RealtimeError, TimeoutError) as err:
+            kind = err.kind if isinstance(err, RealtimeError) else ErrorKind.CONNECTION
+            failure = TurnError(FailureReason.of(kind), str(err) or "no session in time")
             self._problems.turn_failed(failure)
             self.note_failure(conversation_id, failure)
             raise failure from err

@@ -133,6 +133,10 @@ class TurnDeadlines:
     response_gap_s: float = 15.0
     # The model waits for our tool results (tools have their own, shorter limit).
     tool_results_s: float = 40.0
+    # A new turn cuts off the one before: telling the provider so.
+    interrupt_s: float = 2.0
+    # A turn gets its session (connected, or reconnected, and configured).
+    session_s: float = 15.0
 
 
 DEFAULT_DEADLINES = TurnDeadlines()
@@ -280,9 +284,11 @@ class Turn:
         if self.phase is not TurnPhase.ENDED:
             self._end(None, interrupted=True)
         try:
-            await self.session.interrupt(played)
-        except RealtimeError as err:
-            _LOGGER.debug("Could not interrupt the previous reply: %s", err)
+            # Best effort, and quick: the next turn waits for it.
+            async with asyncio.timeout(self._deadlines.interrupt_s):
+                await self.session.interrupt(played)
+        except (RealtimeError, TimeoutError) as err:
+            _LOGGER.debug("Could not interrupt the previous reply: %r", err)
 
     def still_playing(self) -> bool:
         """The listener has not heard all of the reply yet."""
@@ -494,7 +500,11 @@ class Turn:
                     self._end(TurnError(FailureReason.TIMEOUT, f"no answer in time ({wait})"))
 
     async def _end_user_turn_by_hand(self) -> None:
+        """Commit the user's audio and ask for the answer (never waits: `_run` must not)."""
         self._user_turn_ended()
+        self.attach(asyncio.create_task(self._commit(), name="realtime_turn_commit"))
+
+    async def _commit(self) -> None:
         try:
             await self.session.commit_audio()
             await self.session.create_response()
