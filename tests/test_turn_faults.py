@@ -97,22 +97,45 @@ class Spoken:
         return str(self.result["conversation_id"])
 
 
-async def _speak(
+@dataclasses.dataclass
+class Speaker:
+    """A satellite talking to the entry's pipeline over the websocket API."""
+
+    hass: HomeAssistant
+    hass_ws_client: WebSocketGenerator
+    hass_client: ClientSessionGenerator
+    fake: FakeProvider
+    entry: MockConfigEntry
+
+    async def speak(self, conversation_id: str | None = None) -> Spoken:
+        run = await run_pipeline(
+            self.hass_ws_client,
+            our_pipeline(self.hass, self.entry).id,
+            UTTERANCE,
+            conversation_id=conversation_id,
+        )
+        assert "error" not in run.types, run.of_type("error")
+        url = run.one("tts-end")["tts_output"]["url"]
+        _rate, pcm = wav_pcm(await fetch_tts(self.hass_client, url))
+        return Spoken(run, pcm)
+
+    async def next_turn_works(self, conversation_id: str) -> None:
+        self.fake.hear("Thank you.")
+        self.fake.say(FOLLOW_UP)
+        spoken = await self.speak(conversation_id)
+        _answered(spoken, FOLLOW_UP)
+        assert spoken.conversation_id == conversation_id
+
+
+@pytest.fixture
+def speaker(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
     hass_client: ClientSessionGenerator,
-    entry: MockConfigEntry,
-    conversation_id: str | None = None,
-) -> Spoken:
-    run = await run_pipeline(
-        hass_ws_client,
-        our_pipeline(hass, entry).id,
-        UTTERANCE,
-        conversation_id=conversation_id,
-    )
-    assert "error" not in run.types, run.of_type("error")
-    _rate, pcm = wav_pcm(await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"]))
-    return Spoken(run, pcm)
+    realtime_fake: FakeProvider,
+    mock_config_entry: MockConfigEntry,
+) -> Speaker:
+    return Speaker(hass, hass_ws_client, hass_client, realtime_fake, mock_config_entry)
 
 
 def _answered(spoken: Spoken, text: str = ANSWER) -> None:
@@ -128,21 +151,6 @@ def _told(spoken: Spoken, reason: str) -> None:
     assert spoken.pcm.endswith(TONE)
 
 
-async def _next_turn_works(
-    hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
-    entry: MockConfigEntry,
-    fake: FakeProvider,
-    conversation_id: str,
-) -> None:
-    fake.hear("Thank you.")
-    fake.say(FOLLOW_UP)
-    spoken = await _speak(hass, hass_ws_client, hass_client, entry, conversation_id)
-    _answered(spoken, FOLLOW_UP)
-    assert spoken.conversation_id == conversation_id
-
-
 def _no_live_turns(entry: MockConfigEntry) -> None:
     [agent] = entry.runtime_data.agents.values()
     assert all(turn.ended.is_set() for turn in agent._turns.values())
@@ -150,48 +158,41 @@ def _no_live_turns(entry: MockConfigEntry) -> None:
 
 async def test_transcript_that_never_comes_does_not_hold_the_reply(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     loaded_entry: MockConfigEntry,
 ) -> None:
     """The model answers the audio it heard; speech-to-text returns without its words."""
     realtime_fake.never_transcribe_next_turn()
     realtime_fake.say(ANSWER)
 
-    spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+    spoken = await speaker.speak()
 
     _answered(spoken)
     assert spoken.run.one("stt-end")["stt_output"]["text"] == lifecycle.UNHEARD_WORDS
-    await _next_turn_works(
-        hass, hass_ws_client, hass_client, loaded_entry, realtime_fake, spoken.conversation_id
-    )
+    await speaker.next_turn_works(spoken.conversation_id)
     _no_live_turns(loaded_entry)
 
 
 async def test_failed_transcription_does_not_hold_the_reply(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     loaded_entry: MockConfigEntry,
 ) -> None:
     realtime_fake.fail_next_transcription()
     realtime_fake.say(ANSWER)
 
-    spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+    spoken = await speaker.speak()
 
     _answered(spoken)
-    await _next_turn_works(
-        hass, hass_ws_client, hass_client, loaded_entry, realtime_fake, spoken.conversation_id
-    )
+    await speaker.next_turn_works(spoken.conversation_id)
 
 
 async def test_connection_lost_mid_reply_is_told_after_what_was_said(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     loaded_entry: MockConfigEntry,
 ) -> None:
     """The satellite plays the model's first words, then says the connection was lost."""
@@ -199,23 +200,20 @@ async def test_connection_lost_mid_reply_is_told_after_what_was_said(
     realtime_fake.say("Once upon a time there was a realtime model that talked a lot.")
     realtime_fake.drop_mid_reply()
 
-    spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+    spoken = await speaker.speak()
 
     _told(spoken, "connection")
     [dropped] = [conn for conn in realtime_fake.connections if conn.reply_transcripts()]
     first_words = dropped.reply_pcm(0)
     assert first_words
     assert spoken.pcm.startswith(first_words[: len(first_words) // 2])
-    await _next_turn_works(
-        hass, hass_ws_client, hass_client, loaded_entry, realtime_fake, spoken.conversation_id
-    )
+    await speaker.next_turn_works(spoken.conversation_id)
 
 
 async def test_connection_lost_mid_tool_call(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     loaded_entry: MockConfigEntry,
     kitchen_light: str,
     provider: str,
@@ -228,30 +226,27 @@ async def test_connection_lost_mid_tool_call(
     if provider == PROVIDER_OPENAI:
         realtime_fake.say(ANSWER)
 
-    spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+    spoken = await speaker.speak()
 
     if provider == PROVIDER_OPENAI:
         _answered(spoken)
         assert hass.states.get(kitchen_light).state == STATE_ON
     else:
         _told(spoken, "connection")
-    await _next_turn_works(
-        hass, hass_ws_client, hass_client, loaded_entry, realtime_fake, spoken.conversation_id
-    )
+    await speaker.next_turn_works(spoken.conversation_id)
 
 
 async def test_connection_lost_mid_user_speech_loses_no_words(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     loaded_entry: MockConfigEntry,
 ) -> None:
     realtime_fake.hear("Turn on the kitchen light.")
     realtime_fake.say(ANSWER)
     realtime_fake.drop_mid_user_speech()
 
-    spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+    spoken = await speaker.speak()
 
     _answered(spoken)
     assert spoken.run.one("stt-end")["stt_output"]["text"] == "Turn on the kitchen light."
@@ -260,9 +255,8 @@ async def test_connection_lost_mid_user_speech_loses_no_words(
 @pytest.mark.parametrize("fault", ["garbage", "corrupt_audio"])
 async def test_malformed_provider_data_is_a_clear_error(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     loaded_entry: MockConfigEntry,
     fault: str,
 ) -> None:
@@ -272,19 +266,16 @@ async def test_malformed_provider_data_is_a_clear_error(
         realtime_fake.corrupt_next_audio()
     realtime_fake.say(ANSWER)
 
-    spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+    spoken = await speaker.speak()
 
     _told(spoken, "protocol")
-    await _next_turn_works(
-        hass, hass_ws_client, hass_client, loaded_entry, realtime_fake, spoken.conversation_id
-    )
+    await speaker.next_turn_works(spoken.conversation_id)
 
 
 async def test_rate_limit(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     loaded_entry: MockConfigEntry,
     provider: str,
 ) -> None:
@@ -294,43 +285,37 @@ async def test_rate_limit(
     if provider == PROVIDER_OPENAI:
         realtime_fake.say(ANSWER)
 
-    spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+    spoken = await speaker.speak()
 
     if provider == PROVIDER_OPENAI:
         _answered(spoken)
     else:
         _told(spoken, "rate_limit")
-    await _next_turn_works(
-        hass, hass_ws_client, hass_client, loaded_entry, realtime_fake, spoken.conversation_id
-    )
+    await speaker.next_turn_works(spoken.conversation_id)
 
 
 async def test_out_of_credit_is_told_and_raises_a_repair_that_clears_itself(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     loaded_entry: MockConfigEntry,
 ) -> None:
     realtime_fake.fail_next_reply("quota")
 
-    spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+    spoken = await speaker.speak()
 
     _told(spoken, "quota")
     issue_id = f"{ISSUE_QUOTA}_{loaded_entry.entry_id}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
     # The owner added credit: the next turn works and the notice is gone.
-    await _next_turn_works(
-        hass, hass_ws_client, hass_client, loaded_entry, realtime_fake, spoken.conversation_id
-    )
+    await speaker.next_turn_works(spoken.conversation_id)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
 async def test_server_error(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     loaded_entry: MockConfigEntry,
     provider: str,
 ) -> None:
@@ -338,29 +323,26 @@ async def test_server_error(
     reconnects, replays the user's words, and the model answers on the new one."""
     realtime_fake.fail_next_reply("server")
     if provider == PROVIDER_OPENAI:
-        spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+        spoken = await speaker.speak()
         _told(spoken, "server")
     else:
         realtime_fake.say(ANSWER)
-        spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+        spoken = await speaker.speak()
         _answered(spoken)
-    await _next_turn_works(
-        hass, hass_ws_client, hass_client, loaded_entry, realtime_fake, spoken.conversation_id
-    )
+    await speaker.next_turn_works(spoken.conversation_id)
 
 
 async def test_key_revoked_at_runtime_is_told_and_starts_reauth(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     loaded_entry: MockConfigEntry,
 ) -> None:
-    first = await _speak(hass, hass_ws_client, hass_client, loaded_entry)
+    first = await speaker.speak()
     _answered(first, "OK.")
     realtime_fake.revoke_key()
 
-    spoken = await _speak(hass, hass_ws_client, hass_client, loaded_entry, first.conversation_id)
+    spoken = await speaker.speak(first.conversation_id)
 
     _told(spoken, "auth")
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
@@ -400,9 +382,8 @@ def _agent_id(entry: MockConfigEntry) -> str:
 @pytest.mark.parametrize("provider", [PROVIDER_OPENAI])
 async def test_the_fallback_voice_says_why(
     hass: HomeAssistant,
-    hass_ws_client: WebSocketGenerator,
-    hass_client: ClientSessionGenerator,
     realtime_fake: FakeProvider,
+    speaker: Speaker,
     ha_core: None,
     mock_config_entry: MockConfigEntry,
     other_flow: None,
@@ -418,7 +399,7 @@ async def test_the_fallback_voice_says_why(
     await hass.async_block_till_done()
     realtime_fake.fail_next_reply("quota")
 
-    spoken = await _speak(hass, hass_ws_client, hass_client, mock_config_entry)
+    spoken = await speaker.speak()
 
     assert spoken.speech == SAID["quota"]
     assert other.messages == [SAID["quota"]]
