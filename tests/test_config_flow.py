@@ -125,7 +125,7 @@ async def test_user_flow_creates_entry_with_default_agent(
     assert subentry.subentry_type == SUBENTRY_CONVERSATION
     assert subentry.title == DEFAULT_AGENT_NAME
     assert subentry.data == {
-        CONF_MODEL: "gpt-realtime",
+        CONF_MODEL: "gpt-realtime-2.1",
         CONF_VOICE: "marin",
         CONF_PROMPT: llm.DEFAULT_INSTRUCTIONS_PROMPT,
         CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],

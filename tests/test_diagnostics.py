@@ -50,7 +50,7 @@ async def test_diagnostics_redact_key_and_omit_prompt(
                 "title": "Realtime Assist",
                 "subentry_type": "conversation",
                 "data": {
-                    "model": "gpt-realtime",
+                    "model": "gpt-realtime-2.1",
                     "voice": "marin",
                     "llm_hass_api": ["assist"],
                     "turn_detection": "server_vad",
