@@ -22,6 +22,7 @@ from custom_components.realtime_assist.const import (
     PROVIDER_PROFILES,
     SECTION_ADVANCED,
     SECTION_BEHAVIOUR,
+    SECTION_COSTS,
     SECTION_LISTENING,
     SUBENTRY_CONVERSATION,
 )
@@ -109,6 +110,7 @@ async def test_openai_options_are_stored_and_reach_the_session(
             CONF_NOISE_REDUCTION: "near_field",
             CONF_TRANSCRIPTION_MODEL: "gpt-4o-transcribe",
         },
+        SECTION_COSTS: {},
         SECTION_ADVANCED: {CONF_REASONING_EFFORT: "high"},
     }
 
