@@ -36,14 +36,17 @@ from custom_components.realtime_assist.const import (
     CONF_CAMERA_FPS,
     CONF_CAMERA_LONG_SIDE,
     CONF_IDLE_TIMEOUT,
+    CONF_IMAGE_DETAIL,
     CONF_KEEP_WARM,
     CONF_MAKE_PREFERRED,
     CONF_MODEL,
+    CONF_NOISE_REDUCTION,
     CONF_PAIR_CAMERAS,
     CONF_PROVIDER,
     CONF_SERVICE_DOMAINS,
     CONF_SILENCE_DURATION_MS,
     CONF_TOOL_TIMEOUT,
+    CONF_TRANSCRIPTION_MODEL,
     CONF_TURN_DETECTION,
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
@@ -125,7 +128,7 @@ async def test_user_flow_creates_entry_with_default_agent(
     assert subentry.subentry_type == SUBENTRY_CONVERSATION
     assert subentry.title == DEFAULT_AGENT_NAME
     assert subentry.data == {
-        CONF_MODEL: "gpt-realtime",
+        CONF_MODEL: "gpt-realtime-2.1",
         CONF_VOICE: "marin",
         CONF_PROMPT: llm.DEFAULT_INSTRUCTIONS_PROMPT,
         CONF_LLM_HASS_API: [llm.LLM_API_ASSIST],
@@ -469,8 +472,14 @@ async def test_agent_form_has_sections_in_order(
         SECTION_ADVANCED: True,
     }
     listening = [str(m) for m in sections(result)[SECTION_LISTENING].schema.schema]
-    # Eagerness sits with turn detection, after it.
-    assert listening == [CONF_TURN_DETECTION, CONF_SILENCE_DURATION_MS, CONF_VAD_EAGERNESS]
+    # Eagerness sits with turn detection, after it; then what OpenAI does with the audio.
+    assert listening == [
+        CONF_TURN_DETECTION,
+        CONF_SILENCE_DURATION_MS,
+        CONF_VAD_EAGERNESS,
+        CONF_NOISE_REDUCTION,
+        CONF_TRANSCRIPTION_MODEL,
+    ]
     await assert_form_texts(hass, result, SUBENTRY_CONVERSATION)
 
 
@@ -482,7 +491,11 @@ async def test_agent_form_camera_section_with_a_camera(
     result = await _add_agent_form(hass, loaded_entry)
     camera = sections(result)[SECTION_CAMERA]
     assert camera.options["collapsed"] is True
-    assert [str(m) for m in camera.schema.schema] == [CONF_PAIR_CAMERAS, CONF_CAMERA_LONG_SIDE]
+    assert [str(m) for m in camera.schema.schema] == [
+        CONF_PAIR_CAMERAS,
+        CONF_CAMERA_LONG_SIDE,
+        CONF_IMAGE_DETAIL,
+    ]
     await assert_form_texts(hass, result, SUBENTRY_CONVERSATION)
 
     result = await hass.config_entries.subentries.async_configure(

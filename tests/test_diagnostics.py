@@ -50,7 +50,7 @@ async def test_diagnostics_redact_key_and_omit_prompt(
                 "title": "Realtime Assist",
                 "subentry_type": "conversation",
                 "data": {
-                    "model": "gpt-realtime",
+                    "model": "gpt-realtime-2.1",
                     "voice": "marin",
                     "llm_hass_api": ["assist"],
                     "turn_detection": "server_vad",
@@ -65,7 +65,7 @@ async def test_diagnostics_redact_key_and_omit_prompt(
                 },
                 "sessions": {},
                 "usage": {
-                    "model": "gpt-realtime",
+                    "model": "gpt-realtime-2.1",
                     "prices": {
                         "text_in": 4.0,
                         "text_cached": 0.4,
@@ -73,7 +73,7 @@ async def test_diagnostics_redact_key_and_omit_prompt(
                         "audio_cached": 0.4,
                         "image_in": 5.0,
                         "image_cached": 0.5,
-                        "text_out": 16.0,
+                        "text_out": 24.0,
                         "audio_out": 64.0,
                     },
                     "currency": "USD",

@@ -10,10 +10,12 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
 import contextlib
+import copy
 import json
 from typing import Any
 
-from google.genai import types
+import aiohttp
+from google.genai import models as genai_models, types
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -26,6 +28,7 @@ from tests.fakes.gemini_live import (
     INPUT_RATE,
     INTERNAL_ERROR,
     INVALID_ARGUMENT,
+    OTHER_MODELS,
     OUTPUT_RATE,
     FakeGeminiConnection,
     FakeGeminiLiveServer,
@@ -873,9 +876,237 @@ async def test_the_fake_refuses_to_send_what_the_spec_rejects(
         assert conn.sent == [{"setupComplete": {}}]
 
 
-def test_a_scripted_turn_ends_with_its_tool_calls() -> None:
-    with pytest.raises(ValueError, match="says nothing after calling tools"):
-        ScriptedTurn(ToolCallPart("GetTime", {}), SpeechPart("It is noon."))
+def test_a_scripted_turn_has_one_batch_of_calls() -> None:
+    with pytest.raises(ValueError, match="one batch of calls per turn"):
+        ScriptedTurn(ToolCallPart("GetTime", {}), SpeechPart("Noon."), ToolCallPart("GetDate", {}))
+
+
+# -- per model: gemini-3.8-live and gemini-3.1-flash-live-preview ---------------------
+
+LIVE_38 = "models/gemini-3.8-live"
+LIVE_31 = "models/gemini-3.1-flash-live-preview"
+LIGHT_TOOL = {"functionDeclarations": [{"name": "HassTurnOn", "description": "Turn on"}]}
+
+
+def result(call: dict[str, Any], scheduling: str | None = None) -> dict[str, Any]:
+    """A `toolResponse` answering `call` (with a scheduling, if given)."""
+    response = {"id": call["id"], "name": call["name"], "response": {"output": "done"}}
+    if scheduling is not None:
+        response["scheduling"] = scheduling
+    return {"toolResponse": {"functionResponses": [response]}}
+
+
+async def test_3_8_keeps_talking_after_a_call_and_answers_the_result_when_idle(
+    server: FakeGeminiLiveServer,
+) -> None:
+    """Calls run in the background by default: the model finishes its turn, and a
+    `WHEN_IDLE` result brings a new one."""
+    server.add_response(
+        ScriptedTurn(
+            SpeechPart("Sure."), ToolCallPart("HassTurnOn", {}), SpeechPart("Anything else?")
+        )
+    )
+    server.add_response(ScriptedTurn(SpeechPart("The light is on.")))
+    async with session(server, setup(model=LIVE_38, tools=[LIGHT_TOOL])) as (client, conn):
+        await client.say("turn on the light")
+        events = await client.recv_until(is_kind("turnComplete"))
+        assert text_of(events, "outputTranscription") == "Sure.Anything else?"
+        assert kinds(events).index("toolCall") < kinds(events).index("generationComplete")
+        # Results may still make the model talk: the interaction is not idle.
+        assert events[-1]["serverContent"]["interactionStatus"] == "IN_PROGRESS"
+        [call] = next(e for e in events if "toolCall" in e)["toolCall"]["functionCalls"]
+
+        await client.send(result(call, "WHEN_IDLE"))
+        events = await client.recv_until(is_kind("turnComplete"))
+        assert text_of(events, "outputTranscription") == "The light is on."
+        assert events[-1]["serverContent"]["interactionStatus"] == "IDLE"
+    assert [turn.trigger for turn in conn.turns] == ["text", "tool_response"]
+    assert conn.tool_responses[0]["scheduling"] == "WHEN_IDLE"
+    assert server.protocol_errors == []
+
+
+async def test_background_results_are_silent_or_interrupt_as_scheduled(
+    server: FakeGeminiLiveServer,
+) -> None:
+    """`SILENT` only adds the result; `INTERRUPT` cuts the model's turn and answers."""
+    declared = {
+        "functionDeclarations": [
+            {"name": "Lamp", "description": "A lamp", "behavior": "NON_BLOCKING"}
+        ]
+    }
+    server.chunk_delay_s = 0.02
+    server.add_response(ScriptedTurn(ToolCallPart("Lamp", {}), ToolCallPart("Lamp", {})))
+    server.add_response(ScriptedTurn(SpeechPart("A long story that goes on and on. " * 4)))
+    server.add_response(ScriptedTurn(SpeechPart("The lamp is on.")))
+    # 2.5 runs declared NON_BLOCKING calls in the background too.
+    async with session(server, setup(tools=[declared])) as (client, conn):
+        await client.say("lamp")
+        events = await client.recv_until(is_kind("turnComplete"))
+        first, second = next(e for e in events if "toolCall" in e)["toolCall"]["functionCalls"]
+        await client.send(result(first, "SILENT"))
+        await client.expect_nothing()
+        await client.say("tell me a story")
+        await client.recv_until(lambda m: "modelTurn" in m.get("serverContent", {}))
+        await client.send(result(second, "INTERRUPT"))
+        events = await client.recv_until(is_kind("turnComplete"))
+        assert "interrupted" in kinds(events)
+        events = await client.recv_until(is_kind("turnComplete"))
+        assert text_of(events, "outputTranscription") == "The lamp is on."
+    assert [turn.status for turn in conn.turns] == ["completed", "interrupted", "completed"]
+    assert server.protocol_errors == []
+
+
+async def test_a_blocking_declaration_makes_3_8_wait(server: FakeGeminiLiveServer) -> None:
+    declared = {
+        "functionDeclarations": [{"name": "GetTime", "description": "", "behavior": "BLOCKING"}]
+    }
+    server.add_response(ScriptedTurn(ToolCallPart("GetTime", {})))
+    server.add_response(ScriptedTurn(SpeechPart("Noon.")))
+    async with session(server, setup(model=LIVE_38, tools=[declared])) as (client, _conn):
+        await client.say("time?")
+        [call] = (await client.recv())["toolCall"]["functionCalls"]
+        await client.expect_nothing()  # the model waits
+        await client.send(result(call))
+        events = await client.recv_until(is_kind("turnComplete"))
+        assert text_of(events, "outputTranscription") == "Noon."
+    assert server.protocol_errors == []
+
+
+async def test_3_1_runs_calls_synchronously_whatever_is_declared(
+    server: FakeGeminiLiveServer,
+) -> None:
+    declared = {
+        "functionDeclarations": [{"name": "Lamp", "description": "", "behavior": "NON_BLOCKING"}]
+    }
+    server.add_response(ScriptedTurn(ToolCallPart("Lamp", {})))
+    async with session(server, setup(model=LIVE_31, tools=[declared])) as (client, _conn):
+        await client.say("lamp")
+        assert "toolCall" in await client.recv()
+        await client.expect_nothing()
+    assert server.protocol_errors == []
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "refused"),
+    [
+        (LIVE_38, {"generationConfig": {"thinkingConfig": {"thinkingLevel": "LOW"}}}, True),
+        (LIVE_38, {"generationConfig": {"enableAffectiveDialog": False}}, True),
+        (LIVE_38, {"proactivity": {"proactiveAudio": False}}, True),
+        (LIVE_38, {"proactivity": {"proactiveAudio": True}}, False),
+        (LIVE_31, {"proactivity": {"proactiveAudio": True}}, True),
+        (LIVE_31, {"generationConfig": {"thinkingConfig": {"thinkingLevel": "LOW"}}}, False),
+        (MODEL, {"generationConfig": {"enableAffectiveDialog": True}}, False),
+    ],
+)
+async def test_models_refuse_what_they_lack(
+    server: FakeGeminiLiveServer, model: str, fields: dict[str, Any], refused: bool
+) -> None:
+    message = setup(model=model, **fields)
+    async with connect(
+        server.url + server.endpoint_path, additional_headers={"x-goog-api-key": KEY}
+    ) as ws:
+        client = Client(ws)
+        await client.send(message)
+        if refused:
+            code, reason = await client.recv_closed()
+            assert code == 1007
+            assert "not supported" in reason or "cannot be disabled" in reason
+        else:
+            assert await client.recv() == {"setupComplete": {}}
+    assert len(server.protocol_errors) == refused
+
+
+async def test_3_8_reports_voice_activity(server: FakeGeminiLiveServer) -> None:
+    async with session(server, setup(model=LIVE_38)) as (client, _conn):
+        await client.send_audio(utterance(0.6, INPUT_RATE, lead_silence_s=0.2))
+        events = await client.recv_until(is_kind("turnComplete"))
+    activity = [e["voiceActivity"] for e in events if "voiceActivity" in e]
+    assert [a["voiceActivityType"] for a in activity] == ["ACTIVITY_START", "ACTIVITY_END"]
+    start_s = float(activity[0]["audioOffset"].removesuffix("s"))
+    assert start_s == pytest.approx(0.2, abs=0.05)
+    assert kinds(events).index("voiceActivity") < kinds(events).index("inputTranscription")
+    assert server.protocol_errors == []
+
+
+async def test_a_malformed_function_call_ends_the_turn_with_its_reason(
+    server: FakeGeminiLiveServer,
+) -> None:
+    server.malformed_next_function_call()
+    server.add_response(ScriptedTurn(SpeechPart("Let me."), ToolCallPart("GetTime", {})))
+    async with session(server, setup(model=LIVE_38)) as (client, _conn):
+        await client.say("time?")
+        events = await client.recv_until(is_kind("turnComplete"))
+    assert "toolCall" not in kinds(events)
+    assert "generationComplete" not in kinds(events)
+    assert events[-1]["serverContent"]["turnCompleteReason"] == "MALFORMED_FUNCTION_CALL"
+
+
+async def test_transcription_gets_names_right_only_from_the_vocabulary(
+    server: FakeGeminiLiveServer,
+) -> None:
+    server.mishearings["Hue Go"] = "who go"
+    server.add_input_transcript("Turn on the Hue Go.")
+    server.add_input_transcript("Turn on the Hue Go.")
+    spoken = utterance(0.6, INPUT_RATE)
+    for transcription, heard in (({}, "who go"), ({"customVocabulary": ["Hue Go"]}, "Hue Go")):
+        message = setup(inputAudioTranscription=transcription)
+        async with session(server, message) as (client, _conn):
+            await client.send_audio(spoken)
+            events = await client.recv_until(is_kind("turnComplete"))
+        assert text_of(events, "inputTranscription") == f"Turn on the {heard}."
+    assert server.protocol_errors == []
+
+
+# -- models.list ------------------------------------------------------------------------
+
+
+async def test_models_list_pages_through_every_model(server: FakeGeminiLiveServer) -> None:
+    names: list[str] = []
+    token: str | None = None
+    async with aiohttp.ClientSession() as http:
+        while True:
+            params = {"pageSize": "3"} | ({"pageToken": token} if token else {})
+            async with http.get(
+                f"http://127.0.0.1:{server.port}/v1beta/models",
+                headers={"x-goog-api-key": KEY},
+                params=params,
+            ) as response:
+                assert response.status == 200
+                page = await response.json()
+            for model in page["models"]:
+                converted = genai_models._Model_from_mldev(copy.deepcopy(model))
+                types.Model._from_response(response=converted, kwargs={})
+                names.append(model["name"])
+            if not (token := page.get("nextPageToken")):
+                break
+    live = {f"models/{name}" for name in server.models}
+    assert live < set(names)
+    assert len(names) == len(live) + len(OTHER_MODELS)
+
+
+@pytest.mark.parametrize(
+    ("key", "failure", "status", "error_status"),
+    [
+        ("AIza-wrong", None, 400, "INVALID_ARGUMENT"),
+        (None, None, 403, "PERMISSION_DENIED"),
+        (KEY, 503, 503, "SERVICE_UNAVAILABLE"),
+    ],
+)
+async def test_models_list_errors(
+    server: FakeGeminiLiveServer,
+    key: str | None,
+    failure: int | None,
+    status: int,
+    error_status: str,
+) -> None:
+    server.listing_failure = failure
+    headers = {"x-goog-api-key": key} if key else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{server.port}/v1beta/models", headers=headers) as response,
+    ):
+        assert response.status == status
+        assert (await response.json())["error"]["status"] == error_status
 
 
 # -- faults and helpers ----------------------------------------------------------------

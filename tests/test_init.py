@@ -24,6 +24,9 @@ from custom_components.realtime_assist.const import (
 from custom_components.realtime_assist.entity import RealtimeAssistEntity
 from custom_components.realtime_assist.realtime.config import (
     Eagerness,
+    ImageDetail,
+    NoiseReduction,
+    ReasoningEffort,
     SessionConfig,
     TurnDetection,
     TurnDetectionMode,
@@ -96,7 +99,7 @@ async def test_agent_entity_device(hass: HomeAssistant, loaded_entry: MockConfig
         identifiers={(DOMAIN, subentry.subentry_id)},
         name="Realtime Assist",
         manufacturer="OpenAI",
-        model="gpt-realtime",
+        model="gpt-realtime-2.1",
         entry_type=dr.DeviceEntryType.SERVICE,
     )
 
@@ -107,11 +110,14 @@ def test_session_config_from_recommended_options() -> None:
         recommended_agent_options(PROVIDER_OPENAI), PROVIDER_OPENAI
     )
     assert config == SessionConfig(
-        model="gpt-realtime",
+        model="gpt-realtime-2.1",
         instructions=llm.DEFAULT_INSTRUCTIONS_PROMPT,
         voice="marin",
         turn_detection=TurnDetection(mode=TurnDetectionMode.SERVER_VAD, silence_ms=500),
-        input_transcription_model="gpt-4o-mini-transcribe",
+        input_transcription_model="gpt-live-transcribe",
+        noise_reduction=NoiseReduction.FAR_FIELD,
+        reasoning_effort=ReasoningEffort.LOW,
+        image_detail=ImageDetail.LOW,
     )
 
 
@@ -134,6 +140,6 @@ def test_session_config_maps_turn_detection_and_missing_prompt() -> None:
 def test_session_config_defaults_for_missing_keys() -> None:
     """Subentries from before a setting existed still get a full session."""
     config = session_config_from_options({}, PROVIDER_OPENAI)
-    assert config.model == "gpt-realtime"
+    assert config.model == "gpt-realtime-2.1"
     assert config.voice == "marin"
     assert config.turn_detection == TurnDetection()

@@ -38,7 +38,7 @@ from custom_components.realtime_assist.const import (
     DOMAIN,
 )
 from custom_components.realtime_assist.realtime.events import Usage
-from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
+from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
 from custom_components.realtime_assist.usage import (
     PRICE_KINDS,
     PriceTable,
@@ -65,6 +65,18 @@ UTTERANCE = silence(0.2, 16000) + speech_like(1.0, 16000) + silence(1.0, 16000)
 
 # Each test runs against each provider's fake, unless it pins one (tests/fixtures_entry.py).
 provider = every_provider
+# Spend needs a list price: usage.py has none yet for gemini-3.8-live, the default.
+PRICED_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+
+
+@pytest.fixture
+def mock_config_entry(
+    hass: HomeAssistant, provider: str, mock_config_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """The default agent, on a Gemini model with a list price."""
+    if provider == PROVIDER_GEMINI:
+        _update_agent(hass, mock_config_entry, **{CONF_MODEL: PRICED_GEMINI_MODEL})
+    return mock_config_entry
 
 
 def _meter(entry: MockConfigEntry) -> UsageMeter:

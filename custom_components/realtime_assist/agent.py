@@ -52,6 +52,7 @@ from .realtime.turn import FailureReason, Turn, TurnDeadlines, TurnError
 from .service_tool import async_agent_service_tool
 from .tools import guard_chat_log_tools, tool_specs
 from .usage import UsageMeter
+from .vocabulary import async_home_vocabulary
 
 CAMERA_QUESTION_INSTRUCTIONS = (
     "You are shown an image from a home's camera. Answer the question about it briefly, "
@@ -189,6 +190,7 @@ class RealtimeAgent:
             + f"\n{UNTRUSTED_CONTENT_PROMPT}",
             tools=tool_specs(log.llm_api),
             language=llm_context.language,
+            transcription_vocabulary=async_home_vocabulary(self.hass),
         )
 
     async def _async_own_tools(self, llm_context: llm.LLMContext) -> list[llm.Tool]:

@@ -41,6 +41,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import AbortFlow, section
 from homeassistant.generated import currencies
 from homeassistant.helpers import llm, translation
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     BooleanSelector,
     EntitySelector,
@@ -62,7 +63,7 @@ from homeassistant.loader import Integration, async_get_integrations
 import probatio
 
 from . import async_build_provider, async_pipelines_follow_voice, endpoint_error_key
-from .agent_config import recommended_agent_options
+from .agent_config import provider_option_defaults, recommended_agent_options
 from .const import (
     CONF_ALLOW_UNENCRYPTED,
     CONF_ALLOWED_SENSITIVE_ACTIONS,
@@ -70,18 +71,23 @@ from .const import (
     CONF_CAMERA_LONG_SIDE,
     CONF_CURRENCY,
     CONF_CUSTOM_PRICES,
+    CONF_CUSTOM_VOICE,
     CONF_DAILY_LIMIT,
     CONF_FALLBACK_TTS,
     CONF_IDLE_TIMEOUT,
+    CONF_IMAGE_DETAIL,
     CONF_KEEP_WARM,
     CONF_MAKE_PREFERRED,
     CONF_MODEL,
+    CONF_NOISE_REDUCTION,
     CONF_PAIR_CAMERAS,
     CONF_PRICE_PREFIX,
     CONF_PROVIDER,
+    CONF_REASONING_EFFORT,
     CONF_SERVICE_DOMAINS,
     CONF_SILENCE_DURATION_MS,
     CONF_TOOL_TIMEOUT,
+    CONF_TRANSCRIPTION_MODEL,
     CONF_TURN_DETECTION,
     CONF_VAD_EAGERNESS,
     CONF_VOICE,
@@ -89,6 +95,7 @@ from .const import (
     DOCUMENTATION_URL,
     DOMAIN,
     LOGGER,
+    NOISE_REDUCTION_OFF,
     PROVIDER_PROFILES,
     SECTION_ADVANCED,
     SECTION_BEHAVIOUR,
@@ -98,14 +105,22 @@ from .const import (
     SUBENTRY_CONVERSATION,
     ProviderProfile,
 )
-from .realtime.config import Eagerness, TurnDetectionMode
+from .realtime.config import (
+    Eagerness,
+    ImageDetail,
+    NoiseReduction,
+    ReasoningEffort,
+    TurnDetectionMode,
+)
 from .realtime.errors import (
     AuthenticationError,
     ConnectError,
     InvalidEndpointError,
+    RealtimeError,
     UnencryptedEndpointError,
 )
 from .realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
+from .realtime.providers.listing import ordered_models
 from .service_tool import (
     allowed_service_domains,
     async_sensitive_action_options,
@@ -129,6 +144,10 @@ AZURE_KEY_URL: Final = "https://portal.azure.com"
 # Eagerness choices, the default first.
 EAGERNESS_OPTIONS: Final = [
     e.value for e in (Eagerness.AUTO, Eagerness.LOW, Eagerness.MEDIUM, Eagerness.HIGH)
+]
+NOISE_REDUCTION_OPTIONS: Final = [
+    *(n.value for n in (NoiseReduction.FAR_FIELD, NoiseReduction.NEAR_FIELD)),
+    NOISE_REDUCTION_OFF,
 ]
 # Reasons a provider gives are shown in the form; long ones are cut.
 MAX_REASON_CHARS: Final = 300
@@ -277,6 +296,9 @@ class FormContext:
     """What the agent form's choices depend on, gathered once per form shown."""
 
     profile: ProviderProfile
+    # The models the key may use (the built-in list if the provider's list could not be
+    # had), the recommended ones first, and the agent's own if it is none of them.
+    models: list[str]
     # The provider's voices by label, and the agent's own if it is none of them.
     voices: list[SelectOptionDict]
     # The LLM APIs registered in Home Assistant, by name.
@@ -340,8 +362,17 @@ def _when(field: str, value: Any) -> Mapping[str, Any]:
 
 
 def _model_selector(context: FormContext) -> SelectSelector:
-    models = [SelectOptionDict(value=model, label=model) for model in context.profile.models]
-    return _labelled_select(models)
+    return _labelled_select([SelectOptionDict(value=m, label=m) for m in context.models])
+
+
+def _transcription_model_selector(context: FormContext) -> SelectSelector:
+    models = context.profile.transcription_models
+    return _labelled_select([SelectOptionDict(value=m, label=m) for m in models])
+
+
+def _provider_has(option: str) -> Callable[[FormContext], bool]:
+    """The field is one of the provider's own options (`ProviderProfile.provider_options`)."""
+    return lambda context: option in context.profile.provider_options
 
 
 def _voice_selector(context: FormContext) -> SelectSelector:
@@ -389,6 +420,10 @@ def _has_camera_video(context: FormContext) -> bool:
     return context.has_cameras and context.profile.video_input
 
 
+def _has_image_detail(context: FormContext) -> bool:
+    return context.has_cameras and CONF_IMAGE_DETAIL in context.profile.provider_options
+
+
 # Own prices: shown (2026.11+) and used only with "Use my own prices".
 _OWN_PRICES = _when(CONF_CUSTOM_PRICES, True)
 _PRICE = _static(_number_box(0, 10_000, 0.001, "/ 1M tokens"))
@@ -410,6 +445,12 @@ AGENT_FORM: Final = (
         (
             AgentField(CONF_MODEL, _model_selector),
             AgentField(CONF_VOICE, _voice_selector),
+            AgentField(
+                CONF_CUSTOM_VOICE,
+                _static(TextSelector()),
+                optional=True,
+                applies=_provider_has(CONF_CUSTOM_VOICE),
+            ),
             AgentField(
                 CONF_FALLBACK_TTS,
                 _static(EntitySelector(EntitySelectorConfig(domain="tts"))),
@@ -443,6 +484,19 @@ AGENT_FORM: Final = (
                 visible=_when(CONF_TURN_DETECTION, TurnDetectionMode.SEMANTIC_VAD.value),
                 applies=_has_semantic_vad,
             ),
+            # The provider options below are optional: left empty, the default applies.
+            AgentField(
+                CONF_NOISE_REDUCTION,
+                _static(_translated_select(CONF_NOISE_REDUCTION, NOISE_REDUCTION_OPTIONS)),
+                optional=True,
+                applies=_provider_has(CONF_NOISE_REDUCTION),
+            ),
+            AgentField(
+                CONF_TRANSCRIPTION_MODEL,
+                _transcription_model_selector,
+                optional=True,
+                applies=_provider_has(CONF_TRANSCRIPTION_MODEL),
+            ),
         ),
     ),
     FormSection(
@@ -461,6 +515,12 @@ AGENT_FORM: Final = (
                 CONF_CAMERA_LONG_SIDE,
                 _static(_whole_number(256, 2048, 64, "px")),
                 applies=_has_cameras,
+            ),
+            AgentField(
+                CONF_IMAGE_DETAIL,
+                _static(_translated_select(CONF_IMAGE_DETAIL, [d.value for d in ImageDetail])),
+                optional=True,
+                applies=_has_image_detail,
             ),
         ),
         collapsed=True,
@@ -484,6 +544,14 @@ AGENT_FORM: Final = (
             AgentField(CONF_TOOL_TIMEOUT, _static(_whole_number(1, 120, 1, "s"))),
             AgentField(CONF_IDLE_TIMEOUT, _static(_whole_number(10, 3600, 1, "s"))),
             AgentField(CONF_KEEP_WARM, _static(BooleanSelector())),
+            AgentField(
+                CONF_REASONING_EFFORT,
+                _static(
+                    _translated_select(CONF_REASONING_EFFORT, [r.value for r in ReasoningEffort])
+                ),
+                optional=True,
+                applies=_provider_has(CONF_REASONING_EFFORT),
+            ),
         ),
         collapsed=True,
     ),
@@ -807,7 +875,12 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
             return self.async_update_and_abort(entry, subentry, data=data)
 
         valid_apis = {option["value"] for option in context.llm_apis}
-        suggested = suggested_prices(self.hass, self.options) | self.options
+        # The provider's options are not stored until edited: the form shows their defaults.
+        suggested = (
+            provider_option_defaults(provider)
+            | suggested_prices(self.hass, self.options)
+            | self.options
+        )
         suggested[CONF_LLM_HASS_API] = [
             api for api in suggested.get(CONF_LLM_HASS_API, []) if api in valid_apis
         ]
@@ -832,6 +905,9 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
     async def _async_form_context(self, provider: str) -> FormContext:
         """The choices of the entry's provider and of the home, for the form."""
         profile = PROVIDER_PROFILES[provider]
+        models = await self._async_models(profile)
+        if (model := self.options.get(CONF_MODEL)) and model not in models:
+            models.append(model)
         voices = [SelectOptionDict(value=v.voice_id, label=v.label) for v in profile.voices]
         if (voice := self.options.get(CONF_VOICE)) and voice not in {
             v.voice_id for v in profile.voices
@@ -849,6 +925,7 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
         ]
         return FormContext(
             profile=profile,
+            models=models,
             sensitive_actions=await _async_sensitive_action_options(self.hass, self.options),
             voices=voices,
             llm_apis=[
@@ -858,3 +935,14 @@ class AgentSubentryFlowHandler(ConfigSubentryFlow):
             service_domains=sorted(domain_options, key=lambda option: option["label"].casefold()),
             has_cameras=bool(self.hass.states.async_entity_ids("camera")),
         )
+
+    async def _async_models(self, profile: ProviderProfile) -> list[str]:
+        """The models the entry's key may use, as the provider lists them; the built-in
+        list when it cannot say (no listing, an error, nothing realtime listed)."""
+        provider = self._get_entry().runtime_data.provider
+        try:
+            listed = await provider.list_models(async_get_clientsession(self.hass))
+        except RealtimeError as err:
+            LOGGER.info("Could not list the provider's models, offering the usual ones: %s", err)
+            listed = []
+        return ordered_models(listed, profile.models) if listed else list(profile.models)

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 import logging
 from typing import Final
 
-from .realtime.config import Eagerness, TurnDetectionMode
+from .realtime.config import (
+    Eagerness,
+    ImageDetail,
+    NoiseReduction,
+    ReasoningEffort,
+    TurnDetectionMode,
+)
 from .realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI, gemini, openai
 
 DOMAIN: Final = "realtime_assist"
@@ -85,6 +91,14 @@ CONF_PRICE_PREFIX: Final = "price_"
 DEFAULT_CURRENCY: Final = "USD"
 # Fired after each turn (usage.TurnRecord): for automations and history.
 EVENT_TURN: Final = f"{DOMAIN}_turn"
+# Provider options (ProviderProfile.provider_options says which a provider has).
+CONF_NOISE_REDUCTION: Final = "noise_reduction"
+CONF_REASONING_EFFORT: Final = "reasoning_effort"
+CONF_TRANSCRIPTION_MODEL: Final = "transcription_model"
+CONF_CUSTOM_VOICE: Final = "custom_voice"
+CONF_IMAGE_DETAIL: Final = "image_detail"
+# CONF_NOISE_REDUCTION's value for none.
+NOISE_REDUCTION_OFF: Final = "off"
 
 DEFAULT_TURN_DETECTION: Final = TurnDetectionMode.SERVER_VAD
 DEFAULT_VAD_EAGERNESS: Final = Eagerness.AUTO
@@ -97,6 +111,12 @@ DEFAULT_KEEP_WARM: Final = True
 DEFAULT_PAIR_CAMERAS: Final = False
 DEFAULT_CAMERA_FPS: Final = 1.0
 DEFAULT_CAMERA_LONG_SIDE: Final = 1024
+# Satellites hear the room from across it.
+DEFAULT_NOISE_REDUCTION: Final = NoiseReduction.FAR_FIELD
+# A spoken answer should not wait for long thinking.
+DEFAULT_REASONING_EFFORT: Final = ReasoningEffort.LOW
+# A camera frame at low detail costs a fixed few tokens; the owner may ask for more.
+DEFAULT_IMAGE_DETAIL: Final = ImageDetail.LOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +150,18 @@ class ProviderProfile:
     default_url: str
     # Where an account owner creates an API key.
     key_url: str
-    # Suggested models; the first is the default. Users may type others.
+    # Built-in models, offered when the key's own list cannot be had; the first is
+    # the recommended default. Users may type others.
     models: tuple[str, ...]
     # Every built-in voice, in the order the provider lists them.
     voices: tuple[Voice, ...]
     default_voice: str
     turn_detection_modes: tuple[TurnDetectionMode, ...]
-    # Model that transcribes the user's audio (the STT result).
+    # Model that transcribes the user's audio (the STT result), and the ones offered.
     input_transcription_model: str | None
+    transcription_models: tuple[str, ...]
+    # Agent options only this provider has (CONF_NOISE_REDUCTION…).
+    provider_options: tuple[str, ...]
     # The protocol takes a new configuration on a live connection (OpenAI); if not
     # (Gemini), changing it means a new connection, so turns keep one configuration.
     live_reconfigure: bool
@@ -160,7 +184,15 @@ PROVIDER_PROFILES: Final[dict[str, ProviderProfile]] = {
         manufacturer="OpenAI",
         default_url=openai.DEFAULT_URL,
         key_url="https://platform.openai.com/api-keys",
-        models=("gpt-realtime", "gpt-realtime-mini"),
+        # The newest general model first; the gpt-realtime-2 family reasons.
+        models=(
+            "gpt-realtime-2.1",
+            "gpt-realtime-2",
+            "gpt-realtime-2.1-mini",
+            "gpt-realtime-1.5",
+            "gpt-realtime",
+            "gpt-realtime-mini",
+        ),
         # The realtime voices of the openai SDK's `realtime_audio_config_output.Voice`;
         # OpenAI gives them no descriptions. Marin and Cedar, new with gpt-realtime, first.
         voices=(
@@ -181,7 +213,21 @@ PROVIDER_PROFILES: Final[dict[str, ProviderProfile]] = {
             TurnDetectionMode.SEMANTIC_VAD,
             TurnDetectionMode.OFF,
         ),
-        input_transcription_model="gpt-4o-mini-transcribe",
+        # Streaming, and it takes the home's names as keywords.
+        input_transcription_model="gpt-live-transcribe",
+        transcription_models=(
+            "gpt-live-transcribe",
+            "gpt-transcribe",
+            "gpt-4o-mini-transcribe",
+            "gpt-4o-transcribe",
+        ),
+        provider_options=(
+            CONF_NOISE_REDUCTION,
+            CONF_REASONING_EFFORT,
+            CONF_TRANSCRIPTION_MODEL,
+            CONF_CUSTOM_VOICE,
+            CONF_IMAGE_DETAIL,
+        ),
         live_reconfigure=True,
         video_input=False,
     ),
@@ -190,7 +236,9 @@ PROVIDER_PROFILES: Final[dict[str, ProviderProfile]] = {
         manufacturer="Google",
         default_url=gemini.DEFAULT_URL,
         key_url="https://aistudio.google.com/apikey",
+        # Google's recommended model first; 3.1 is a legacy preview.
         models=(
+            "gemini-3.8-live",
             "gemini-2.5-flash-native-audio-preview-12-2025",
             "gemini-3.1-flash-live-preview",
         ),
@@ -233,6 +281,8 @@ PROVIDER_PROFILES: Final[dict[str, ProviderProfile]] = {
         # Gemini has no semantic detection; its own transcription is always on.
         turn_detection_modes=(TurnDetectionMode.SERVER_VAD, TurnDetectionMode.OFF),
         input_transcription_model=None,
+        transcription_models=(),
+        provider_options=(),
         live_reconfigure=False,
         video_input=True,
     ),

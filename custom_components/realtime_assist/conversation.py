@@ -35,7 +35,7 @@ from .const import DOMAIN, LOGGER
 from .entity import RealtimeAssistEntity, async_add_agent_entities
 from .notices import async_failure_message
 from .realtime.errors import RealtimeError
-from .realtime.events import AwaitingToolResults, ToolCall, TranscriptDelta
+from .realtime.events import AwaitingToolResults, ResponseStarted, ToolCall, TranscriptDelta
 from .realtime.turn import UNHEARD_WORDS, Turn, TurnError
 
 PARALLEL_UPDATES = 0
@@ -258,13 +258,16 @@ async def _chat_log_deltas(turn: Turn) -> AsyncIterator[conversation.AssistantCo
     """The model's answer as chat log deltas, until the turn ends.
 
     A batch of tool calls closes the assistant message (the chat log then waits
-    for the calls, already running, and hands us their results); the model's
-    follow-up response opens the next message.
+    for the calls, already running, and hands us their results); each response of
+    the model opens a message of its own (Gemini's background calls leave the
+    model talking after a batch, and its answer to the results is a new response).
     """
     yield {"role": "assistant"}
     with contextlib.suppress(TurnError):  # the caller looks at turn.failure
         async for event in turn.replies():
             match event:
+                case ResponseStarted():
+                    yield {"role": "assistant"}
                 case TranscriptDelta(text=text):
                     yield {"content": text}
                 case ToolCall() if turn.withdrawn(event.call_id):

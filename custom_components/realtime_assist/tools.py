@@ -46,11 +46,20 @@ class ToolOutcome(StrEnum):
 
 
 def tool_specs(api: llm.APIInstance | None) -> tuple[ToolSpec, ...]:
-    """The model-facing function declarations of the agent's tools."""
+    """The model-facing function declarations of the agent's tools.
+
+    Read-only tools block: the model's answer depends on what they return. The
+    others (actions) may run while the model keeps talking.
+    """
     if api is None:
         return ()
     return tuple(
-        ToolSpec(tool.name, tool.description or "", _parameters(tool, api.custom_serializer))
+        ToolSpec(
+            tool.name,
+            tool.description or "",
+            _parameters(tool, api.custom_serializer),
+            blocking=tool.annotations.read_only,
+        )
         for tool in api.tools
     )
 

@@ -56,6 +56,33 @@ What the real API does, and where that was checked:
   `turnComplete`) and continue in a new turn after the `toolResponse`, others
   keep the turn open until the continuation is done (livekit/agents#3192 and
   #7195, BerriAI/litellm#26590): `server.complete_turn_on_tool_call` picks one.
+- Models differ (`MODEL_RULES`, from Google's model pages: gemini-3.8-live's
+  "Migrating from Gemini 3.1 Flash Live", the Live API tools page). On 3.8
+  function calls are asynchronous unless declared `behavior: BLOCKING`: the
+  model keeps talking after the `toolCall` and ends its turn; each result is
+  scheduled as its `scheduling` says (`WHEN_IDLE`, the default: a new turn once
+  the model is idle; `INTERRUPT`: the turn in progress is interrupted and a new
+  one starts; `SILENT`: into the context only), and `willContinue` keeps a call
+  open for more results. Background calls are not cancelled when the user
+  speaks (the point of them is that the conversation goes on). 3.8 refuses
+  `thinkingConfig`, `enableAffectiveDialog` and `proactivity.proactiveAudio:
+  false` (1007), reports the user's speech as `voiceActivity` and sends
+  `interactionStatus` with `turnComplete`. 3.1 runs calls synchronously only,
+  has neither affective dialog nor proactivity, and takes `clientContent` only
+  as initial history (its early docs; `historyConfig.initialHistoryInClientContent`).
+  No public capture of these refusals' close reasons was found: the fake's are
+  `INVALID_ARGUMENT` with the field named.
+- `malformed_next_function_call` ends the next turn that would call a tool
+  with `turnComplete` and `turnCompleteReason: MALFORMED_FUNCTION_CALL`, no call
+  and no `generationComplete`.
+- Input transcription honours `inputAudioTranscription.customVocabulary`: a
+  name the fake "mishears" (`server.mishearings`) comes out right only when the
+  vocabulary holds it.
+- `models.list` (`GET /v1beta/models`, `x-goog-api-key` or `key=`) is served on
+  the same port, paged (`pageSize`, `pageToken`), every entry checked against
+  the SDK's `Model` through its own wire converter. A bad key gets 400
+  INVALID_ARGUMENT "API key not valid…", none 403 PERMISSION_DENIED (Google's
+  REST errors); `listing_failure` answers with another status.
 - Results for calls the server cancelled (`toolCallCancellation`) are ignored
   without error: a client cannot avoid sending one in the race. A result for an
   id never issued, a second result for one id, or a result whose `name` is
@@ -91,7 +118,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 import warnings
 
-from google.genai import types
+from google.genai import models as genai_models, types
 import pydantic
 from pydantic import alias_generators
 from websockets.asyncio.server import ServerConnection
@@ -117,6 +144,8 @@ _PATH = re.compile(
     r"/ws/google\.ai\.generativelanguage\.(?P<version>v1alpha|v1beta)"
     r"\.GenerativeService\.BidiGenerateContent"
 )
+_MODELS_PATH = re.compile(r"/(?:v1alpha|v1beta)/models")
+_MAX_PAGE_SIZE = 1000
 
 KNOWN_MODELS = frozenset(
     {
@@ -129,6 +158,45 @@ KNOWN_MODELS = frozenset(
 )
 """Live models of the Gemini API (names without `models/`) as of the research notes;
 `server.models` starts with these. (`gemini-live-2.5-flash-preview` is retired: 1008.)"""
+OTHER_MODELS = ("gemini-3.8-flash", "gemini-3.8-flash-tts", "gemini-embedding-002")
+"""Models `models.list` shows that do not speak the Live API (`generateContent` and such)."""
+
+
+@dataclass(frozen=True)
+class ModelRules:
+    """What one model accepts and does differently (see the module docstring)."""
+
+    background_calls_by_default: bool = False
+    """Calls without a declared `behavior` run in the background (3.8's NON_BLOCKING)."""
+    background_calls: bool = True
+    """`behavior: NON_BLOCKING` is honoured (3.1 is synchronous only)."""
+    refused_setup_fields: tuple[str, ...] = ()
+    """Setup fields (dotted camelCase paths) the model refuses with 1007."""
+    refuses_proactive_audio_off: bool = False
+    voice_activity: bool = False
+    """The user's speech is reported as `voiceActivity`, and `turnComplete` carries
+    `interactionStatus`."""
+    initial_history_only: bool = False
+    """`clientContent` only as initial history (else 1007)."""
+
+
+MODEL_RULES: dict[str, ModelRules] = {
+    "gemini-3.8-live": ModelRules(
+        background_calls_by_default=True,
+        refused_setup_fields=(
+            "generationConfig.thinkingConfig",
+            "generationConfig.enableAffectiveDialog",
+        ),
+        refuses_proactive_audio_off=True,
+        voice_activity=True,
+    ),
+    "gemini-3.1-flash-live-preview": ModelRules(
+        background_calls=False,
+        refused_setup_fields=("generationConfig.enableAffectiveDialog", "proactivity"),
+        initial_history_only=True,
+    ),
+}
+"""Models that differ from the 2.5 native-audio models' rules (`ModelRules()`)."""
 
 INPUT_RATE = 16_000
 OUTPUT_RATE = 24_000
@@ -308,6 +376,41 @@ def _checked_frame(message: dict[str, Any]) -> bytes:
     return text.encode()
 
 
+def _checked_model(entry: dict[str, Any]) -> dict[str, Any]:
+    """A `models.list` entry, after proving the SDK reads every field of it as a `Model`
+    (its converter also copies the whole entry into `tuned_model_info`, whose fields it
+    then drops as unknown: that copy is no field of ours)."""
+    unknown = [
+        key
+        for key in entry
+        if not set(genai_models._Model_from_mldev({key: entry[key]})) - {"tuned_model_info"}
+    ]
+    try:
+        # The SDK strips what it does not read from the entry in place: give it a copy.
+        converted = genai_models._Model_from_mldev(copy.deepcopy(entry))
+        types.Model._from_response(response=converted, kwargs={})
+    except pydantic.ValidationError as err:
+        raise FakeServerBugError(f"fake listed an invalid model {entry}: {err}") from err
+    if unknown:
+        raise FakeServerBugError(f"fake listed fields the SDK does not read: {unknown}")
+    return entry
+
+
+def _model_entry(name: str, methods: list[str]) -> dict[str, Any]:
+    """How `models.list` describes one model."""
+    return _checked_model(
+        {
+            "name": f"models/{name}",
+            "version": "001",
+            "displayName": name.replace("-", " ").title(),
+            "description": f"The {name} model.",
+            "inputTokenLimit": 131_072,
+            "outputTokenLimit": 65_536,
+            "supportedGenerationMethods": methods,
+        }
+    )
+
+
 def _reason(text: str) -> str:
     """A close reason cut, like the server's, to the 123 bytes a close frame holds."""
     return text.encode()[:_MAX_REASON_BYTES].decode(errors="ignore")
@@ -379,20 +482,27 @@ type ModelPart = SpeechPart | ToolCallPart
 
 class ScriptedTurn:
     """What the model does in one go: speech, then optionally one batch of tool
-    calls. It then waits for their results; what it says next is the next
-    scripted turn (queue, then responder, then "OK.")."""
+    calls, then (only if the calls run in the background) more speech. What it
+    says after the results is the next scripted turn (queue, then responder,
+    then "OK.")."""
 
     def __init__(self, *parts: ModelPart) -> None:
         first_call = next(
             (i for i, part in enumerate(parts) if isinstance(part, ToolCallPart)), len(parts)
         )
-        if any(isinstance(part, SpeechPart) for part in parts[first_call:]):
-            raise ValueError("the model says nothing after calling tools; script a next turn")
-        self.speech: list[SpeechPart] = [p for p in parts if isinstance(p, SpeechPart)]
+        last_call = max(
+            (i for i, part in enumerate(parts) if isinstance(part, ToolCallPart)), default=-1
+        )
+        if any(isinstance(part, SpeechPart) for part in parts[first_call:last_call]):
+            raise ValueError("one batch of calls per turn; script a next turn")
+        self.speech: list[SpeechPart] = [p for p in parts[:first_call] if isinstance(p, SpeechPart)]
         self.calls: list[ToolCallPart] = [p for p in parts if isinstance(p, ToolCallPart)]
+        self.speech_after_calls: list[SpeechPart] = (
+            [p for p in parts[last_call + 1 :] if isinstance(p, SpeechPart)] if self.calls else []
+        )
 
     def __repr__(self) -> str:
-        return f"ScriptedTurn{(*self.speech, *self.calls)!r}"
+        return f"ScriptedTurn{(*self.speech, *self.calls, *self.speech_after_calls)!r}"
 
 
 # -- what tests inspect ------------------------------------------------------
@@ -455,6 +565,8 @@ class _Turn:
     records: list[TurnRecord] = field(default_factory=list)
     interrupted: asyncio.Event = field(default_factory=asyncio.Event)
     completed: bool = False
+    reason: str | None = None
+    """`turnCompleteReason`, when the turn ends other than normally."""
 
 
 @dataclass
@@ -501,6 +613,9 @@ class FakeGeminiConnection:
         self.user_turns: list[UserTurn] = []
         self.tool_responses: list[dict[str, Any]] = []
         """Every `functionResponses` entry received, in order (ignored ones included)."""
+        self.context_updates: list[dict[str, Any]] = []
+        """`clientContent` turns sent mid-session without asking for an answer (notes to
+        the model, not things the user said); they are in `history` too."""
         self.cancelled_call_ids: set[str] = set()
         self.video_frames: list[VideoFrame] = []
         self.audio_ms_received = 0.0
@@ -508,9 +623,13 @@ class FakeGeminiConnection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._turn: _Turn | None = None
         self._calls: _CallBatch | None = None
+        # Calls running in the background, by id: their names.
+        self._background_calls: dict[str, str] = {}
         self._answered_ids: set[str] = set()
         self._model_task: asyncio.Task[None] | None = None
         self._vad_buffer = bytearray()
+        # Audio the VAD has looked at (ms): where `voiceActivity` says speech starts and ends.
+        self._vad_ms = 0
         self._loud_run = bytearray()
         self._speech: _Speech | None = None
         self._activity: bytearray | None = None
@@ -529,6 +648,10 @@ class FakeGeminiConnection:
     def model(self) -> str:
         """The model as `setup` named it (`models/…`)."""
         return str(self.setup.get("model", ""))
+
+    @property
+    def rules(self) -> ModelRules:
+        return MODEL_RULES.get(self.model.removeprefix("models/"), ModelRules())
 
     @property
     def active_turn(self) -> TurnRecord | None:
@@ -733,6 +856,16 @@ class FakeGeminiConnection:
         modalities = _dig(self.setup, "generationConfig", "responseModalities")
         if modalities is not None and len(modalities) != 1:
             return 1007, INVALID_ARGUMENT, f"responseModalities {modalities} is not exactly one"
+        rules = self.rules
+        for path in rules.refused_setup_fields:
+            if _dig(self.setup, *path.split(".")) is not None:
+                reason = f"{path} is not supported by {model}. {INVALID_ARGUMENT}"
+                return 1007, _reason(reason), f"setup.{path} sent to {model}, which refuses it"
+        if rules.refuses_proactive_audio_off and (
+            _dig(self.setup, "proactivity", "proactiveAudio") is False
+        ):
+            reason = f"Proactive audio cannot be disabled for {model}. {INVALID_ARGUMENT}"
+            return 1007, _reason(reason), f"proactiveAudio false sent to {model}"
         handle = _dig(self.setup, "sessionResumption", "handle")
         if handle is not None:
             resumed = None if self.server.refuse_handles else self.server.handles.get(handle)
@@ -826,6 +959,7 @@ class FakeGeminiConnection:
             frame = bytes(self._vad_buffer[:frame_bytes])
             del self._vad_buffer[:frame_bytes]
             loud = rms(frame) >= VAD_RMS_THRESHOLD
+            self._vad_ms += _VAD_FRAME_MS
             if self._speech is None:
                 if not loud:
                     self._loud_run.clear()
@@ -833,7 +967,9 @@ class FakeGeminiConnection:
                 self._loud_run += frame
                 if len(self._loud_run) >= confirm_bytes:
                     self._speech = _Speech(bytearray(self._loud_run))
+                    started_ms = self._vad_ms - len(self._loud_run) // _IN_BYTES_PER_MS
                     self._loud_run.clear()
+                    await self._report_voice_activity("ACTIVITY_START", started_ms)
                     await self._activity_started()
                 continue
             self._speech.pcm += frame
@@ -844,7 +980,14 @@ class FakeGeminiConnection:
     async def _end_speech(self) -> None:
         assert self._speech is not None
         speech, self._speech = self._speech, None
+        await self._report_voice_activity("ACTIVITY_END", self._vad_ms)
         await self._user_turn("audio", self.server.next_input_transcript(), bytes(speech.pcm))
+
+    async def _report_voice_activity(self, kind: str, at_ms: int) -> None:
+        """Where the model reports it (3.8), what its activity detection heard, and when."""
+        if self.rules.voice_activity:
+            activity = {"voiceActivityType": kind, "audioOffset": _duration(at_ms / 1000)}
+            await self.send({"voiceActivity": activity})
 
     async def _on_audio_stream_end(self) -> None:
         """The microphone paused: what was heard so far is flushed as a turn."""
@@ -902,7 +1045,9 @@ class FakeGeminiConnection:
         ):
             transcribe = False  # Gemini reports no transcription failures: nothing comes
         if transcribe:
-            for piece in _words(text):
+            vocabulary = _dig(self.setup, "inputAudioTranscription", "customVocabulary") or []
+            heard = self.server.transcribed(text, " ".join(vocabulary))
+            for piece in _words(heard):
                 await self.send({"serverContent": {"inputTranscription": {"text": piece}}})
         self._start_model(source)
 
@@ -918,7 +1063,7 @@ class FakeGeminiConnection:
                     "Please use a valid role: user, model.",
                 )
                 return
-        if self.server.initial_history_only and (
+        if (self.server.initial_history_only or self.rules.initial_history_only) and (
             self._started or not _dig(self.setup, "historyConfig", "initialHistoryInClientContent")
         ):
             await self._reject(
@@ -929,6 +1074,8 @@ class FakeGeminiConnection:
             )
             return
         self.history += turns
+        if self._started and not content.get("turnComplete"):
+            self.context_updates += turns
         if content.get("turnComplete"):
             # A new generation replaces one in progress (documented for 3.1).
             self._started = True
@@ -937,6 +1084,7 @@ class FakeGeminiConnection:
 
     async def _on_tool_response(self, tool_response: dict[str, Any]) -> None:
         batch = self._calls
+        wake: str | None = None  # how a background result brings the model back
         for response in tool_response.get("functionResponses", []):
             self.tool_responses.append(response)
             call_id = response.get("id")
@@ -945,19 +1093,32 @@ class FakeGeminiConnection:
             if call_id in self._answered_ids:
                 self.server.protocol_errors.append(f"a second result for tool call {call_id!r}")
                 continue
-            if batch is None or call_id not in batch.names:
+            names = dict(self._background_calls) | (batch.names if batch is not None else {})
+            if call_id not in names:
                 self.server.protocol_errors.append(f"result for unknown tool call id {call_id!r}")
                 continue
-            if response.get("name") != batch.names[call_id]:
+            if response.get("name") != names[call_id]:
                 self.server.protocol_errors.append(
-                    f"result for {call_id!r} named {response.get('name')!r}, "
-                    f"not {batch.names[call_id]!r}"
+                    f"result for {call_id!r} named {response.get('name')!r}, not {names[call_id]!r}"
                 )
+            self.history.append({"role": "user", "parts": [{"functionResponse": response}]})
+            if call_id in self._background_calls:
+                if not response.get("willContinue"):
+                    del self._background_calls[call_id]
+                    self._answered_ids.add(call_id)
+                scheduling = response.get("scheduling") or "WHEN_IDLE"
+                if scheduling == "INTERRUPT" or (scheduling == "WHEN_IDLE" and wake is None):
+                    wake = scheduling
+                continue
+            assert batch is not None
             self._answered_ids.add(call_id)
             batch.answered.add(call_id)
-            self.history.append({"role": "user", "parts": [{"functionResponse": response}]})
         if batch is not None and batch.answered == set(batch.names):
             batch.done.set()
+        if wake == "INTERRUPT" and self._turn is not None and not self._turn.completed:
+            self._turn.interrupted.set()
+        if wake is not None:
+            self._start_model("tool_response")
 
     async def _interrupt(self) -> None:
         """Cancel pending tool calls, then stop the model's turn; the model task
@@ -999,13 +1160,19 @@ class FakeGeminiConnection:
             self.turns.append(record)
             turn.records.append(record)
             scripted = self.server.next_response(self)
-            for part in scripted.speech:
-                if turn.interrupted.is_set():
-                    break
-                await self._emit_speech(turn, record, part)
+            await self._emit_speeches(turn, record, scripted.speech)
             if turn.interrupted.is_set() or not scripted.calls:
                 break
+            if self.server.take_malformed_call():
+                turn.reason = "MALFORMED_FUNCTION_CALL"
+                break
             batch = await self._emit_tool_calls(record, scripted.calls)
+            if batch is None:
+                # In the background: the model goes on talking, then its turn ends.
+                await self._emit_speeches(turn, record, scripted.speech_after_calls)
+                break
+            if scripted.speech_after_calls:
+                raise FakeServerBugError(f"{scripted!r}: a blocking call stops the model")
             if self.server.complete_turn_on_tool_call:
                 await self._finish(turn)
             await batch.done.wait()
@@ -1028,6 +1195,14 @@ class FakeGeminiConnection:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(turn.interrupted.wait(), self.server.chunk_delay_s)
+
+    async def _emit_speeches(
+        self, turn: _Turn, record: TurnRecord, parts: list[SpeechPart]
+    ) -> None:
+        for part in parts:
+            if turn.interrupted.is_set():
+                return
+            await self._emit_speech(turn, record, part)
 
     async def _emit_speech(self, turn: _Turn, record: TurnRecord, part: SpeechPart) -> None:
         words = _words(part.transcript)
@@ -1088,32 +1263,56 @@ class FakeGeminiConnection:
             )
         return spoken
 
-    async def _emit_tool_calls(self, record: TurnRecord, calls: list[ToolCallPart]) -> _CallBatch:
-        """Send one `toolCall`; the model then waits on the returned batch."""
+    async def _emit_tool_calls(
+        self, record: TurnRecord, calls: list[ToolCallPart]
+    ) -> _CallBatch | None:
+        """Send one `toolCall`: the batch the model then waits on, or None if every call
+        runs in the background (the model does not wait)."""
         function_calls: list[dict[str, Any]] = [
             {"id": call.id or self.server.new_call_id(), "name": call.name, "args": call.args}
             for call in calls
         ]
         record.tool_calls = function_calls
-        batch = _CallBatch({call["id"]: call["name"] for call in function_calls})
-        self._calls = batch
+        names = {call["id"]: call["name"] for call in function_calls}
+        batch = None
+        if all(self._in_background(call.name) for call in calls):
+            self._background_calls.update(names)
+        else:
+            batch = self._calls = _CallBatch(names)
         self.history.append(
             {"role": "model", "parts": [{"functionCall": call} for call in function_calls]}
         )
         await self.send({"toolCall": {"functionCalls": function_calls}})
-        if "sessionResumption" in self.setup:
+        if batch is not None and "sessionResumption" in self.setup:
             # Not resumable while the model waits for results.
             await self.send({"sessionResumptionUpdate": {}})
         if self.server.take_fault("drop_after_tool_call"):
             drop(self.ws)
         return batch
 
+    def _in_background(self, name: str) -> bool:
+        """Whether a call of this function runs while the model goes on (its declared
+        `behavior`, else the model's default)."""
+        rules = self.rules
+        behavior = next(
+            (
+                declaration.get("behavior")
+                for tool in self.setup.get("tools", [])
+                for declaration in tool.get("functionDeclarations", [])
+                if declaration.get("name") == name
+            ),
+            None,
+        )
+        if not rules.background_calls or behavior == "BLOCKING":
+            return False
+        return behavior == "NON_BLOCKING" or rules.background_calls_by_default
+
     async def _finish(self, turn: _Turn) -> None:
         """End the turn on the wire: `generationComplete` (unless interrupted),
         `turnComplete` with `usageMetadata`, then a fresh resumption handle."""
         if turn.completed:
             return
-        if not turn.interrupted.is_set():
+        if not turn.interrupted.is_set() and turn.reason is None:
             await self.send({"serverContent": {"generationComplete": True}})
             # The real server waits for playback; a barge-in now still interrupts.
             if (hold := self.server.turn_complete_hold) is not None:
@@ -1133,9 +1332,13 @@ class FakeGeminiConnection:
             turn.records[-1].status = "interrupted"
         if self._turn is turn:
             self._turn = None
-        await self.send(
-            {"serverContent": {"turnComplete": True}, "usageMetadata": self._usage(turn)}
-        )
+        content: dict[str, Any] = {"turnComplete": True}
+        if turn.reason is not None:
+            content["turnCompleteReason"] = turn.reason
+        if self.rules.voice_activity:
+            # Results still to come from background calls may make the model speak again.
+            content["interactionStatus"] = "IN_PROGRESS" if self._background_calls else "IDLE"
+        await self.send({"serverContent": content, "usageMetadata": self._usage(turn)})
         if "sessionResumption" in self.setup and self._calls is None:
             await self._issue_handle()
 
@@ -1227,6 +1430,7 @@ class FakeGeminiLiveServer(LoopbackServer):
         self.refuse_handles = False
         """Fault: every resumption handle is refused as unknown (`unknown_handle_close`)."""
         self._failures: deque[str] = deque()
+        self._malformed_calls = 0
         self._reject_status: int | None = None
         self._reject_times: int | None = None
         self._rng = random.Random(seed)
@@ -1287,6 +1491,16 @@ class FakeGeminiLiveServer(LoopbackServer):
     def take_failure(self) -> str | None:
         return self._failures.popleft() if self._failures else None
 
+    def malformed_next_function_call(self) -> None:
+        """The next turn that would call tools ends instead with `turnCompleteReason:
+        MALFORMED_FUNCTION_CALL` (no `toolCall`, no `generationComplete`)."""
+        self._malformed_calls += 1
+
+    def take_malformed_call(self) -> bool:
+        taken = self._malformed_calls > 0
+        self._malformed_calls -= taken
+        return taken
+
     async def inject(
         self, conn: FakeGeminiConnection, raw: str | bytes, *, binary: bool = True
     ) -> None:
@@ -1329,15 +1543,64 @@ class FakeGeminiLiveServer(LoopbackServer):
                 if self._reject_times <= 0:
                     self._reject_status = None
             return self._error_response(connection, status, status.phrase)
+        if _MODELS_PATH.fullmatch(urlsplit(request.path).path) is not None:
+            return self._list_models(connection, request)
         if _PATH.fullmatch(urlsplit(request.path).path) is None:
             return self._error_response(
                 connection, HTTPStatus.NOT_FOUND, "The requested URL was not found on this server."
             )
         return None
 
+    def _list_models(self, connection: ServerConnection, request: Request) -> Response:
+        """`models.list`: a page of the models, Live ones and others."""
+        key = self._presented_key(request)
+        if not key:
+            return self._error_response(
+                connection, HTTPStatus.FORBIDDEN, NO_KEY_REASON, "PERMISSION_DENIED"
+            )
+        if key != self.api_key:
+            return self._error_response(
+                connection, HTTPStatus.BAD_REQUEST, BAD_KEY_REASON, "INVALID_ARGUMENT"
+            )
+        if self.listing_failure is not None:
+            status = HTTPStatus(self.listing_failure)
+            return self._error_response(connection, status, status.phrase)
+        query = parse_qs(urlsplit(request.path).query)
+        size = min(int(query.get("pageSize", ["50"])[0]), _MAX_PAGE_SIZE)
+        start = int(query.get("pageToken", ["0"])[0])
+        entries = [
+            *(
+                _model_entry(name, ["bidiGenerateContent", "countTokens"])
+                for name in sorted(self.models)
+            ),
+            *(_model_entry(name, ["generateContent", "countTokens"]) for name in OTHER_MODELS),
+        ]
+        body: dict[str, Any] = {"models": entries[start : start + size]}
+        if start + size < len(entries):
+            body["nextPageToken"] = str(start + size)
+        return self._json_response(connection, HTTPStatus.OK, body)
+
     @staticmethod
-    def _error_response(connection: ServerConnection, status: HTTPStatus, message: str) -> Response:
-        body = {"error": {"code": status.value, "message": message, "status": status.name}}
+    def _error_response(
+        connection: ServerConnection,
+        status: HTTPStatus,
+        message: str,
+        status_name: str | None = None,
+    ) -> Response:
+        """Google's REST error body; `status_name` is its canonical code (`INVALID_ARGUMENT`)."""
+        body = {
+            "error": {
+                "code": status.value,
+                "message": message,
+                "status": status_name or status.name,
+            }
+        }
+        return FakeGeminiLiveServer._json_response(connection, status, body)
+
+    @staticmethod
+    def _json_response(
+        connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]
+    ) -> Response:
         response = connection.respond(status, json.dumps(body))
         del response.headers["Content-Type"]
         response.headers["Content-Type"] = "application/json; charset=UTF-8"

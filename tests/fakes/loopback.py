@@ -126,6 +126,19 @@ class LoopbackServer:
         self._reading.set()
         self._admitting = asyncio.Event()
         self._admitting.set()
+        self.mishearings: dict[str, str] = {}
+        """Names the fake's transcription gets wrong (name -> what it writes instead)
+        unless the session's transcription vocabulary holds them."""
+        self.listing_failure: int | None = None
+        """Answer the model list with this HTTP status instead (None: list the models)."""
+
+    def transcribed(self, said: str, vocabulary: str) -> str:
+        """The transcript of `said`: a misheard name comes out right only if `vocabulary`
+        (the session's keywords, prompt or custom vocabulary, as text) names it."""
+        for name, misheard in self.mishearings.items():
+            if name.casefold() not in vocabulary.casefold():
+                said = said.replace(name, misheard)
+        return said
 
     # -- fault switches (each applies once, to whichever connection gets there first)
 

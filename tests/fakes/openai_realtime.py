@@ -32,6 +32,21 @@ What the real API does on a bad credential or model (sources checked):
   fails the upgrade with 401 (Azure-Samples/aisearch-openai-rag-audio#48)
   and an unknown deployment with 404 `DeploymentNotFound`.
 
+Per model, from the SDK's docstrings: `reasoning` is only for reasoning
+models (the gpt-realtime-2 family; others get `unsupported_parameter`, as the
+API answers parameters a model lacks); transcription `keywords` and
+`languages` only with `gpt-transcribe` and `gpt-live-transcribe`, `delay` only
+with `gpt-realtime-whisper`, which (like `gpt-4o-transcribe-diarize`) takes no
+`prompt`. Input transcription honours the vocabulary: a name the fake
+"mishears" (`server.mishearings`) comes out right only when the session's
+`keywords` or `prompt` names it.
+
+`GET /v1/models` (and Azure's `/openai/v1/models`) is served on the same port:
+`{"object": "list", "data": [...]}`, every entry checked against the SDK's
+`Model`; the realtime models the server accepts plus others (chat,
+transcription, speech). A bad key gets 401 `invalid_api_key`;
+`listing_failure` answers with another status.
+
 Limits of the fake: input audio is assumed to be `audio/pcm` (PCM16 24 kHz
 mono); VAD is an energy detector (see `tests.fakes.audio_samples`); output
 audio is streamed faster than real time, like the real server.
@@ -56,6 +71,7 @@ import time
 from typing import Annotated, Any, Literal, Union, get_args
 from urllib.parse import parse_qs, urlsplit
 
+from openai.types import Model
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from openai.types.realtime.realtime_session_create_request import RealtimeSessionCreateRequest
 import pydantic
@@ -91,6 +107,14 @@ KNOWN_MODELS = frozenset(
     for name in get_args(arg)
 )
 """Every realtime model the SDK names; `server.models` starts with these."""
+
+OTHER_MODELS = ("gpt-5.2", "gpt-4o-mini-transcribe", "gpt-realtime-whisper", "gpt-4o-mini-tts")
+"""Models `GET /v1/models` lists that hold no realtime conversation."""
+_REASONING_MODEL = re.compile(r"gpt-realtime-2(\.\d+)?(-|$)")
+_KEYWORD_TRANSCRIPTION_MODELS = frozenset({"gpt-transcribe", "gpt-live-transcribe"})
+_UNPROMPTED_TRANSCRIPTION_MODELS = frozenset({"gpt-realtime-whisper", "gpt-4o-transcribe-diarize"})
+OPENAI_MODELS_PATH = "/v1/models"
+AZURE_MODELS_PATH = "/openai/v1/models"
 
 DEFAULT_INPUT_TRANSCRIPT = "Hello."
 IMAGE_TOKENS = 765
@@ -713,6 +737,17 @@ class FakeConnection:
             )
             return
         merged = _merge(self.session, update)
+        refused = self._refused_for_model(merged)
+        if refused is not None:
+            param, message = refused
+            await self._protocol_error(
+                f"session.update with {param} for {self.model}: {message}",
+                "unsupported_parameter",
+                message,
+                param,
+                event.get("event_id"),
+            )
+            return
         old_voice = _dig(self.session, "audio", "output", "voice")
         if _dig(merged, "audio", "output", "voice") != old_voice and self._assistant_audio_exists():
             await self._reply_error(
@@ -732,6 +767,28 @@ class FakeConnection:
             self._speech = None
         self.session = merged
         await self.send({"type": "session.updated", "session": self.session})
+
+    def _refused_for_model(self, session: dict[str, Any]) -> tuple[str, str] | None:
+        """(param, message) of a setting this session's models do not take, if any."""
+        if session.get("reasoning") is not None and not _REASONING_MODEL.match(self.model):
+            return "session.reasoning", (
+                f"Unsupported parameter: 'reasoning' is not supported with {self.model}."
+            )
+        transcription = _dig(session, "audio", "input", "transcription") or {}
+        model = transcription.get("model")
+        refused = []
+        if model not in _KEYWORD_TRANSCRIPTION_MODELS:
+            refused += ["keywords", "languages"]
+        if model in _UNPROMPTED_TRANSCRIPTION_MODELS:
+            refused.append("prompt")
+        if model != "gpt-realtime-whisper":
+            refused.append("delay")
+        for name in refused:
+            if transcription.get(name) is not None:
+                return f"session.audio.input.transcription.{name}", (
+                    f"Unsupported parameter: '{name}' is not supported with {model}."
+                )
+        return None
 
     # -- input audio and VAD -------------------------------------------------
 
@@ -887,7 +944,10 @@ class FakeConnection:
             )
             return
         if isinstance(transcription, dict):
-            text = self.server.next_input_transcript()
+            vocabulary = " ".join(
+                [*(transcription.get("keywords") or []), transcription.get("prompt") or ""]
+            )
+            text = self.server.transcribed(self.server.next_input_transcript(), vocabulary)
             model = str(transcription.get("model") or "whisper-1")
             if self.server.transcription_delay_s is None:
                 await self._transcribe(item, text, model, duration_ms(audio))
@@ -1198,7 +1258,8 @@ class FakeConnection:
             "audio": {
                 "output": {
                     "format": _dig(self.session, "audio", "output", "format") or dict(_PCM_FORMAT),
-                    "voice": active.voice,
+                    # A custom voice ({"id": …}) is named by its id.
+                    "voice": active.voice["id"] if isinstance(active.voice, dict) else active.voice,
                 }
             },
             "usage": usage,
@@ -1686,6 +1747,8 @@ class FakeOpenAIRealtimeServer(LoopbackServer):
             body = {"error": {"message": status.phrase, "type": "server_error", "code": None}}
             return self._json_response(connection, status, body)
         parts = urlsplit(request.path)
+        if parts.path in (OPENAI_MODELS_PATH, AZURE_MODELS_PATH):
+            return self._list_models(connection, request)
         if parts.path not in (OPENAI_PATH, AZURE_PATH):
             body = {
                 "error": {
@@ -1718,6 +1781,31 @@ class FakeOpenAIRealtimeServer(LoopbackServer):
                 }
                 return self._json_response(connection, HTTPStatus.NOT_FOUND, body)
         return None
+
+    def _list_models(self, connection: ServerConnection, request: Request) -> Response:
+        """`GET /models`: every model the key may use, realtime or not."""
+        key = self._presented_key(request.headers)
+        if key != self.api_key:
+            message = (
+                f"Incorrect API key provided: {_mask(key or '')}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys."
+            )
+            error = _error("invalid_api_key" if key else None, message)["error"]
+            del error["event_id"]
+            return self._json_response(connection, HTTPStatus.UNAUTHORIZED, {"error": error})
+        if self.listing_failure is not None:
+            status = HTTPStatus(self.listing_failure)
+            error = {"message": status.phrase, "type": "server_error", "param": None, "code": None}
+            return self._json_response(connection, status, {"error": error})
+        data = [
+            {"id": name, "object": "model", "created": 1_767_225_600, "owned_by": "system"}
+            for name in (*sorted(self.models), *OTHER_MODELS)
+        ]
+        for entry in data:
+            model = Model.model_validate(entry)
+            if model.model_extra:
+                raise FakeServerBugError(f"fake listed undeclared fields {model.model_extra}")
+        return self._json_response(connection, HTTPStatus.OK, {"object": "list", "data": data})
 
     @staticmethod
     def _model(request: Request) -> str:

@@ -48,12 +48,15 @@ type Failure = Literal["rate_limit", "quota", "server"]
 @dataclass(frozen=True)
 class Reply:
     """One reply of the model: what it says (audio, or text in a text-only session),
-    then the tools it calls, if any (it then waits for their results)."""
+    then the tools it calls, if any, then what it goes on saying meanwhile (`then`:
+    only where calls run in the background, Gemini 3.8; otherwise the model waits
+    for their results)."""
 
     text: str | None = None
     pcm: bytes | None = None
     """The exact PCM16 24 kHz audio of `text`; None: the fake synthesises some."""
     calls: tuple[Call, ...] = ()
+    then: str | None = None
 
 
 class FakeSession(Protocol):
@@ -115,6 +118,9 @@ class FakeSession(Protocol):
     def reported_usage(self) -> Counter[str]:
         """The tokens the connection's usage reports add up to, by kind (`USAGE_KINDS`)."""
 
+    def transcription_hints(self) -> tuple[list[str], str]:
+        """The language(s) and the vocabulary (as text) the input transcription was given."""
+
 
 USAGE_KINDS = ("input_text", "input_audio", "input_image", "cached", "output_text", "output_audio")
 """What `FakeSession.reported_usage` counts (cached input is part of the inputs)."""
@@ -158,8 +164,15 @@ class FakeProvider(Protocol):
     def say(self, text: str, pcm: bytes | None = None) -> None:
         """Queue a reply that says `text` (with exactly `pcm`, if given)."""
 
-    def say_then_call(self, text: str | None, *calls: Call) -> None:
-        """Queue a reply that says `text` (None: nothing), then calls the tools in one batch."""
+    def say_then_call(self, text: str | None, *calls: Call, then: str | None = None) -> None:
+        """Queue a reply that says `text` (None: nothing), then calls the tools in one batch
+        (and says `then` while they run: background calls only)."""
+
+    def mishear(self, name: str, misheard: str) -> None:
+        """Transcription writes `misheard` for `name` unless the session's vocabulary has it."""
+
+    def fail_model_listing(self, status: int | None) -> None:
+        """The model list is answered with this HTTP status (None: listed again)."""
 
     def respond_with(self, responder: Callable[[FakeSession], Reply | None] | None) -> None:
         """Decide replies once the queue is empty; None from `responder` means "OK."."""
@@ -218,9 +231,15 @@ class FakeProvider(Protocol):
 
 
 class _FaultSwitches:
-    """The fault switches both fakes implement alike."""
+    """The fault switches (and scripting) both fakes implement alike."""
 
     server: LoopbackServer
+
+    def mishear(self, name: str, misheard: str) -> None:
+        self.server.mishearings[name] = misheard
+
+    def fail_model_listing(self, status: int | None) -> None:
+        self.server.listing_failure = status
 
     def drop_mid_reply(self) -> None:
         self.server.drop_mid_reply()
@@ -342,6 +361,12 @@ class OpenAISession:
         [modality] = self.conn.session["output_modalities"]
         return str(modality)
 
+    def transcription_hints(self) -> tuple[list[str], str]:
+        transcription = self.conn.session["audio"]["input"]["transcription"] or {}
+        language = transcription.get("language")
+        vocabulary = [*(transcription.get("keywords") or []), transcription.get("prompt") or ""]
+        return ([language] if language else []), " ".join(vocabulary).strip()
+
     def reply_modalities(self) -> list[str]:
         """As each `response.created` said (a response may override the session's)."""
         return [
@@ -411,8 +436,8 @@ class OpenAIFake(_FaultSwitches):
     def say(self, text: str, pcm: bytes | None = None) -> None:
         self.server.add_response(self._scripted(Reply(text, pcm)))
 
-    def say_then_call(self, text: str | None, *calls: Call) -> None:
-        self.server.add_response(self._scripted(Reply(text, calls=calls)))
+    def say_then_call(self, text: str | None, *calls: Call, then: str | None = None) -> None:
+        self.server.add_response(self._scripted(Reply(text, calls=calls, then=then)))
 
     def respond_with(self, responder: Callable[[FakeSession], Reply | None] | None) -> None:
         if responder is None:
@@ -433,6 +458,8 @@ class OpenAIFake(_FaultSwitches):
         if reply.text is not None:
             items.append(openai_realtime.SpeechItem(reply.text, reply.pcm))
         items += [openai_realtime.FunctionCallItem(name, args) for name, args in reply.calls]
+        if reply.then is not None:
+            items.append(openai_realtime.SpeechItem(reply.then))
         return openai_realtime.ScriptedResponse(*items)
 
     @property
@@ -486,10 +513,12 @@ class GeminiSession:
         return self.conn.last_user_text()
 
     def user_texts(self) -> list[str]:
+        """Notes the client added to the context mid-session are not the user's words."""
         return [
             str(part["text"])
             for content in self.conn.history
             if content.get("role") == "user"
+            and not any(content is note for note in self.conn.context_updates)
             for part in content.get("parts", [])
             if part.get("text")
         ]
@@ -556,6 +585,11 @@ class GeminiSession:
                 counts[f"output_{entry['modality'].lower()}"] += entry["tokenCount"]
         return counts
 
+    def transcription_hints(self) -> tuple[list[str], str]:
+        transcription = self.conn.setup.get("inputAudioTranscription") or {}
+        vocabulary = " ".join(transcription.get("customVocabulary") or [])
+        return list(transcription.get("languageCodes") or []), vocabulary
+
 
 class GeminiFake(_FaultSwitches):
     """A `FakeProvider` over `FakeGeminiLiveServer`."""
@@ -597,8 +631,8 @@ class GeminiFake(_FaultSwitches):
     def say(self, text: str, pcm: bytes | None = None) -> None:
         self.server.add_response(self._scripted(Reply(text, pcm)))
 
-    def say_then_call(self, text: str | None, *calls: Call) -> None:
-        self.server.add_response(self._scripted(Reply(text, calls=calls)))
+    def say_then_call(self, text: str | None, *calls: Call, then: str | None = None) -> None:
+        self.server.add_response(self._scripted(Reply(text, calls=calls, then=then)))
 
     def respond_with(self, responder: Callable[[FakeSession], Reply | None] | None) -> None:
         if responder is None:
@@ -617,6 +651,8 @@ class GeminiFake(_FaultSwitches):
         if reply.text is not None:
             parts.append(gemini_live.SpeechPart(reply.text, reply.pcm))
         parts += [gemini_live.ToolCallPart(name, args) for name, args in reply.calls]
+        if reply.then is not None:
+            parts.append(gemini_live.SpeechPart(reply.then))
         return gemini_live.ScriptedTurn(*parts)
 
     @property

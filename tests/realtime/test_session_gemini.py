@@ -176,9 +176,10 @@ async def test_interrupted_stops_the_audio_within_one_chunk(
 async def test_cancelled_tool_call_result_is_not_sent(
     gemini: FakeGeminiLiveServer, make_session: MakeSession
 ) -> None:
-    """The user spoke before the call was answered: Gemini withdraws it; its result stays home."""
+    """The user spoke before a blocking call was answered: Gemini withdraws it; its result
+    stays home."""
     gemini.add_response(ScriptedTurn(ToolCallPart("SlowThing", {})))
-    tool = ToolSpec("SlowThing", "Takes a while", {"type": "object", "properties": {}})
+    tool = ToolSpec("SlowThing", "Takes a while", {"type": "object", "properties": {}}, True)
     session, events = await make_session(tools=(tool,))
     await session.send_text("Do the slow thing")
     [call] = [

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig
+from custom_components.realtime_assist.const import PROVIDER_PROFILES
+from custom_components.realtime_assist.realtime.config import (
+    Endpoint,
+    ImageDetail,
+    NoiseReduction,
+    ReasoningEffort,
+    SessionConfig,
+)
 from custom_components.realtime_assist.realtime.errors import (
     AuthenticationError,
     ConnectError,
@@ -38,6 +45,7 @@ from custom_components.realtime_assist.realtime.events import (
     ToolCall,
     TranscriptDelta,
 )
+from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
 from custom_components.realtime_assist.realtime.providers.openai import (
     MAX_CONNECTION_S,
     OpenAIRealtimeProvider,
@@ -526,3 +534,58 @@ async def test_image_reaches_the_conversation(
     conn = fake_server.connections[0]
     await conn.wait_for_event("conversation.item.create")
     assert conn.images == [("image/jpeg", jpeg)]
+
+
+@pytest.mark.parametrize("model", PROVIDER_PROFILES[PROVIDER_OPENAI].models)
+async def test_reasoning_effort_goes_to_reasoning_models_only(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession, model: str
+) -> None:
+    """The fake refuses `reasoning` for models that do not reason (`unsupported_parameter`)."""
+    fake_server.add_response(ScriptedResponse(SpeechItem("Fine.")))
+    session, events = await make_session(
+        SessionConfig(model=model, reasoning_effort=ReasoningEffort.LOW)
+    )
+    await session.send_text("How are you?")
+    await until(events, _final_done)
+
+    reasoning = fake_server.connections[0].session.get("reasoning")
+    reasons = model.startswith("gpt-realtime-2")
+    assert reasoning == ({"effort": "low"} if reasons else None)
+
+
+async def test_noise_reduction_custom_voice_and_image_detail_reach_the_session(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    config = _config(
+        noise_reduction=NoiseReduction.FAR_FIELD,
+        custom_voice_id="voice_1234",
+        image_detail=ImageDetail.LOW,
+    )
+    fake_server.add_response(ScriptedResponse(SpeechItem("In my own voice.")))
+    session, events = await make_session(config)
+    await session.send_image(b"\xff\xd8\xff\xe0" + bytes(64) + b"\xff\xd9")
+    await session.send_text("What do you see?")
+    done = (await until(events, _final_done))[-1]
+
+    conn = fake_server.connections[0]
+    audio = conn.session["audio"]
+    assert audio["input"]["noise_reduction"] == {"type": "far_field"}
+    assert audio["output"]["voice"] == {"id": "voice_1234"}
+    [image] = [part for item in conn.items for part in item.get("content", [])][:1]
+    assert (image["type"], image["detail"]) == ("input_image", "low")
+    assert done.status is ResponseStatus.COMPLETED  # type: ignore[union-attr]
+
+
+async def test_an_empty_commit_is_harmless(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """The server's VAD had committed the audio already: its complaint is no error."""
+    session, events = await make_session()
+    await session.commit_audio()
+    await fake_server.connections[0].wait_for_event("input_audio_buffer.commit")
+    fake_server.add_response(ScriptedResponse(SpeechItem("Yes?")))
+    await session.send_text("Hello?")
+    seen = await until(events, _final_done)
+
+    assert fake_server.connections[0].errors_sent[0]["code"] == "input_audio_buffer_commit_empty"
+    assert not [e for e in seen if isinstance(e, ProviderError)]

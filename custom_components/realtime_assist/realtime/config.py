@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 import ssl
@@ -35,6 +36,39 @@ class OutputModality(StrEnum):
     TEXT = "text"
 
 
+class NoiseReduction(StrEnum):
+    """The microphone the provider filters the user's audio for (OpenAI)."""
+
+    # Close to the mouth: headsets, phones.
+    NEAR_FIELD = "near_field"
+    # Across the room: satellites, speakerphones.
+    FAR_FIELD = "far_field"
+
+
+class ReasoningEffort(StrEnum):
+    """How long a reasoning model may think before it answers (OpenAI's reasoning models)."""
+
+    MINIMAL = "minimal"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    XHIGH = "xhigh"
+
+
+class ImageDetail(StrEnum):
+    """How closely the model looks at an image (OpenAI): `low` costs a fixed few tokens."""
+
+    LOW = "low"
+    HIGH = "high"
+    AUTO = "auto"
+
+
+# What transcription vocabulary (names of the home) may hold: the providers bias
+# recognition towards these terms, and long lists cost tokens on every turn.
+MAX_VOCABULARY_TERMS = 100
+MAX_VOCABULARY_CHARS = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class TurnDetection:
     """Turn detection settings; which fields apply depends on the mode."""
@@ -52,11 +86,18 @@ class TurnDetection:
 
 @dataclass(frozen=True, slots=True)
 class ToolSpec:
-    """A function the model may call; `parameters` is a JSON schema object."""
+    """A function the model may call; `parameters` is a JSON schema object.
+
+    `blocking`: the model waits for the result before it goes on, because what it
+    says next depends on it (a question about the home). Otherwise the call may
+    run in the background while the model keeps talking, where the protocol has
+    that (Gemini 3.8), and the model mentions the result once it is idle.
+    """
 
     name: str
     description: str
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    blocking: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +112,17 @@ class SessionConfig:
     output_modality: OutputModality = OutputModality.AUDIO
     # Transcribe the user's audio (the STT result comes from this).
     input_transcription_model: str | None = None
+    # The user's language (BCP-47 or ISO 639-1), for the transcription.
     language: str | None = None
+    # Names the user may say (devices, areas): the transcription gets them right.
+    # Bounded by `vocabulary_within_limits`.
+    transcription_vocabulary: tuple[str, ...] = ()
+    noise_reduction: NoiseReduction | None = None
+    # Applies to reasoning models only; the others are not sent it.
+    reasoning_effort: ReasoningEffort | None = None
+    # A custom voice the provider made for the account (OpenAI `voice_…`); replaces `voice`.
+    custom_voice_id: str | None = None
+    image_detail: ImageDetail | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +143,21 @@ class Endpoint:
     url: str | None = field(default=None, repr=False)
     allow_unencrypted: bool = False
     ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
+
+
+def vocabulary_within_limits(terms: Iterable[str]) -> tuple[str, ...]:
+    """The terms in order (the most wanted first), without blanks and repeats in any
+    case, as many as the limits take."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    chars = 0
+    for term in terms:
+        cleaned = " ".join(term.split())
+        if not cleaned or cleaned.casefold() in seen or chars + len(cleaned) > MAX_VOCABULARY_CHARS:
+            continue
+        seen.add(cleaned.casefold())
+        kept.append(cleaned)
+        chars += len(cleaned)
+        if len(kept) == MAX_VOCABULARY_TERMS:
+            break
+    return tuple(kept)

@@ -138,10 +138,13 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class AwaitingToolResults:
-    """The model has asked for all the calls it will ask for now and waits for their results.
+    """The model has asked for all the calls it will ask for now; their results bring its
+    continuation, a new response after the one that asked.
 
-    Consumers that collect a batch of tool calls (Home Assistant's chat log
-    runs them concurrently and records them per message) close it here.
+    The model either waits for the results, or (calls that run in the background,
+    Gemini 3.8) keeps talking to the end of its response and answers the results
+    once idle. Consumers that collect a batch of tool calls (Home Assistant's chat
+    log runs them concurrently and records them per message) close it here.
     """
 
     call_ids: tuple[str, ...]

@@ -730,8 +730,10 @@ class RealtimeSession:
         """Keep history and turn state, then hand the event to the consumer."""
         match event:
             case Interrupted(response_id=response_id):
-                # The provider says the user cut in (it keeps no truncation to send).
-                self._mark_interrupted(response_id)
+                # The provider says the user cut in (it keeps no truncation to send), unless
+                # its speech-started event already did (Gemini's `voiceActivity`).
+                if response_id not in self._interrupted_responses:
+                    self._mark_interrupted(response_id)
                 return
             case ResponseStarted(response_id=response_id):
                 self._active_response = response_id

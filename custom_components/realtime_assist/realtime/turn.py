@@ -598,6 +598,7 @@ class Turn:
             case _ if self._tracker.awaiting_results:
                 # The model goes on once the results are in: a new response follows.
                 self._tracker.awaiting_results = False
+                self._results_asked_at = self._loop.time()
             case _:
                 self._end(None)
 

@@ -18,6 +18,7 @@ import logging
 import re
 from typing import Any
 
+import aiohttp
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -221,4 +222,12 @@ class Provider(ABC):
         Raises AuthenticationError for rejected credentials and ConnectError
         (with its `kind`) when the endpoint cannot be reached or refuses the
         configuration.
+        """
+
+    @abstractmethod
+    async def list_models(self, http: aiohttp.ClientSession) -> list[str]:
+        """The realtime models the key may use, sorted by name, as the provider lists them.
+
+        Raises AuthenticationError for a rejected key and ConnectError (with its
+        `kind`) when the list cannot be had.
         """

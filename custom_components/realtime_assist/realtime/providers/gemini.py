@@ -4,20 +4,35 @@ Field names follow `google-genai`'s types and its wire converters (camelCase
 on the wire); the tests validate every message we send against
 `LiveClientMessage`. How Gemini maps onto the session's neutral model:
 
-- No VAD events: the model's first output of a turn means the provider ended
-  the user's turn (SpeechStopped, final input transcript).
+- Models differ (`model_traits`): 3.8 runs function calls in the background by
+  default and takes role-tagged `clientContent` all session; 3.1 runs them
+  blocking only and takes `clientContent` only as initial history (text goes in
+  as `realtimeInput.text`). The setup carries only what the model accepts: no
+  thinking configuration, affective dialog or proactivity.
+- The user's speech: where the server sends `voiceActivity` (3.8) its start is
+  SpeechStarted at once (a barge-in needs no wait for the model), and its end
+  the offset of SpeechStopped. SpeechStopped itself comes when the model takes
+  the turn, its first output (or a finished transcript): until then the session
+  keeps the turn's audio to replay after a drop, which a resumption handle would
+  not bring back (it holds no turn the model has not answered).
 - `generationComplete` ends a response; `turnComplete` comes later (the server
   waits for real-time playback) with the model turn's `usageMetadata`, which
   goes out as UsageReported for the response it belongs to (that response's
   ResponseDone said `usage_follows`). Each report covers one model turn, not
   the session so far (a three-turn probe logging every `usageMetadata`,
-  pydantic/pydantic-ai#7269): reports add up.
-- A tool call pauses the model until the results are in, so the response that
-  asked ends there (AwaitingToolResults, ResponseDone) and the model's
-  continuation is a new response, as on OpenAI.
-- No truncation: the server estimates what was played. On `interrupted` the
-  session drops the unplayed audio; the model remembers its reply up to about
-  where the server thinks playback was.
+  pydantic/pydantic-ai#7269): reports add up. Its `turnCompleteReason` says
+  when a turn did not end normally: a malformed function call fails the
+  response (kind protocol), a refused one ends it incomplete.
+- Tool calls: a blocking call pauses the model until the results are in, so
+  the response that asked ends there (AwaitingToolResults, ResponseDone) and
+  the model's continuation is a new response, as on OpenAI. A background call
+  (a tool that is not `blocking`, on models with asynchronous calls) leaves the
+  model talking: AwaitingToolResults comes at the call, the response goes on to
+  its own end, the result goes back with scheduling `WHEN_IDLE`, and the
+  model's reaction to it is the new response that ends the turn.
+- No truncation: after an interruption (the server's `interrupted`, or
+  `interrupt(played)`) the model is told in a role-tagged note what the user
+  heard of each reply that was cut, so its memory matches what was heard.
 - `goAway` and the ~10 minute connection lifetime: the session reconnects with
   the latest session resumption handle, which carries the conversation. A
   refused handle (expired, unknown) falls back to a fresh setup, into which the
@@ -26,24 +41,28 @@ on the wire); the tests validate every message we send against
   reason's wording says whether it was the key, billing, a rate limit or the
   server (best effort: Google words these like its REST errors).
 - The setup is sent once per connection: a changed configuration needs a new
-  connection, except for the instructions, which wait for the next one
-  (Home Assistant's prompt carries the time, so it changes every turn).
+  connection, except for the instructions (Home Assistant's prompt carries the
+  time, so it changes every turn) and the transcription's language and
+  vocabulary, which wait for the next one.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 import itertools
 import json
 import logging
 import re
 from typing import Any
-from urllib.parse import urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from ..audio import duration_ms
 from ..config import Endpoint, OutputModality, SessionConfig, TurnDetectionMode
 from ..errors import AuthenticationError, ConnectError, ErrorKind
 from ..events import (
@@ -77,6 +96,8 @@ from .base import (
     retry_after,
     send_frame,
 )
+from .listing import get_json, http_url
+from .playback import PlaybackLedger
 from .websocket import configure_or_close, endpoint_url, open_socket, provider_fault
 
 _LOGGER = logging.getLogger(__name__)
@@ -91,7 +112,10 @@ FATAL_CLOSE_CODES = frozenset({1007, 1008})
 # Output audio rates we accept; anything else is a broken message.
 MIN_OUTPUT_RATE = 8000
 MAX_OUTPUT_RATE = 96000
-# What changes only with a new setup; the instructions alone wait for the next one.
+# What changes only with a new setup. The rest waits for the next connection: the
+# instructions (they carry the time), the transcription's language and vocabulary
+# (turns built by speech-to-text and by the conversation stage may name the language
+# differently, "en" and "en-GB": not worth a new connection).
 RECONNECT_FIELDS = (
     "model",
     "voice",
@@ -100,6 +124,12 @@ RECONNECT_FIELDS = (
     "output_modality",
     "input_transcription_model",
 )
+# Models listed for the key are those that speak the Live API.
+LIVE_METHOD = "bidiGenerateContent"
+MAX_LIST_PAGES = 10
+# How `turnComplete` ends a turn, beyond the normal end (`turnCompleteReason`).
+_NORMAL_TURN_ENDS = frozenset({"TURN_COMPLETE_REASON_UNSPECIFIED", "NEED_MORE_INPUT"})
+_FAILED_TURN_ENDS = frozenset({"MALFORMED_FUNCTION_CALL"})
 _RATE = re.compile(r"rate=(\d+)")
 # Close reasons, as Google words its errors (RESOURCE_EXHAUSTED comes in both flavours).
 _AUTH_REASON = re.compile(r"api key|permission|unregistered callers", re.IGNORECASE)
@@ -118,6 +148,34 @@ _BILLED_AS = {
     "IMAGE": "image",
     "VIDEO": "image",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTraits:
+    """What one Live model accepts; unknown (newer) models are taken to be like 3.8."""
+
+    # Function calls may run in the background (`behavior: NON_BLOCKING`).
+    background_tools: bool = True
+    # Role-tagged `clientContent` is accepted all session, not only as initial history.
+    client_content: bool = True
+
+
+def model_traits(model: str) -> ModelTraits:
+    """The traits of a model (`models/` prefix or not), from Google's model pages."""
+    if model.removeprefix("models/").startswith("gemini-3.1-"):
+        # Synchronous tools only; clientContent only as initial history (1007 after).
+        return ModelTraits(background_tools=False, client_content=False)
+    return ModelTraits()
+
+
+def heard_note(heard: str) -> str:
+    """What the model is told about a reply the user cut off, of which they heard `heard`."""
+    if heard:
+        return (
+            f'[The user cut you off. Of your last reply they heard only: "{heard}". '
+            "Nothing after that reached them.]"
+        )
+    return "[The user cut you off before hearing any of your last reply.]"
 
 
 def live_url(endpoint: Endpoint) -> str:
@@ -151,8 +209,13 @@ def needs_new_connection(old: SessionConfig, new: SessionConfig) -> bool:
 
 
 def setup_message(config: SessionConfig, resume_handle: str | None) -> dict[str, Any]:
-    """The `setup` message: everything Gemini is told about the session, once."""
+    """The `setup` message: everything Gemini is told about the session, once.
+
+    Only fields the model accepts: no thinking configuration (3.8 refuses it),
+    no affective dialog (removed), no proactivity (3.8 refuses turning it off).
+    """
     model = config.model if config.model.startswith("models/") else f"models/{config.model}"
+    traits = model_traits(model)
     generation: dict[str, Any] = {"responseModalities": [config.output_modality.value.upper()]}
     if config.voice and config.output_modality is OutputModality.AUDIO:
         generation["speechConfig"] = {
@@ -164,32 +227,40 @@ def setup_message(config: SessionConfig, resume_handle: str | None) -> dict[str,
         # Not `prefixPaddingMs`: on Gemini it is how long speech must last before it
         # counts, which would make barge-in sluggish; the server's default is better.
         detection["silenceDurationMs"] = turn.silence_ms
+    transcription: dict[str, Any] = {}
+    if config.language:
+        transcription["languageCodes"] = [config.language]
+    if config.transcription_vocabulary:
+        transcription["customVocabulary"] = list(config.transcription_vocabulary)
     setup: dict[str, Any] = {
         "model": model,
         "generationConfig": generation,
         "realtimeInputConfig": {"automaticActivityDetection": detection},
-        "inputAudioTranscription": {},
+        "inputAudioTranscription": transcription,
         "sessionResumption": {"handle": resume_handle} if resume_handle else {},
         # Long audio sessions outgrow the context window: slide it.
         "contextWindowCompression": {"slidingWindow": {}},
     }
+    if not traits.client_content and resume_handle is None:
+        # The conversation of an earlier connection can only be seeded as initial history.
+        setup["historyConfig"] = {"initialHistoryInClientContent": True}
     if config.output_modality is OutputModality.AUDIO:
         setup["outputAudioTranscription"] = {}
     if config.instructions:
         setup["systemInstruction"] = {"parts": [{"text": config.instructions}]}
     if config.tools:
-        setup["tools"] = [
-            {
-                "functionDeclarations": [
-                    {
-                        "name": tool.name,
-                        "description": tool.description,
-                        "parametersJsonSchema": tool.parameters,
-                    }
-                    for tool in config.tools
-                ]
+        declarations: list[dict[str, Any]] = []
+        for tool in config.tools:
+            declaration = {
+                "name": tool.name,
+                "description": tool.description,
+                "parametersJsonSchema": tool.parameters,
             }
-        ]
+            if traits.background_tools:
+                # Explicit: the default differs between models (3.8: NON_BLOCKING).
+                declaration["behavior"] = "BLOCKING" if tool.blocking else "NON_BLOCKING"
+            declarations.append(declaration)
+        setup["tools"] = [{"functionDeclarations": declarations}]
     return {"setup": setup}
 
 
@@ -225,6 +296,31 @@ class GeminiLiveProvider(Provider):
         await configure_or_close(socket, connection.configure())
         return connection
 
+    async def list_models(self, http: aiohttp.ClientSession) -> list[str]:
+        """`models.list` at the endpoint, the models that speak the Live API."""
+        socket_url = live_url(self.endpoint)
+        path = urlsplit(socket_url).path.removesuffix(ENDPOINT_PATH) + "/v1beta/models"
+        headers = {"x-goog-api-key": self.endpoint.api_key}
+        models: set[str] = set()
+        params = {"pageSize": "1000"}
+        for _ in range(MAX_LIST_PAGES):
+            try:
+                page = await get_json(http, http_url(socket_url, path), headers, params)
+            except ConnectError as err:
+                # Google answers a bad key with 400 INVALID_ARGUMENT.
+                if _AUTH_REASON.search(str(err)):
+                    raise AuthenticationError(str(err)) from err
+                raise
+            for model in page.get("models") or []:
+                if isinstance(model, dict) and LIVE_METHOD in (
+                    model.get("supportedGenerationMethods") or []
+                ):
+                    models.add(str(model.get("name", "")).removeprefix("models/"))
+            if not (token := page.get("nextPageToken")):
+                break
+            params["pageToken"] = str(token)
+        return sorted(models - {""})
+
 
 class GeminiLiveConnection(ProviderConnection):
     """One set-up Live API socket."""
@@ -237,14 +333,31 @@ class GeminiLiveConnection(ProviderConnection):
     ) -> None:
         self._socket = socket
         self._config = config
+        self._traits = model_traits(config.model)
+        # Tools whose calls run in the background while the model keeps talking.
+        self._background_tools = frozenset(
+            tool.name
+            for tool in config.tools
+            if self._traits.background_tools and not tool.blocking
+        )
         self._resumed_from = resume_handle
         self._handle = resume_handle
         self._closing = False
         self._response: str | None = None
         self._last_response: str | None = None
+        # A response of the model's current turn was reported (until `turnComplete`).
+        self._answered_in_turn = False
         self._transcript: list[str] = []
         self._user_words: list[str] = []
+        # The server reports the user's speech itself (`voiceActivity`), and where the
+        # last speech ended (ms into the audio), for the SpeechStopped to come.
+        self._voice_activity = False
+        self._speech_end_ms: int | None = None
+        # A typed turn was sent; an `interrupted` before its answer is its doing, not the
+        # user talking over a reply they were hearing.
+        self._typed_turn = False
         self._usage: Usage | None = None
+        self._playback = PlaybackLedger()
         self._cancelled_calls: set[str] = set()
         self._go_away = False
         self._activity_open = False
@@ -270,7 +383,7 @@ class GeminiLiveConnection(ProviderConnection):
         yield SessionReady()
         try:
             async for raw in self._socket:
-                for event in self._decode(raw):
+                for event in await self._decode(raw):
                     yield event
                 if self._go_away and self._response is None:
                     # Leave at a turn boundary; the session resumes on a new connection.
@@ -292,18 +405,20 @@ class GeminiLiveConnection(ProviderConnection):
         if not self._closing:
             raise ConnectionLost("closed by server")
 
-    def _decode(self, raw: str | bytes) -> list[SessionEvent]:
+    async def _decode(self, raw: str | bytes) -> list[SessionEvent]:
         """One server message as session events; a malformed one becomes a protocol error."""
         message = decode_message(raw)
         if isinstance(message, ProviderError):
             return [message]
         try:
-            return self._translate(message)
+            return await self._translate(message)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             return [protocol_error(f"an invalid message ({err!r})", raw)]
 
-    def _translate(self, message: dict[str, Any]) -> list[SessionEvent]:
+    async def _translate(self, message: dict[str, Any]) -> list[SessionEvent]:
         events: list[SessionEvent] = []
+        if (activity := message.get("voiceActivity")) is not None:
+            events += self._voice_activity_changed(activity)
         update = message.get("sessionResumptionUpdate") or {}
         if update.get("resumable") and update.get("newHandle"):
             self._handle = update["newHandle"]
@@ -314,7 +429,7 @@ class GeminiLiveConnection(ProviderConnection):
             else:
                 events.append(UsageReported(self._last_response, usage))
         if (content := message.get("serverContent")) is not None:
-            events += self._server_content(content)
+            events += await self._server_content(content)
         if (tool_call := message.get("toolCall")) is not None:
             events += self._tool_call(tool_call)
         if (cancellation := message.get("toolCallCancellation")) is not None:
@@ -326,7 +441,19 @@ class GeminiLiveConnection(ProviderConnection):
             self._go_away = True
         return events
 
-    def _server_content(self, content: dict[str, Any]) -> list[SessionEvent]:
+    def _voice_activity_changed(self, activity: dict[str, Any]) -> list[SessionEvent]:
+        """The server heard the user start or stop speaking (`audioOffset` is a Duration)."""
+        self._voice_activity = True
+        kind = activity.get("voiceActivityType")
+        offset = activity.get("audioOffset")
+        at_ms = round(float(offset.removesuffix("s")) * 1000) if offset else None
+        if kind == "ACTIVITY_START":
+            return [SpeechStarted(at_ms)]
+        if kind == "ACTIVITY_END":
+            self._speech_end_ms = at_ms
+        return []
+
+    async def _server_content(self, content: dict[str, Any]) -> list[SessionEvent]:
         events: list[SessionEvent] = []
         if (heard := content.get("inputTranscription")) is not None:
             if text := heard.get("text"):
@@ -337,15 +464,40 @@ class GeminiLiveConnection(ProviderConnection):
         # A response ended before `turnComplete` gets its usage with it.
         usage_follows = not content.get("turnComplete")
         if content.get("interrupted"):
-            events += self._interrupted(usage_follows)
+            events += await self._interrupted(usage_follows)
         for part in (content.get("modelTurn") or {}).get("parts") or []:
             events += self._model_part(part)
         if (said := content.get("outputTranscription")) is not None and (text := said.get("text")):
             events += [*self._start_response(), TranscriptDelta(self._response or "", text)]
             self._transcript.append(text)
-        if content.get("generationComplete") or content.get("turnComplete"):
+            self._playback.add_words(self._response or "", text)
+        if content.get("generationComplete"):
             events += self._finish_response(ResponseStatus.COMPLETED, usage_follows)
+        if content.get("turnComplete"):
+            events += self._turn_complete(content.get("turnCompleteReason"))
         return events
+
+    def _turn_complete(self, reason: str | None) -> list[SessionEvent]:
+        """The model's turn is over; a reason other than the normal ones is not a normal end."""
+        answered, self._answered_in_turn = self._answered_in_turn, False
+        if reason is None or reason in _NORMAL_TURN_ENDS:
+            return self._finish_response(ResponseStatus.COMPLETED, usage_follows=False)
+        failed = reason in _FAILED_TURN_ENDS
+        kind = ErrorKind.PROTOCOL if failed else ErrorKind.REQUEST
+        if self._response is not None:
+            status = ResponseStatus.FAILED if failed else ResponseStatus.INCOMPLETE
+            return self._finish_response(
+                status,
+                usage_follows=False,
+                reason=reason.lower(),
+                error_kind=kind if failed else None,
+            )
+        _LOGGER.info("Gemini ended its turn with %s", reason)
+        if answered:
+            return []  # the response had ended already (`generationComplete`)
+        # Nothing was said: no answer is coming to what the user asked.
+        message = f"Gemini ended its turn without an answer: {reason}"
+        return [ProviderError(reason.lower(), message, kind=kind, refused_response=True)]
 
     def _model_part(self, part: dict[str, Any]) -> list[SessionEvent]:
         if part.get("thought"):
@@ -361,6 +513,7 @@ class GeminiLiveConnection(ProviderConnection):
             events = self._start_response()
             # One audio item per response: Gemini names neither.
             events.append(AudioChunk(self._response or "", pcm, rate, self._response))
+            self._playback.add_audio(self._response or "", duration_ms(len(pcm), rate))
             return events
         if (text := part.get("text")) is not None:
             events = self._start_response()
@@ -374,6 +527,8 @@ class GeminiLiveConnection(ProviderConnection):
             return []
         events = self._user_turn_ended()
         self._response = f"gemini_response_{next(_RESPONSE_IDS)}"
+        self._answered_in_turn = True
+        self._typed_turn = False
         self._transcript = []
         events.append(ResponseStarted(self._response))
         return events
@@ -384,41 +539,58 @@ class GeminiLiveConnection(ProviderConnection):
             return []
         text = "".join(self._user_words).strip()
         self._user_words = []
-        return [SpeechStopped(), InputTranscript(text, final=True)]
+        stopped, self._speech_end_ms = SpeechStopped(self._speech_end_ms), None
+        return [stopped, InputTranscript(text, final=True)]
 
-    def _finish_response(self, status: ResponseStatus, usage_follows: bool) -> list[SessionEvent]:
+    def _finish_response(
+        self,
+        status: ResponseStatus,
+        usage_follows: bool,
+        *,
+        reason: str | None = None,
+        error_kind: ErrorKind | None = None,
+    ) -> list[SessionEvent]:
         if self._response is None:
             return []
         done = ResponseDone(
             self._response,
             status,
             transcript="".join(self._transcript),
+            reason=reason,
             usage=self._usage,
+            error_kind=error_kind,
             usage_follows=usage_follows,
         )
         self._last_response, self._response, self._usage = self._response, None, None
         return [done]
 
-    def _interrupted(self, usage_follows: bool) -> list[SessionEvent]:
+    async def _interrupted(self, usage_follows: bool) -> list[SessionEvent]:
         """The user spoke over the model: its unplayed audio is stale, even if generated."""
         interrupted = self._response or self._last_response
         events: list[SessionEvent] = [Interrupted(interrupted)]
         events += self._finish_response(ResponseStatus.INTERRUPTED, usage_follows)
-        events.append(SpeechStarted())
+        if not self._voice_activity:
+            events.append(SpeechStarted())
+        if not self._typed_turn:
+            await self._tell_what_was_heard({})
         return events
 
     def _tool_call(self, tool_call: dict[str, Any]) -> list[SessionEvent]:
         events = self._start_response()
         response_id = self._response or ""
         ids = []
+        model_waits = False
         for call in tool_call.get("functionCalls") or []:
             ids.append(call["id"])
+            model_waits = model_waits or call["name"] not in self._background_tools
             events.append(ToolCall(response_id, call["id"], call["name"], call.get("args") or {}))
+        # Either way the results bring the model's continuation, a new response.
         events.append(AwaitingToolResults(tuple(ids)))
-        # The model waits for the results; what it says next is a new response. The
-        # model turn goes on, so its usage comes with a later response's (or, if the
-        # server completes the turn here, in a UsageReported for this one).
-        events += self._finish_response(ResponseStatus.COMPLETED, usage_follows=False)
+        if model_waits:
+            # A blocking call: the model says nothing more until the results are in. The
+            # model turn goes on, so its usage comes with a later response's (or, if the
+            # server completes the turn here, in a UsageReported for this one).
+            events += self._finish_response(ResponseStatus.COMPLETED, usage_follows=False)
         return events
 
     # -- input ---------------------------------------------------------------
@@ -447,6 +619,12 @@ class GeminiLiveConnection(ProviderConnection):
         """Gemini keeps no client-side input buffer to clear."""
 
     async def send_text(self, text: str, *, respond: bool) -> None:
+        """A user turn; models without mid-session `clientContent` take it as realtime
+        text, which always gets an answer."""
+        self._typed_turn = respond
+        if not self._traits.client_content:
+            await self._send({"realtimeInput": {"text": text}})
+            return
         await self._send(
             {
                 "clientContent": {
@@ -464,23 +642,40 @@ class GeminiLiveConnection(ProviderConnection):
         if call_id in self._cancelled_calls:
             _LOGGER.debug("Dropping the result of cancelled tool call %s", call_id)
             return
-        await self._send(
-            {
-                "toolResponse": {
-                    "functionResponses": [{"id": call_id, "name": name, "response": result}]
-                }
-            }
-        )
+        response: dict[str, Any] = {"id": call_id, "name": name, "response": result}
+        if name in self._background_tools:
+            # Told once the model is idle: it finishes what it is saying first.
+            response["scheduling"] = "WHEN_IDLE"
+        await self._send({"toolResponse": {"functionResponses": [response]}})
 
     async def create_response(self, instructions: str | None = None) -> None:
         """Gemini answers on its own when the user's turn completes."""
 
     async def interrupt(self, played: Mapping[str, int]) -> None:
-        """Nothing to send: Gemini keeps no truncation and cannot be stopped by the client
-        while its activity detection is on; the session drops the unplayed audio."""
+        """Tell the model what the user heard. The client cannot stop the model while its
+        activity detection is on (the user's next words will); the session drops the
+        unplayed audio."""
+        await self._tell_what_was_heard(played)
 
     def report_played(self, item_id: str, played_ms: int) -> None:
-        """The server estimates playback itself."""
+        self._playback.report(item_id, played_ms)
+
+    async def _tell_what_was_heard(self, played: Mapping[str, int]) -> None:
+        """Gemini cannot truncate: a role-tagged note makes the model's memory of each reply
+        that was cut match what the user heard of it (fully heard replies are left alone)."""
+        notes = []
+        for item in self._playback.take():
+            heard = item.heard_ms(played.get(item.item_id))
+            if heard < item.received_ms:
+                notes.append({"text": heard_note(item.heard_text(heard))})
+        if not notes:
+            return
+        if not self._traits.client_content:
+            _LOGGER.debug("This model takes no notes mid-session; it remembers the whole reply")
+            return
+        await self._send(
+            {"clientContent": {"turns": [{"role": "user", "parts": notes}], "turnComplete": False}}
+        )
 
     async def restore(self, history: Sequence[HistoryItem]) -> None:
         """Seed a fresh connection with the turns as text (tool rounds are not replayed:

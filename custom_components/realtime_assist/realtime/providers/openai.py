@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import itertools
 import json
 import logging
-import time
+import re
 from typing import Any, ClassVar
-from urllib.parse import quote, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
+import aiohttp
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -53,6 +54,8 @@ from .base import (
     retry_after,
     send_frame,
 )
+from .listing import get_json, http_url
+from .playback import PlaybackLedger
 from .websocket import configure_or_close, endpoint_url, open_socket, provider_fault
 
 _LOGGER = logging.getLogger(__name__)
@@ -69,12 +72,23 @@ AUTH_ERROR_CODES = frozenset({"invalid_api_key", "account_deactivated"})
 QUOTA_ERROR_CODES = frozenset(
     {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
 )
-# Races that the protocol reports as errors but that leave nothing to do.
+# Races that the protocol reports as errors but that leave nothing to do (an empty
+# commit: the server's VAD had already committed the user's audio).
 BENIGN_ERROR_CODES = frozenset(
-    {"conversation_already_has_active_response", "response_cancel_not_active"}
+    {
+        "conversation_already_has_active_response",
+        "response_cancel_not_active",
+        "input_audio_buffer_commit_empty",
+    }
 )
-# Audio items remembered for truncation; older ones have long been played.
-MAX_AUDIO_ITEMS = 8
+# Reasoning models (the gpt-realtime-2 family) take `reasoning`; the others refuse it.
+_REASONING_MODEL = re.compile(r"gpt-realtime-2(\.\d+)?(-|$)")
+# Transcription models that take `keywords`; the others take a free-text `prompt`...
+KEYWORD_TRANSCRIPTION_MODELS = frozenset({"gpt-transcribe", "gpt-live-transcribe"})
+# ...except these, which take neither.
+UNPROMPTED_TRANSCRIPTION_MODELS = frozenset({"gpt-realtime-whisper", "gpt-4o-transcribe-diarize"})
+# Realtime models that transcribe or translate rather than converse.
+_NOT_CONVERSATION = ("transcribe", "whisper", "translat")
 _STATUS = {
     "completed": ResponseStatus.COMPLETED,
     "incomplete": ResponseStatus.INCOMPLETE,
@@ -116,6 +130,31 @@ def realtime_url(endpoint: Endpoint, model: str) -> tuple[str, dict[str, str]]:
     return url, {"Authorization": f"Bearer {endpoint.api_key}"}
 
 
+def is_reasoning_model(model: str) -> bool:
+    return _REASONING_MODEL.match(model) is not None
+
+
+def is_realtime_model(model: str) -> bool:
+    """Whether a listed model holds realtime conversations (not chat, speech or transcription)."""
+    return "realtime" in model and not any(word in model for word in _NOT_CONVERSATION)
+
+
+def transcription_payload(config: SessionConfig) -> dict[str, Any] | None:
+    """`audio.input.transcription`: the model, the user's language and the home's names."""
+    model = config.input_transcription_model
+    if not model:
+        return None
+    transcription: dict[str, Any] = {"model": model}
+    if config.language:
+        transcription["language"] = config.language.split("-")[0].lower()
+    names = config.transcription_vocabulary
+    if names and model in KEYWORD_TRANSCRIPTION_MODELS:
+        transcription["keywords"] = list(names)
+    elif names and model not in UNPROMPTED_TRANSCRIPTION_MODELS:
+        transcription["prompt"] = f"Names that may be said: {', '.join(names)}."
+    return transcription
+
+
 def session_payload(config: SessionConfig, *, include_voice: bool) -> dict[str, Any]:
     """The GA `session` object for `session.update`."""
     turn = config.turn_detection
@@ -138,23 +177,22 @@ def session_payload(config: SessionConfig, *, include_voice: bool) -> dict[str, 
         }
     else:
         turn_detection = None
-    transcription: dict[str, Any] | None = None
-    if config.input_transcription_model:
-        transcription = {"model": config.input_transcription_model}
-        if config.language:
-            transcription["language"] = config.language.split("-")[0]
     pcm = {"type": "audio/pcm", "rate": SAMPLE_RATE}
     output: dict[str, Any] = {"format": pcm}
-    if include_voice and config.voice:
+    if include_voice and config.custom_voice_id:
+        output["voice"] = {"id": config.custom_voice_id}
+    elif include_voice and config.voice:
         output["voice"] = config.voice
-    return {
+    noise = config.noise_reduction
+    payload: dict[str, Any] = {
         "type": "realtime",
         "instructions": config.instructions,
         "output_modalities": [str(config.output_modality)],
         "audio": {
             "input": {
                 "format": pcm,
-                "transcription": transcription,
+                "noise_reduction": {"type": str(noise)} if noise else None,
+                "transcription": transcription_payload(config),
                 "turn_detection": turn_detection,
             },
             "output": output,
@@ -170,6 +208,9 @@ def session_payload(config: SessionConfig, *, include_voice: bool) -> dict[str, 
         ],
         "tool_choice": "auto",
     }
+    if config.reasoning_effort and is_reasoning_model(config.model):
+        payload["reasoning"] = {"effort": str(config.reasoning_effort)}
+    return payload
 
 
 class OpenAIRealtimeProvider(Provider):
@@ -187,32 +228,21 @@ class OpenAIRealtimeProvider(Provider):
         await configure_or_close(socket, connection.configure())
         return connection
 
-
-@dataclass(slots=True)
-class _AudioLedger:
-    """What the model has sent of one assistant audio item, to truncate it honestly."""
-
-    item_id: str
-    # When the listener started hearing it, at real-time playback: once it arrived
-    # and once the item before it had played out.
-    playback_start: float
-    received_bytes: int = 0
-    played_ms: int | None = None
-
-    @property
-    def received_ms(self) -> int:
-        return int(duration_ms(self.received_bytes, SAMPLE_RATE))
-
-    def heard_ms(self, reported: int | None = None) -> int:
-        """What the listener heard: reported playback, else real time since it started."""
-        if reported is None:
-            reported = self.played_ms
-        if reported is None:
-            reported = int((time.monotonic() - self.playback_start) * 1000)
-        return max(0, min(reported, self.received_ms))
-
-    def playback_end(self) -> float:
-        return self.playback_start + self.received_ms / 1000
+    async def list_models(self, http: aiohttp.ClientSession) -> list[str]:
+        """`GET /models` at the endpoint (Azure: the resource's models), the realtime ones."""
+        socket_url, headers = realtime_url(self.endpoint, "")
+        path = urlsplit(socket_url).path.removesuffix("/realtime") + "/models"
+        listed = await get_json(http, http_url(socket_url, path), headers)
+        data = listed.get("data")
+        if not isinstance(data, list):
+            raise ConnectError("the model list has no `data`", kind=ErrorKind.PROTOCOL)
+        return sorted(
+            {
+                str(model["id"])
+                for model in data
+                if isinstance(model, dict) and is_realtime_model(str(model.get("id", "")))
+            }
+        )
 
 
 @dataclass(slots=True)
@@ -238,10 +268,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
         self._closing = False
         self._session_id: str | None = None
         self._response: _Response | None = None
-        # Audio items that may still be playing, oldest first.
-        self._audio: dict[str, _AudioLedger] = {}
-        # Items already cut: audio of them still on its way is not new audio.
-        self._cut_items: set[str] = set()
+        self._playback = PlaybackLedger()
         self._has_audio = False
         # Tool calls of the last completed response still waiting for results.
         self._awaiting_results: set[str] = set()
@@ -359,21 +386,8 @@ class OpenAIRealtimeConnection(ProviderConnection):
         if not isinstance(item_id, str) or not isinstance(response_id, str):
             raise TypeError("item_id and response_id must be strings")
         self._has_audio = True
-        if item_id not in self._cut_items:
-            self._ledger(item_id).received_bytes += len(pcm)
+        self._playback.add_audio(item_id, duration_ms(len(pcm), SAMPLE_RATE))
         return [AudioChunk(response_id, pcm, SAMPLE_RATE, item_id)]
-
-    def _ledger(self, item_id: str) -> _AudioLedger:
-        """The item's ledger; a new item starts playing once the one before it has."""
-        ledger = self._audio.get(item_id)
-        if ledger is None:
-            now = time.monotonic()
-            previous = next(reversed(self._audio.values()), None)
-            start = max(now, previous.playback_end()) if previous is not None else now
-            ledger = self._audio[item_id] = _AudioLedger(item_id, start)
-            while len(self._audio) > MAX_AUDIO_ITEMS:
-                del self._audio[next(iter(self._audio))]
-        return ledger
 
     async def _on_text_delta(self, event: dict[str, Any]) -> list[SessionEvent]:
         delta = event["delta"]
@@ -520,13 +534,10 @@ class OpenAIRealtimeConnection(ProviderConnection):
 
     async def send_image(self, image: bytes, mime_type: str) -> None:
         data_url = f"data:{mime_type};base64,{base64.b64encode(image).decode('ascii')}"
-        await self._create_item(
-            {
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_image", "image_url": data_url}],
-            }
-        )
+        content: dict[str, Any] = {"type": "input_image", "image_url": data_url}
+        if self._config.image_detail:
+            content["detail"] = str(self._config.image_detail)
+        await self._create_item({"type": "message", "role": "user", "content": [content]})
 
     async def send_tool_result(self, call_id: str, name: str, result: dict[str, Any]) -> None:
         await self._create_item(
@@ -565,8 +576,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
         await self._cut_unheard(played)
 
     def report_played(self, item_id: str, played_ms: int) -> None:
-        if (ledger := self._audio.get(item_id)) is not None:
-            ledger.played_ms = played_ms
+        self._playback.report(item_id, played_ms)
 
     async def _cut_unheard(self, played: Mapping[str, int]) -> None:
         """Make the model forget the audio the listener did not hear.
@@ -575,23 +585,21 @@ class OpenAIRealtimeConnection(ProviderConnection):
         (deleted if nothing was: truncate rejects 0); fully played items are
         left alone. Nothing sent before plays on after an interruption.
         """
-        ledgers, self._audio = list(self._audio.values()), {}
-        for ledger in ledgers:
-            self._cut_items.add(ledger.item_id)
-            heard = ledger.heard_ms(played.get(ledger.item_id))
-            if heard >= ledger.received_ms:
+        for item in self._playback.take():
+            heard = item.heard_ms(played.get(item.item_id))
+            if heard >= item.received_ms:
                 continue
             if heard > 0:
                 await self._send(
                     {
                         "type": "conversation.item.truncate",
-                        "item_id": ledger.item_id,
+                        "item_id": item.item_id,
                         "content_index": 0,
                         "audio_end_ms": heard,
                     }
                 )
             else:
-                await self._send({"type": "conversation.item.delete", "item_id": ledger.item_id})
+                await self._send({"type": "conversation.item.delete", "item_id": item.item_id})
 
     async def _create_item(self, item: dict[str, Any]) -> None:
         await self._send({"type": "conversation.item.create", "item": item})
