@@ -321,6 +321,8 @@ class BrowserConversation:
         self._turn: Turn | None = None
         # The card may be playing audio it was sent (until it reports it ran dry).
         self._card_playing = False
+        # The turn whose audio the card plays last (it may have ended: playback lags).
+        self._speaker: Turn | None = None
         # A turn whose audio the card was told to drop (a barge-in under way).
         self._silenced: Turn | None = None
         self._flush_report: asyncio.Future[dict[str, int]] | None = None
@@ -529,6 +531,7 @@ class BrowserConversation:
         async for chunk in turn.audio_chunks():
             if self._silenced is turn:
                 continue
+            self._speaker = turn
             if not self._card_playing:
                 self._card_playing = True
                 self._state("speaking")
@@ -550,13 +553,17 @@ class BrowserConversation:
                         self._user_speaking = True
                         self._state("hearing")
                         if self.camera_mode == "snapshot":
-                            self._send({"type": "snapshot"})
-                        if self._interrupting():
-                            self._spawn(self._barge_in(), "realtime_assist_browser_barge_in")
-                    case Interrupted():
+                            self.ask_for_frame()
+                        if (talked_over := self._talked_over()) is not None:
+                            self._spawn(
+                                self._barge_in(talked_over), "realtime_assist_browser_barge_in"
+                            )
+                    case Interrupted() if self._card_playing and self._speaker is not None:
                         # The provider cut the model off by itself (Gemini).
-                        if self._card_playing and self._silenced is not self._turn:
-                            self._spawn(self._barge_in(), "realtime_assist_browser_barge_in")
+                        if self._speaker is not self._silenced:
+                            self._spawn(
+                                self._barge_in(self._speaker), "realtime_assist_browser_barge_in"
+                            )
                     case SpeechStopped():
                         self._user_speaking = False
                         self._state("thinking")
@@ -574,17 +581,22 @@ class BrowserConversation:
                             "realtime_assist_browser_end",
                         )
 
-    def _interrupting(self) -> bool:
-        """The user speaks over the model: it is answering, or the card still plays it."""
-        turn = self._turn
-        if turn is None or self._silenced is turn:
-            return False
-        return self._card_playing or turn.phase is TurnPhase.RESPONDING
+    def _talked_over(self) -> Turn | None:
+        """The turn the user speaks over: the card still plays it, or the model answers."""
+        turn = self._speaker if self._card_playing else self._turn
+        if turn is None or turn is self._silenced:
+            return None
+        if self._card_playing or turn.phase is TurnPhase.RESPONDING:
+            return turn
+        return None
 
-    async def _barge_in(self) -> None:
-        """Stop the card's playback, learn what it played, cut the model's memory to it."""
-        turn = self._turn
-        if turn is None or self._silenced is turn:
+    async def _barge_in(self, turn: Turn) -> None:
+        """Stop the card's playback, learn what it played, cut the model's memory to it.
+
+        The turn may have ended already (the model finished, the card still plays):
+        then only the model's memory is cut.
+        """
+        if turn is self._silenced:
             return
         self._silenced = turn
         self._flush_report = asyncio.get_running_loop().create_future()
@@ -601,7 +613,7 @@ class BrowserConversation:
     def _on_delta(self, chat_log: conversation.ChatLog, delta: dict[str, Any]) -> None:
         """The chat log's deltas (the model's words, tool calls and results) to the card."""
         content = delta.get("content")
-        if content and isinstance(content, str) and self._silenced is not self._turn:
+        if content and isinstance(content, str):
             self._send({"type": "model", "text": content})
         for call in delta.get("tool_calls") or ():
             self._send({"type": "tool", "name": call.tool_name})

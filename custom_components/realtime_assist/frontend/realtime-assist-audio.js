@@ -9,8 +9,6 @@
  * what was played, so a barge-in can tell the model exactly what was heard.
  */
 
-/* global sampleRate, currentTime, registerProcessor, AudioWorkletProcessor */
-
 // A streaming windowed-sinc resampler (Blackman window); keeps its history across blocks.
 class Resampler {
   constructor(rateIn, rateOut, halfTaps = 12) {

@@ -60,6 +60,8 @@ class RealtimeAssistCard extends HTMLElement {
     this.lines = [];
     this.error = "";
     this.cameraOn = false;
+    // Kept across renders: the device camera's picture (frames are taken from it).
+    this.video = Object.assign(document.createElement("video"), { muted: true, playsInline: true, autoplay: true });
     // What the page measured, for the tests and the benchmark (see README).
     this.stats = {
       framesSent: 0,
@@ -143,7 +145,6 @@ class RealtimeAssistCard extends HTMLElement {
             aria-label="${live ? "Stop" : "Talk"}">${icon(live ? ICONS.stop : ICONS.mic)}</button>
           <div class="state">${STATES[this.state] ?? this.state}</div>
           ${this.config.camera ? `<button class="camera ${this.cameraOn ? "on" : ""}" aria-label="Camera">${icon(this.cameraOn ? ICONS.camera : ICONS.cameraOff)}</button>` : ""}
-          <video muted playsinline class="${this.cameraOn ? "on" : ""}"></video>
         </div>
         <div class="error">${this.error}</div>
         <div class="lines"></div>
@@ -159,7 +160,10 @@ class RealtimeAssistCard extends HTMLElement {
     lines.scrollTop = lines.scrollHeight;
     this.shadowRoot.querySelector(".talk").addEventListener("click", () => (live ? this.stop() : this.start()));
     this.shadowRoot.querySelector(".camera")?.addEventListener("click", () => this.toggleCamera());
-    if (this.cameraStream) this.shadowRoot.querySelector("video").srcObject = this.cameraStream;
+    this.video.className = this.cameraOn ? "on" : "";
+    this.shadowRoot.querySelector(".body").append(this.video);
+    if (this.cameraStream && this.video.srcObject !== this.cameraStream) this.video.srcObject = this.cameraStream;
+    if (this.cameraStream) this.video.play().catch(() => {});
     this.renderAllowed();
   }
 
@@ -376,7 +380,7 @@ class RealtimeAssistCard extends HTMLElement {
   }
 
   async sendFrame() {
-    const video = this.shadowRoot.querySelector("video");
+    const { video } = this;
     if (!this.cameraOn || this.conversation === undefined || !video?.videoWidth) return;
     const scale = Math.min(1, this.camera.longSide / Math.max(video.videoWidth, video.videoHeight));
     const canvas = document.createElement("canvas");
