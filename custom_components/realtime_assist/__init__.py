@@ -114,13 +114,13 @@ ASK_ABOUT_CAMERA_SCHEMA = probatio.Schema(
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the integration's actions (they work with any loaded agent)."""
+    """Register the integration's actions (they work with any loaded agent) and the card."""
 
     async def ask_about_camera(call: ServiceCall) -> ServiceResponse:
         camera_id: str = call.data["camera"]
         # Before anything reaches the camera or the provider.
         await _async_check_camera_access(hass, call.context, camera_id)
-        agent = _find_agent(hass, call.data.get("agent"))
+        agent = find_agent(hass, call.data.get("agent"))
         try:
             jpeg = await async_snapshot(hass, camera_id, agent.camera_long_side)
         except CameraError as err:
@@ -146,6 +146,9 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         schema=ASK_ABOUT_CAMERA_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
+    from .browser import async_setup_browser  # it imports this package
+
+    await async_setup_browser(hass)
     return True
 
 
@@ -169,7 +172,7 @@ async def _async_check_camera_access(hass: HomeAssistant, context: Context, came
         )
 
 
-def _find_agent(hass: HomeAssistant, conversation_entity: str | None) -> RealtimeAgent:
+def find_agent(hass: HomeAssistant, conversation_entity: str | None) -> RealtimeAgent:
     """The loaded agent with that conversation entity (or the first loaded one)."""
     entries: list[RealtimeAssistConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
     for entry in entries:

@@ -8,7 +8,7 @@ under its conversation so the stage that comes next in the pipeline finds it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 import contextlib
 import dataclasses
 from typing import Any
@@ -39,6 +39,7 @@ from .const import (
     DOMAIN,
     PROVIDER_PROFILES,
     UNTRUSTED_CONTENT_PROMPT,
+    ProviderProfile,
 )
 from .follow_up import ExpectAnswerTool, without_expect_answer
 from .problems import ProblemReporter
@@ -77,9 +78,11 @@ class RealtimeAgent:
         self._provider_name: str = entry.data[CONF_PROVIDER]
         # What the agent's sessions cost (usage.py): every usage report goes there.
         self.usage = UsageMeter(hass, entry, subentry, self)
+        # How long a conversation stays open after its last words (seconds).
+        self.idle_timeout_s = float(self.options.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT))
         self.pool = SessionPool(
             provider,
-            idle_timeout_s=float(self.options.get(CONF_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)),
+            idle_timeout_s=self.idle_timeout_s,
             on_close=self._forget_session,
             on_usage=self.usage.record,
         )
@@ -118,6 +121,11 @@ class RealtimeAgent:
         except conversation.ConverseError:
             config = self.base_config
         self.pool.keep_warm(without_expect_answer(config))
+
+    @property
+    def profile(self) -> ProviderProfile:
+        """What the agent's provider can do (video input, live reconfiguration)."""
+        return PROVIDER_PROFILES[self._provider_name]
 
     @property
     def base_config(self) -> SessionConfig:
@@ -162,12 +170,14 @@ class RealtimeAgent:
         llm_context: llm.LLMContext,
         extra_system_prompt: str | None = None,
         chat_log: conversation.ChatLog | None = None,
+        extra_tools: Sequence[llm.Tool] = (),
     ) -> SessionConfig:
         """Instructions and tools exactly as Home Assistant builds them for this agent.
 
         With no chat log (speech-to-text runs before the conversation stage,
         yet the model answers the moment the user stops speaking) a scratch
-        chat log builds the same prompt.
+        chat log builds the same prompt. `extra_tools` are tools of one
+        conversation (a browser's own camera).
         """
         log = chat_log or conversation.ChatLog(self.hass, f"{DOMAIN}_prompt")
         await log.async_provide_llm_data(
@@ -179,7 +189,7 @@ class RealtimeAgent:
         if log.llm_api is not None:
             guard_chat_log_tools(
                 log,
-                await self._async_own_tools(llm_context),
+                [*await self._async_own_tools(llm_context), *extra_tools],
                 float(self.options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
                 self.entity_ids.get(Platform.CONVERSATION),
             )
@@ -209,6 +219,11 @@ class RealtimeAgent:
     def camera_long_side(self) -> int:
         return int(self.options.get(CONF_CAMERA_LONG_SIDE, DEFAULT_CAMERA_LONG_SIDE))
 
+    @property
+    def camera_frame_interval_s(self) -> float:
+        """Between two video frames (Gemini), as the agent's frame rate says."""
+        return 1.0 / float(self.options.get(CONF_CAMERA_FPS, DEFAULT_CAMERA_FPS))
+
     def watch_through_camera(self, turn: Turn, device_id: str | None) -> None:
         """If the agent pairs satellites with cameras, the model sees through this one's."""
         if not self.options.get(CONF_PAIR_CAMERAS, DEFAULT_PAIR_CAMERAS):
@@ -221,7 +236,7 @@ class RealtimeAgent:
                 turn,
                 entity_id,
                 video=PROVIDER_PROFILES[self._provider_name].video_input,
-                frame_interval_s=1.0 / float(self.options.get(CONF_CAMERA_FPS, DEFAULT_CAMERA_FPS)),
+                frame_interval_s=self.camera_frame_interval_s,
                 long_side=self.camera_long_side,
             ),
             "realtime_assist_paired_camera",
@@ -264,8 +279,14 @@ class RealtimeAgent:
         *,
         device_id: str | None = None,
         typed_text: str | None = None,
+        speaking: bool = False,
+        deadlines: TurnDeadlines | None = None,
     ) -> Turn:
         """Start the conversation's next turn on its session (spoken unless `typed_text`).
+
+        A full-duplex listener (browser.py) passes `speaking` when the provider already
+        hears the user, and `deadlines` of its own (it waits for speech as long as the
+        conversation may stay idle).
 
         The turn before it in the conversation ends first (its reply, if the
         satellite still plays it, is cut to what was heard); the new turn holds
@@ -298,7 +319,12 @@ class RealtimeAgent:
         if new_conversation and (current := chat_session.current_session.get()):
             # Home Assistant forgets the conversation after 5 idle minutes; so do we.
             current.async_on_cleanup(self._forget_conversation(conversation_id))
-        turn = Turn(lease.session, deadlines=self.deadlines, typed=typed_text is not None)
+        turn = Turn(
+            lease.session,
+            deadlines=deadlines or self.deadlines,
+            typed=typed_text is not None,
+            speaking=speaking,
+        )
         self._turns[conversation_id] = turn
         if device_id is not None:
             self._device_turns[device_id] = turn

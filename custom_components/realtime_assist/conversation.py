@@ -124,7 +124,7 @@ class RealtimeConversationEntity(
         turn: Turn,
     ) -> conversation.ConversationResult:
         """The whole reply into the chat log, then the result."""
-        await _write_reply(self.entity_id, turn, chat_log)
+        await write_reply(self.entity_id, turn, chat_log)
         return await self._async_result(user_input, chat_log, turn)
 
     async def _async_answer_aloud(
@@ -142,7 +142,7 @@ class RealtimeConversationEntity(
         conversation stage to end for that: there the result goes back at the first
         audio, with the words so far, and the reply goes on into the chat log.
         """
-        writing = asyncio.ensure_future(_write_reply(self.entity_id, turn, chat_log))
+        writing = asyncio.ensure_future(write_reply(self.entity_id, turn, chat_log))
         speaking = asyncio.ensure_future(turn.speaking.wait())
         try:
             await asyncio.wait({writing, speaking}, return_when=asyncio.FIRST_COMPLETED)
@@ -185,7 +185,7 @@ class RealtimeConversationEntity(
                 ):
                     chat_log.content.remove(placeholder)
                 if turn.failure is not None:
-                    _add_error(chat_log, self.entity_id, _failure_error(turn.failure))
+                    add_error(chat_log, self.entity_id, failure_error(turn.failure))
 
         self.agent.keep_replying(
             turn, self.hass.async_create_background_task(finish(), "realtime_assist_reply")
@@ -215,9 +215,9 @@ class RealtimeConversationEntity(
         failure: TurnError,
     ) -> conversation.ConversationResult:
         """The turn failed: the user hears (or reads) why, in their language."""
-        error = _failure_error(failure)
+        error = failure_error(failure)
         message = await async_failure_message(self.hass, user_input.language, failure)
-        _add_error(chat_log, self.entity_id, error)
+        add_error(chat_log, self.entity_id, error)
         response = intent.IntentResponse(language=user_input.language)
         response.async_set_error(intent.IntentResponseErrorCode.UNKNOWN, message)
         return conversation.ConversationResult(
@@ -237,7 +237,7 @@ def _spoken_result(
     )
 
 
-async def _write_reply(agent_id: str, turn: Turn, chat_log: conversation.ChatLog) -> None:
+async def write_reply(agent_id: str, turn: Turn, chat_log: conversation.ChatLog) -> None:
     """Stream the model's reply into the chat log; its tool results go back to the model.
 
     Home Assistant starts each tool call the moment it is in the log, while the
@@ -282,7 +282,7 @@ async def _chat_log_deltas(turn: Turn) -> AsyncIterator[conversation.AssistantCo
                     yield {"role": "assistant"}
 
 
-def _failure_error(failure: TurnError) -> HomeAssistantError:
+def failure_error(failure: TurnError) -> HomeAssistantError:
     return HomeAssistantError(
         translation_domain=DOMAIN,
         translation_key=f"turn_failed_{failure.reason}",
@@ -290,10 +290,10 @@ def _failure_error(failure: TurnError) -> HomeAssistantError:
     )
 
 
-def _add_error(chat_log: conversation.ChatLog, agent_id: str, error: HomeAssistantError) -> None:
+def add_error(chat_log: conversation.ChatLog, agent_id: str, error: HomeAssistantError) -> None:
     """Record the error that ended the turn, as Home Assistant 2026.11 does itself."""
-    if (add_error := getattr(chat_log, "async_add_error", None)) is not None:
-        add_error(agent_id, error)
+    if (record := getattr(chat_log, "async_add_error", None)) is not None:
+        record(agent_id, error)
         return
     chat_log.async_add_assistant_content_without_tools(
         conversation.AssistantContent(agent_id=agent_id, content=f"Error: {error}")

@@ -284,11 +284,17 @@ class Page:
 
 
 @contextlib.asynccontextmanager
-async def chromium(profile_dir: Path, log_path: Path) -> AsyncIterator[DevTools]:
-    """A headless Chromium on a fresh profile; stopped, with its children, on exit."""
+async def chromium(
+    profile_dir: Path, log_path: Path, extra_flags: tuple[str, ...] = ()
+) -> AsyncIterator[DevTools]:
+    """A headless Chromium on a fresh profile; stopped, with its children, on exit.
+
+    `extra_flags`: e.g. a fake microphone and camera (see tests/smoke/test_card.py).
+    """
     process = await asyncio.create_subprocess_exec(
         chromium_binary(),
         *CHROMIUM_FLAGS,
+        *extra_flags,
         f"--user-data-dir={profile_dir}",
         "about:blank",
         stdin=asyncio.subprocess.DEVNULL,

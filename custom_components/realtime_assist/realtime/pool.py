@@ -93,6 +93,11 @@ class SessionPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
+    @property
+    def input_sample_rate(self) -> int:
+        """The rate of the PCM16 its sessions take from their owner."""
+        return self._input_rate
+
     async def acquire(self, key: str, config: SessionConfig, *, use_spare: bool = True) -> Lease:
         """Lease the conversation's session, opened (or reconfigured) for `config`.
 

@@ -307,6 +307,11 @@ class RealtimeSession:
         return self._config
 
     @property
+    def input_sample_rate(self) -> int:
+        """The rate of the PCM16 `send_audio` takes (it resamples for the provider)."""
+        return self._input_rate
+
+    @property
     def active_response_id(self) -> str | None:
         """The response the model is generating now, if any."""
         return self._active_response

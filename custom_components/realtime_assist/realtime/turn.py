@@ -16,7 +16,12 @@ enforces a deadline on every wait, and ends the turn exactly once.
     ENDED (no_speech)          ENDED (timeout)               ▼ interrupted / session gone
                                                            ENDED
 
-A typed turn starts in WAITING. When a turn ends, everything it owns goes with
+A typed turn starts in WAITING. A full-duplex listener (a browser, whose
+microphone stays open) sends its audio to the session itself and begins each
+turn ahead of the user's words, or just after the provider heard them start
+(`speaking`); it plays the model's audio chunks itself (`audio_chunks`) and
+tells the turn what it played when the user cuts in (`interrupt(played)`).
+When a turn ends, everything it owns goes with
 it: its subscription, the tasks attached to it (a paired camera), its entry in
 the owner's registry (`on_end` callbacks). What the readers have not read yet
 stays readable; their iterators end after it, raising the turn's failure if
@@ -200,6 +205,7 @@ class Turn:
         *,
         deadlines: TurnDeadlines | None = None,
         typed: bool = False,
+        speaking: bool = False,
     ) -> None:
         self.session = session
         self._deadlines = deadlines or DEFAULT_DEADLINES
@@ -229,6 +235,11 @@ class Turn:
         self._timeout: asyncio.Timeout | None = None
         self._buffer_audio = True
         self.speech_started = asyncio.Event()
+        if speaking:
+            # The provider heard the user start before the turn began: their speech
+            # is under way (no wait for it to start; its length counts from now).
+            self._heard_at = self._phase_since
+            self.speech_started.set()
         # The model's voice for this turn has begun (its first audio chunk is here).
         self.speaking = asyncio.Event()
         self.ended = asyncio.Event()
@@ -278,9 +289,14 @@ class Turn:
     async def wait_ended(self) -> None:
         await asyncio.wait({self._task})
 
-    async def interrupt(self) -> None:
-        """A new turn cut this one off: the model keeps only what the listener heard."""
-        played = self.playback.heard_by_item() if self.playback is not None else {}
+    async def interrupt(self, played: Mapping[str, int] | None = None) -> None:
+        """A new turn cut this one off: the model keeps only what the listener heard.
+
+        `played` is what a listener that plays the audio itself reports it heard of
+        each audio item (ms); else the modelled playback of `reply_audio` counts.
+        """
+        if played is None:
+            played = self.playback.heard_by_item() if self.playback is not None else {}
         if self.phase is not TurnPhase.ENDED:
             self._end(None, interrupted=True)
         try:
@@ -322,8 +338,7 @@ class Turn:
             self._send_audio(audio, commit_at_end), name="realtime_turn_audio"
         )
         try:
-            await asyncio.wait({self._heard})
-            return self._heard.result()
+            return await self.heard()
         except asyncio.CancelledError:
             # The pipeline gave up on this turn (a new wake word, a broken stream).
             if self.phase is not TurnPhase.ENDED:
@@ -331,6 +346,15 @@ class Turn:
             raise
         finally:
             self._sender.cancel()
+
+    async def heard(self) -> str:
+        """The user's words: the transcript, or the words so far once the model answers.
+
+        Raises TurnError when the turn fails first. `listen` returns this; a
+        full-duplex listener, which sends its audio itself, awaits it directly.
+        """
+        await asyncio.wait({self._heard})
+        return self._heard.result()
 
     async def _send_audio(self, audio: AsyncIterable[bytes], commit_at_end: bool) -> None:
         try:
@@ -395,6 +419,12 @@ class Turn:
         """The model's voice (PCM16 mono at `sample_rate`) as one listener's stream."""
         self.playback = ReplyAudio(self, sample_rate)
         return self.playback.stream()
+
+    async def audio_chunks(self) -> AsyncIterator[AudioChunk]:
+        """The model's voice as it comes, with its audio items, for a listener that plays
+        it itself and reports what it heard (a browser). Ends with the turn's audio."""
+        while (chunk := await self._next_audio(None)) is not None:
+            yield chunk
 
     @property
     def unread_audio(self) -> bool:
