@@ -62,7 +62,7 @@ websocket_api:
 logger:
   default: warning
   logs:
-    custom_components.realtime_assist: debug
+    custom_components.realtime_assist: {log_level}
 # Test satellites of every kind (tests/smoke/satellite_harness).
 satellite_harness:
 # A light for the model to turn on (lights are exposed to Assist by default).
@@ -261,6 +261,8 @@ class HassProcess:
     http_up_after: float = 0.0
     running_after: float = 0.0
     version: str = ""
+    # The integration's log level (the benchmark keeps debug logging out of its timings).
+    integration_log_level: str = "debug"
 
     @property
     def url(self) -> str:
@@ -283,7 +285,7 @@ class HassProcess:
         Also an `ffmpeg` for hass's PATH that records each invocation before it runs the
         real one, so tests can tell whether a reply went through a conversion.
         """
-        config = CONFIGURATION_YAML.format(port=self.port)
+        config = CONFIGURATION_YAML.format(port=self.port, log_level=self.integration_log_level)
         (self.config_dir / "configuration.yaml").write_text(config)
         custom_components = self.config_dir / "custom_components"
         custom_components.mkdir()
