@@ -653,7 +653,7 @@ async def phase_profile(bench: Bench, out_dir: Path) -> None:
 
 async def phase_micro(bench: Bench) -> None:
     print("micro-benchmarks of the hot path's pieces")
-    bench.results["micro"] = await micro.run()
+    bench.results["micro"] = await micro.run(quick=bench.args.quick)
 
 
 def machine_info() -> dict[str, Any]:
@@ -865,10 +865,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.phases is None:
         args.phases = ",".join(p for p in PHASES if not (args.quick and p == "newest"))
     if args.quick:
-        args.turns, args.satellite_rounds, args.what_if_turns = 5, 1, 3
+        args.turns, args.satellite_rounds, args.what_if_turns = 4, 1, 2
         args.satellite_lengths = "short"
-        args.rounds_5, args.rounds_20, args.start_turns = 2, 1, 3
-        args.leak_turns, args.leak_warmup, args.leak_traced, args.profile_turns = 30, 10, 10, 2
+        args.rounds_5, args.rounds_20, args.start_turns = 1, 1, 3
+        args.leak_turns, args.leak_warmup, args.leak_traced, args.profile_turns = 20, 5, 5, 2
+        args.leak_every = 5
     return args
 
 

@@ -238,5 +238,16 @@ def figures(turns: list[TurnRecord], *, silence_ms: int, first_audio_ms: float) 
                 "reply_characters": len(LENGTHS[length][0]),
             } | {name: summarize(values) for name, values in samples.items()}
         result["kinds"][kind] = per_length
+    ok = [turn for turn in turns if not turn.errors]
+    result["provider_ms"] = {
+        # The satellite's last voiced frame -> the fake's speech_stopped: its voice
+        # detection (the silence it waits for, counted in 20 ms frames) and the input path.
+        "speech_end_to_speech_stopped": summarize(
+            [v for t in ok if (v := ms(t.speech_stopped_at, t.speech_end_at)) is not None]
+        ),
+        "speech_stopped_to_first_audio": summarize(
+            [v for t in ok if (v := ms(t.first_delta_at, t.speech_stopped_at)) is not None]
+        ),
+    }
     result["turn_timelines"] = [turn.timeline() for turn in turns]
     return result
