@@ -427,6 +427,7 @@ async def _drive_kinds(bench: Bench, host: kinds.Host, cpu_s: Callable[[], float
         rounds=bench.args.satellite_rounds,
         silence_ms=AGENT_SILENCE_MS["Bench"],
         lengths=bench.args.satellite_lengths.split(","),
+        warm_up=not bench.args.quick,
     )
     wall_s = time.perf_counter() - started
     driver_s = sum(driver.cpu_times()[:2]) - driver_before

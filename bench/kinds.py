@@ -111,45 +111,79 @@ async def run_kinds(
     silence_ms: int,
     lengths: Iterable[str] = LENGTHS,
     kinds: Iterable[str] = KIND_ORDER,
+    warm_up: bool = True,
 ) -> list[TurnRecord]:
     """`rounds` rounds of every kind with a reply of each length, one turn at a time
-    (interleaved, so a burst of load from elsewhere does not land on one kind)."""
+    (interleaved, so a burst of load from elsewhere does not land on one kind).
+
+    `warm_up`: first a short reply on each kind, not counted (its first stream pays
+    for one-off set-up: the satellite's entity, the encoder's tables).
+    """
+    kinds, lengths = list(kinds), list(lengths)
     dialog = host.dialog(http)
     await dialog.connect()
+    plan = [(0, kind, "short") for kind in kinds] if warm_up else []
+    plan += [
+        (number, kind, length)
+        for number in range(1, rounds + 1)
+        for kind in kinds
+        for length in lengths
+    ]
     records: list[TurnRecord] = []
     try:
-        for number in range(rounds):
-            for kind in kinds:
-                for length in lengths:
-                    text, reply_s = LENGTHS[length]
-                    turn = make_turn(
-                        f"{kind}-{length}",
-                        0,
-                        number,
-                        speech_s=SPEECH_S,
-                        silence_ms=silence_ms,
-                        reply_s=reply_s,
-                        reply_text=text,
-                    )
-                    turn.kind, turn.length = kind, length
-                    register(turn, fake)
-                    try:
-                        if kind == AssistDialog.kind:
-                            await dialog.run_turn(turn, host.pipeline_id)
-                        else:
-                            timeline = await host.entity_turn(kind, turn)
-                            apply_timeline(turn, timeline)
-                            if timeline.get("failure"):
-                                turn.errors.append(timeline["failure"])
-                    finally:
-                        unregister(turn, fake)
-                    records.append(turn)
+        for number, kind, length in plan:
+            turn = await _turn(
+                host,
+                fake,
+                dialog,
+                kind=kind,
+                length=length,
+                number=number,
+                silence_ms=silence_ms,
+            )
+            if number:
+                records.append(turn)
     finally:
         await dialog.close()
     failed = [turn for turn in records if turn.errors]
     if failed:
         print(f"  {len(failed)} of {len(records)} turns failed: {failed[0].errors}")
     return records
+
+
+async def _turn(
+    host: Host,
+    fake: BenchFakeServer,
+    dialog: Satellite,
+    *,
+    kind: str,
+    length: str,
+    number: int,
+    silence_ms: int,
+) -> TurnRecord:
+    text, reply_s = LENGTHS[length]
+    turn = make_turn(
+        f"{kind}-{length}",
+        0,
+        number,
+        speech_s=SPEECH_S,
+        silence_ms=silence_ms,
+        reply_s=reply_s,
+        reply_text=text,
+    )
+    turn.kind, turn.length = kind, length
+    register(turn, fake)
+    try:
+        if kind == AssistDialog.kind:
+            await dialog.run_turn(turn, host.pipeline_id)
+        else:
+            timeline = await host.entity_turn(kind, turn)
+            apply_timeline(turn, timeline)
+            if timeline.get("failure"):
+                turn.errors.append(timeline["failure"])
+    finally:
+        unregister(turn, fake)
+    return turn
 
 
 async def check_reply(turn: TurnRecord) -> None:
