@@ -779,6 +779,7 @@ async def main(args: argparse.Namespace) -> int:
                     phase_started = time.perf_counter()
                     await run()
                     results["phase_seconds"][name] = round(time.perf_counter() - phase_started, 1)
+                    out.write_text(json.dumps(results, indent=2) + "\n")  # so far, if a later fails
         results["fake"] = {
             "unmatched_appends": fake.unmatched_appends,
             "protocol_errors": list(fake.protocol_errors),

@@ -98,6 +98,9 @@ async def newest_host(fake: BenchFakeServer, config_dir: Path) -> AsyncIterator[
     try:
         await process.start()
         assert process.client is not None
+        # 2026.11 takes `http:` from YAML as a trial that reverts (and restarts the HTTP
+        # server) after five minutes unless confirmed: this phase runs longer.
+        await process.client.ws({"type": "http/config/promote"})
         async with realtime_entry(process.client, fake) as entry_id:
             pipeline = await entry_pipeline(process.client, entry_id)
             yield NewestHost(

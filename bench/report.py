@@ -286,14 +286,7 @@ def print_kinds(phase: dict[str, Any], pacing: dict[str, Any]) -> None:
                     f"{_fmt(read['median'], 1)} / {_fmt(read['p95'], 1)}; it sends RTP once it "
                     "has read the whole reply)"
                 )
-    provider = phase.get("provider_ms") or {}
-    vad = (provider.get("speech_end_to_speech_stopped") or {}).get("median")
-    model_audio = (provider.get("speech_stopped_to_first_audio") or {}).get("median")
-    print(
-        f"  the provider's part of 'end of speech' (medians): voice detection {_fmt(vad, 1)} ms, "
-        f"then the model's first audio {_fmt(model_audio, 1)} ms; "
-        f"target: {targets['speech_end_to_satellite_is']}"
-    )
+    print(f"  end of speech -> satellite, target: {targets['speech_end_to_satellite_is']}")
     cost = phase.get("cost") or {}
     extras = [f"{phase['wall_s']} s"]
     if "ffmpeg_processes" in phase:
