@@ -287,6 +287,12 @@ async def probed(
         turn.tts_ours_at = _first_after(streams.get("ours"), turn.first_delta_at)
         turn.conversion_in_at = _first_after(streams.get("into_conversion"), turn.first_delta_at)
         turn.conversion_out_at = _first_after(streams.get("converted"), turn.first_delta_at)
+        turn.conversion_asked_at = _first_after(
+            streams.get("converted_pulled"), turn.first_delta_at
+        )
+        turn.conversion_reads_at = _first_after(
+            streams.get("into_conversion_pulled"), turn.first_delta_at
+        )
     connects = [1000 * (end - start) for start, end in dump["connects"]]
     exceptions = dump["stt_exceptions"]
     if exceptions:

@@ -118,8 +118,9 @@ class Probes:
         self.audio_in: dict[str, float] = {}
         # First bytes of a turn's first frame -> when our speech-to-text returned.
         self.stt_done: dict[str, float] = {}
-        # Conversation id -> "ours" / "into_conversion" / "converted" -> when each reply
-        # stream's first audio went by (a conversation's turns follow one another).
+        # Conversation id -> "ours" / "into_conversion" / "converted" (and each of them
+        # "_pulled") -> when each reply stream's first audio went by (and when it was
+        # first read); a conversation's turns follow one another.
         self.tts: dict[str, dict[str, list[float]]] = {}
         # Provider connects: (started, finished).
         self.connects: list[tuple[float, float]] = []
@@ -266,20 +267,29 @@ PROBES = Probes()
 
 
 async def _time_first_audio(chunks: AsyncIterator[bytes], label: str) -> AsyncGenerator[bytes]:
-    """Pass a WAV or FLAC stream on; note when its first audio byte (past the header) goes by.
+    """Pass a WAV or FLAC stream on; note when it is first read (`<label>_pulled`) and
+    when its first audio byte (past the header) goes by (`<label>`).
 
     Filed under the conversation of the pipeline run that asked for the stream
     (the context it is created in), which the satellite's turn names too.
+    Around Home Assistant's conversion, the output's first read is when Home
+    Assistant starts ffmpeg, and the input's first read is when ffmpeg is
+    running and asks for our audio.
     """
     conversation_id = current_conversation_id() or ""
+
+    def note(what: str) -> None:
+        if PROBES.enabled:
+            streams = PROBES.tts.setdefault(conversation_id, {})
+            streams.setdefault(what, []).append(time.perf_counter())
+
+    note(f"{label}_pulled")
     parser = AudioStreamParser()
     seen = False
     async for chunk in chunks:
         if not seen and parser.feed(chunk):
             seen = True
-            if PROBES.enabled:
-                streams = PROBES.tts.setdefault(conversation_id, {})
-                streams.setdefault(label, []).append(time.perf_counter())
+            note(label)
         yield chunk
 
 

@@ -256,6 +256,7 @@ def figures(turns: list[TurnRecord], *, silence_ms: int, first_audio_ms: float) 
                     "model_to_first_byte_read_ms",
                     "integration_ms",
                     "conversion_ms",
+                    "ffmpeg_start_ms",
                     "delivery_ms",
                     "vad_ms",
                     "model_first_audio_ms",
@@ -263,6 +264,10 @@ def figures(turns: list[TurnRecord], *, silence_ms: int, first_audio_ms: float) 
             }
             for turn in ok:
                 heard = heard_at(turn)
+                # Starting ffmpeg is Home Assistant's, although our stream waits for it.
+                spawn = ms(turn.conversion_reads_at, turn.conversion_asked_at) or 0.0
+                ours = ms(turn.tts_ours_at, turn.first_delta_at)
+                conversion = ms(turn.conversion_out_at, turn.conversion_in_at)
                 parts = {
                     "model_to_satellite_ms": ms(heard, turn.first_delta_at),
                     "speech_end_to_satellite_ms": ms(heard, turn.speech_end_at),
@@ -271,8 +276,9 @@ def figures(turns: list[TurnRecord], *, silence_ms: int, first_audio_ms: float) 
                         if turn.kind in READS_WHOLE_REPLY
                         else None
                     ),
-                    "integration_ms": ms(turn.tts_ours_at, turn.first_delta_at),
-                    "conversion_ms": ms(turn.conversion_out_at, turn.conversion_in_at),
+                    "integration_ms": None if ours is None else ours - spawn,
+                    "conversion_ms": None if conversion is None else conversion + spawn,
+                    "ffmpeg_start_ms": spawn if conversion is not None else None,
                     "delivery_ms": ms(turn.voice_at, turn.conversion_out_at or turn.tts_ours_at),
                     "vad_ms": ms(turn.speech_stopped_at, turn.speech_end_at),
                     "model_first_audio_ms": ms(turn.first_delta_at, turn.speech_stopped_at),

@@ -294,8 +294,9 @@ def print_kinds(phase: dict[str, Any], pacing: dict[str, Any]) -> None:
     if cost.get("ffmpeg_cpu_s"):
         extras.append(f"ffmpeg CPU {cost['ffmpeg_cpu_s']} s")
     print(
-        "  ours: model delta -> our first encoded audio byte; ffmpeg: Home Assistant's "
-        "conversion (2026.10.4 probes only); deliver: -> the player. " + "; ".join(extras)
+        "  ours: model delta -> our first encoded audio byte (not waiting for ffmpeg to start); "
+        "ffmpeg: Home Assistant's conversion, starting the process included (probes on "
+        "2026.10.4 only); deliver: -> the player. " + "; ".join(extras)
     )
     for kind, lengths in phase["kinds"].items():
         for length, cell in lengths.items():

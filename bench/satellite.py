@@ -82,6 +82,9 @@ class TurnRecord:
     tts_ours_at: float | None = None
     conversion_in_at: float | None = None
     conversion_out_at: float | None = None
+    # Home Assistant starts ffmpeg, and ffmpeg (running) first reads our stream.
+    conversion_asked_at: float | None = None
+    conversion_reads_at: float | None = None
     tts_get_at: float | None = None
     # The first reply byte past the file's header, and the first of the model's voice
     # (`tests.reply_audio.voice_reached_at`), where the satellite's player got them.
@@ -130,6 +133,8 @@ class TurnRecord:
             "response_created_at",
             "first_delta_at",
             "tts_ours_at",
+            "conversion_asked_at",
+            "conversion_reads_at",
             "conversion_in_at",
             "conversion_out_at",
             "first_audio_at",
