@@ -422,22 +422,32 @@ async def phase_single(bench: Bench) -> None:
     bench.results["single"] = latencies(result) | extra | {"cost": cost(result, 1)}
 
 
-async def _drive_kinds(bench: Bench, host: kinds.Host, cpu_s: Callable[[], float]) -> Drive:
-    """Every satellite kind against `host` (`cpu_s`: the host's CPU seconds so far)."""
+async def _drive_kinds(
+    bench: Bench, host: kinds.Host, cpu_s: Callable[[], tuple[float, float]]
+) -> Drive:
+    """Every satellite kind against `host` (`cpu_s`: CPU seconds of the host's process and
+    of its children, ffmpeg, so far)."""
+
+    async def run(rounds: int, *, warm_up: bool) -> list[TurnRecord]:
+        return await kinds.run_kinds(
+            host,
+            bench.fake,
+            bench.http,
+            rounds=rounds,
+            silence_ms=AGENT_SILENCE_MS["Bench"],
+            lengths=bench.args.satellite_lengths.split(","),
+            warm_up=warm_up,
+        )
+
+    if not bench.args.quick:  # a short reply on each kind first, neither timed nor costed
+        await run(0, warm_up=True)
     driver = psutil.Process()
     driver_before, cpu_before, started = sum(driver.cpu_times()[:2]), cpu_s(), time.perf_counter()
-    turns = await kinds.run_kinds(
-        host,
-        bench.fake,
-        bench.http,
-        rounds=bench.args.satellite_rounds,
-        silence_ms=AGENT_SILENCE_MS["Bench"],
-        lengths=bench.args.satellite_lengths.split(","),
-        warm_up=not bench.args.quick,
-    )
+    turns = await run(bench.args.satellite_rounds, warm_up=False)
     wall_s = time.perf_counter() - started
     driver_s = sum(driver.cpu_times()[:2]) - driver_before
-    return Drive(turns, wall_s, cpu_s() - cpu_before, 0.0, driver_s)
+    (own, children), (own_before, children_before) = cpu_s(), cpu_before
+    return Drive(turns, wall_s, own - own_before, children - children_before, driver_s)
 
 
 async def _kinds_results(bench: Bench, result: Drive, host: kinds.Host) -> dict[str, Any]:
@@ -468,11 +478,9 @@ async def phase_satellites(bench: Bench) -> None:
         bench.control,
     )
     _announce_kinds(bench, host)
-    ffmpeg_before = bench.cpu()[1]
-    result, _ = await probed(bench, lambda: _drive_kinds(bench, host, lambda: sum(bench.cpu())))
-    ffmpeg_s = bench.cpu()[1] - ffmpeg_before
+    result, _ = await probed(bench, lambda: _drive_kinds(bench, host, bench.cpu))
     bench.results["satellites"] = await _kinds_results(bench, result, host) | {
-        "cost": cost(result, 1) | {"ffmpeg_cpu_s": round(ffmpeg_s, 3)}
+        "cost": cost(result, 1) | {"ffmpeg_cpu_s": round(result.children_cpu_s, 3)}
     }
 
 
@@ -484,7 +492,7 @@ async def phase_newest(bench: Bench, out_dir: Path) -> None:
         result = await _drive_kinds(bench, host, host.cpu_s)
         conversions = host.ffmpeg_conversions()[before:]
     bench.results["newest"] = await _kinds_results(bench, result, host) | {
-        "cost": cost(result, 1),
+        "cost": cost(result, 1) | {"ffmpeg_cpu_s": round(result.children_cpu_s, 3)},
         "ffmpeg_processes": len(conversions),
         "ffmpeg_examples": conversions[:3],
     }

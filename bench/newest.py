@@ -73,11 +73,11 @@ class NewestHost:
         """The ffmpeg processes hass started so far, other than its version check."""
         return [args for args in self.process.ffmpeg_invocations() if args != "-version"]
 
-    def cpu_s(self) -> float:
-        """CPU seconds of hass and of its reaped children (ffmpeg)."""
+    def cpu_s(self) -> tuple[float, float]:
+        """CPU seconds of hass, and of its reaped children (ffmpeg)."""
         assert self.process.process is not None
         times = psutil.Process(self.process.process.pid).cpu_times()
-        return times.user + times.system + times.children_user + times.children_system
+        return times.user + times.system, times.children_user + times.children_system
 
 
 def _empty(directory: Path) -> None:

@@ -291,8 +291,11 @@ def print_kinds(phase: dict[str, Any], pacing: dict[str, Any]) -> None:
     extras = [f"{phase['wall_s']} s"]
     if "ffmpeg_processes" in phase:
         extras.append(f"ffmpeg processes started by hass: {phase['ffmpeg_processes']}")
-    if cost.get("ffmpeg_cpu_s"):
-        extras.append(f"ffmpeg CPU {cost['ffmpeg_cpu_s']} s")
+    if cost.get("cpu_ms_per_audio_s") is not None:
+        extras.append(
+            f"Home Assistant's CPU per second of audio {_fmt(cost['cpu_ms_per_audio_s'], 1)} ms "
+            f"+ ffmpeg {_fmt(cost.get('ffmpeg_cpu_ms_per_audio_s'), 1)} ms (satellites included)"
+        )
     print(
         "  ours: model delta -> our first encoded audio byte (not waiting for ffmpeg to start); "
         "ffmpeg: Home Assistant's conversion, starting the process included (probes on "
