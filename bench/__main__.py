@@ -2,20 +2,26 @@
 
 Three parties, two processes, loopback only:
 - the driver (this process): the fake OpenAI Realtime server (`bench.fake`,
-  no artificial delay) and the satellites (`bench.satellite`);
+  paced like a real model where latencies are measured: `--first-audio-ms`,
+  `--model-speed`) and the websocket satellites (`bench.satellite`, the
+  Assist dialog's way);
 - Home Assistant 2026.10.4 with the integration (`bench/ha_process.py`, run
-  by pytest in a subprocess), whose CPU time and memory are what we measure.
+  by pytest in a subprocess), whose CPU time and memory are what we measure,
+  with the satellite entities of tests/satellites.py inside it.
 Both stamp events with time.perf_counter (CLOCK_MONOTONIC, one clock for the
-whole machine), so latencies cross the process boundary.
+whole machine; asyncio's loop time is the same clock), so latencies cross
+the process boundary.
 
 Phases (`--phases`): warm-up (every event schema-validated); one satellite
-playing the model's own WAV, then asking for 16 kHz WAV as ESPHome satellites
-do (Home Assistant 2026.10.4 runs ffmpeg), then the same with the conversion
-passed through (what 2026.11 does); a proposed change (bench/proposals.py)
-swapped in; 5 and 20 satellites at once; turn start with a warm spare and
-with a cold connect; a 200-turn leak run; a profiled run; micro-benchmarks.
-Probes inside Home Assistant (bench/ha_process.py) split latencies into Home
-Assistant's part and ours; they are on in the latency phases only.
+playing the model's own WAV; every satellite kind with a short and a long
+reply, timed where its player gets the model's voice (bench/kinds.py), on
+2026.10.4 and then (`newest`) on a real `hass` of the newest release, which
+starts a process of its own (bench/newest.py); a proposed change
+(bench/proposals.py) swapped in; 5 and 20 satellites at once; turn start with
+a warm spare and with a cold connect; a 200-turn leak run; a profiled run;
+micro-benchmarks. Probes inside Home Assistant (bench/ha_process.py) split
+latencies into Home Assistant's part and ours; they are on in the latency
+phases only.
 
 Results: a table on stdout, JSON (default bench-results/latest.json,
 git-ignored) with every turn's timeline, and the cProfile dump next to it.
@@ -41,12 +47,12 @@ from typing import Any
 import aiohttp
 import psutil
 
-from bench import micro, profile_report
+from bench import kinds, micro, profile_report
 from bench.fake import BenchFakeServer
+from bench.newest import newest_host
 from bench.report import print_report
 from bench.satellite import (
     FRAME_KEY_BYTES,
-    PROVIDER_RATE,
     Satellite,
     TurnRecord,
     make_turn,
@@ -54,19 +60,23 @@ from bench.satellite import (
     unregister,
 )
 from bench.stats import ms, slope, summarize
+from tests.fakes.loopback import ModelPacing
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # VAD silence of each agent (bench/ha_process.py AGENTS).
 AGENT_SILENCE_MS = {"Bench": 500, "Bench warm": 200, "Bench cold": 200}
-PHASES = ("single", "whatif", "scaling", "start", "leak", "profile", "micro")
+PHASES = (
+    "single",
+    "satellites",
+    "newest",
+    "whatif",
+    "scaling",
+    "start",
+    "leak",
+    "profile",
+    "micro",
+)
 READY_TIMEOUT_S = 180.0
-# What Home Assistant's ESPHome satellites ask for when they play WAV.
-ESPHOME_WAV_16K = {
-    "preferred_format": "wav",
-    "preferred_sample_rate": 16000,
-    "preferred_sample_channels": 1,
-    "preferred_sample_bytes": 2,
-}
 CONTROL_TIMEOUT_S = 120.0
 
 
@@ -79,6 +89,7 @@ class Control:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = 0
         self._server: asyncio.Server | None = None
+        self._gone = False
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(
@@ -94,11 +105,14 @@ class Control:
                 self.ready.set_result(message)
             elif message["type"] == "reply" and (future := self._pending.pop(message["id"], None)):
                 future.set_result(message)
+        self._gone = True
         for future in self._pending.values():
             future.set_exception(ConnectionError("Home Assistant's process went away"))
 
     async def call(self, cmd: str, **args: Any) -> Any:
         assert self._writer is not None
+        if self._gone:
+            raise ConnectionError("Home Assistant's process went away")
         self._ids += 1
         future = asyncio.get_running_loop().create_future()
         self._pending[self._ids] = future
@@ -137,6 +151,19 @@ class Bench:
         """CPU seconds of Home Assistant's process, and of its reaped children (ffmpeg)."""
         times = self.process.cpu_times()
         return times.user + times.system, times.children_user + times.children_system
+
+    def pace(self, *, like_a_model: bool) -> None:
+        """The fake's replies like a real model (`--first-audio-ms`, `--model-speed`), or at once.
+
+        Latency phases pace: an instant reply hides every wait for its end.
+        Cost and memory phases do not need to wait for it.
+        """
+        args = self.args
+        self.fake.pacing = (
+            ModelPacing(args.first_audio_ms / 1000, args.model_speed or None)
+            if like_a_model
+            else ModelPacing()
+        )
 
     async def memory(self, *, objects: bool = False) -> dict[str, Any]:
         result: dict[str, Any] = await self.control.call("memory", objects=objects)
@@ -202,11 +229,7 @@ async def drive(
             register(turn, bench.fake)
             try:
                 await satellite.run_turn(
-                    turn,
-                    pipeline_id,
-                    speed=speed,
-                    settle_s=bench.args.settle,
-                    new_conversation=new_conversation,
+                    turn, pipeline_id, speed=speed, new_conversation=new_conversation
                 )
             finally:
                 unregister(turn, bench.fake)
@@ -243,32 +266,33 @@ async def drive(
 async def probed(
     bench: Bench,
     work: Callable[[], Awaitable[Drive]],
-    *,
-    conversion: str = "ffmpeg",
-    tts_options: dict[str, Any] | None = None,
 ) -> tuple[Drive, dict[str, Any]]:
     """Run `work` with Home Assistant's probes on; attach their timestamps to the turns."""
-    sample_rate = int((tts_options or {}).get("preferred_sample_rate") or PROVIDER_RATE)
-    await bench.control.call("tts_options", options=tts_options)
-    await bench.control.call("probes", enabled=True, conversion=conversion)
+    await bench.control.call("probes", enabled=True)
     try:
         result = await work()
     finally:
         dump = await bench.control.call("dump_probes")
         await bench.control.call("probes", enabled=False)
-        await bench.control.call("tts_options", options=None)
     audio_in: dict[str, float] = dump["audio_in"]
-    delta_bytes = bench.fake.audio_chunk_ms * PROVIDER_RATE * 2 // 1000
     for turn in result.turns:
         keys = turn.frame_keys
         for key, index in keys.items():
             turn.ha_in_at[index] = audio_in.get(key)
         first_frame = turn.frames[0][:FRAME_KEY_BYTES].hex()
         turn.stt_done_at = dump["stt_done"].get(first_frame)
-        record = dump["tts"].get(turn.reply_key(sample_rate, delta_bytes), {})
-        turn.tts_ours_at = record.get("ours")
-        turn.conversion_in_at = record.get("into_conversion")
-        turn.conversion_out_at = record.get("converted")
+        # A conversation's reply streams, in order: this turn's is the first to have
+        # audio after the model's first audio of this turn.
+        streams = dump["tts"].get(turn.conversation_id or "", {})
+        turn.tts_ours_at = _first_after(streams.get("ours"), turn.first_delta_at)
+        turn.conversion_in_at = _first_after(streams.get("into_conversion"), turn.first_delta_at)
+        turn.conversion_out_at = _first_after(streams.get("converted"), turn.first_delta_at)
+        turn.conversion_asked_at = _first_after(
+            streams.get("converted_pulled"), turn.first_delta_at
+        )
+        turn.conversion_reads_at = _first_after(
+            streams.get("into_conversion_pulled"), turn.first_delta_at
+        )
     connects = [1000 * (end - start) for start, end in dump["connects"]]
     exceptions = dump["stt_exceptions"]
     if exceptions:
@@ -291,6 +315,10 @@ async def probed(
         "stt_exceptions": exceptions,
         "replies_read_aloud": dump["read_aloud"],
     }
+
+
+def _first_after(times: list[float] | None, after: float | None) -> float | None:
+    return min((t for t in times or () if after is not None and t >= after), default=None)
 
 
 def _values(values: list[float | None]) -> list[float]:
@@ -386,24 +414,88 @@ async def phase_warmup(bench: Bench) -> None:
 
 async def phase_single(bench: Bench) -> None:
     turns = bench.args.turns
-    print(f"one satellite: {turns} turns in real time, the model's own WAV (no conversion)")
+    print(
+        f"one satellite (the Assist dialog's way): {turns} turns in real time, "
+        "the model's own WAV (no conversion)"
+    )
     result, extra = await probed(bench, lambda: drive(bench, "single", turns=turns))
     bench.results["single"] = latencies(result) | extra | {"cost": cost(result, 1)}
-    turns = bench.args.esphome_turns
-    print(f"one satellite asking for 16 kHz WAV (as ESPHome's do): {turns} turns, ffmpeg")
-    result, extra = await probed(
-        bench, lambda: drive(bench, "esphome", turns=turns), tts_options=ESPHOME_WAV_16K
+
+
+async def _drive_kinds(
+    bench: Bench, host: kinds.Host, cpu_s: Callable[[], tuple[float, float]]
+) -> Drive:
+    """Every satellite kind against `host` (`cpu_s`: CPU seconds of the host's process and
+    of its children, ffmpeg, so far)."""
+
+    async def run(rounds: int, *, warm_up: bool) -> list[TurnRecord]:
+        return await kinds.run_kinds(
+            host,
+            bench.fake,
+            bench.http,
+            rounds=rounds,
+            silence_ms=AGENT_SILENCE_MS["Bench"],
+            lengths=bench.args.satellite_lengths.split(","),
+            warm_up=warm_up,
+        )
+
+    if not bench.args.quick:  # a short reply on each kind first, neither timed nor costed
+        await run(0, warm_up=True)
+    driver = psutil.Process()
+    driver_before, cpu_before, started = sum(driver.cpu_times()[:2]), cpu_s(), time.perf_counter()
+    turns = await run(bench.args.satellite_rounds, warm_up=False)
+    wall_s = time.perf_counter() - started
+    driver_s = sum(driver.cpu_times()[:2]) - driver_before
+    (own, children), (own_before, children_before) = cpu_s(), cpu_before
+    return Drive(turns, wall_s, own - own_before, children - children_before, driver_s)
+
+
+async def _kinds_results(bench: Bench, result: Drive, host: kinds.Host) -> dict[str, Any]:
+    """Each reply checked and timed where its satellite got it (after the runs, in the driver)."""
+    for turn in result.turns:
+        await kinds.check_reply(turn)
+    figures = kinds.figures(
+        result.turns,
+        silence_ms=AGENT_SILENCE_MS["Bench"],
+        first_audio_ms=bench.args.first_audio_ms,
     )
-    bench.results["esphome_16k"] = latencies(result) | extra | {"cost": cost(result, 1)}
-    turns = bench.args.passthrough_turns
-    print(f"the same, {turns} turns, conversion passed through (as HA 2026.11 does)")
-    result, extra = await probed(
-        bench,
-        lambda: drive(bench, "passthrough", turns=turns),
-        conversion="passthrough",
-        tts_options=ESPHOME_WAV_16K,
+    return {"home_assistant": host.label, "wall_s": round(result.wall_s, 1)} | figures
+
+
+def _announce_kinds(bench: Bench, host: kinds.Host) -> None:
+    print(
+        f"satellite kinds on {host.label}: {bench.args.satellite_rounds} rounds of "
+        f"{len(kinds.KIND_ORDER)} kinds x replies {bench.args.satellite_lengths}"
     )
-    bench.results["esphome_16k_passthrough"] = latencies(result) | extra | {"cost": cost(result, 1)}
+
+
+async def phase_satellites(bench: Bench) -> None:
+    host = kinds.HarnessHost(
+        f"Home Assistant {bench.ha['ha_version']} (test harness)",
+        bench.ha["pipelines"]["Bench"],
+        bench.base_url,
+        bench.ha["token"],
+        bench.control,
+    )
+    _announce_kinds(bench, host)
+    result, _ = await probed(bench, lambda: _drive_kinds(bench, host, bench.cpu))
+    bench.results["satellites"] = await _kinds_results(bench, result, host) | {
+        "cost": cost(result, 1) | {"ffmpeg_cpu_s": round(result.children_cpu_s, 3)}
+    }
+
+
+async def phase_newest(bench: Bench, out_dir: Path) -> None:
+    print("starting a real hass of the newest release (tests/smoke/hass_process.py)")
+    async with newest_host(bench.fake, out_dir / "newest-hass") as host:
+        _announce_kinds(bench, host)
+        before = len(host.ffmpeg_conversions())
+        result = await _drive_kinds(bench, host, host.cpu_s)
+        conversions = host.ffmpeg_conversions()[before:]
+    bench.results["newest"] = await _kinds_results(bench, result, host) | {
+        "cost": cost(result, 1) | {"ffmpeg_cpu_s": round(result.children_cpu_s, 3)},
+        "ffmpeg_processes": len(conversions),
+        "ffmpeg_examples": conversions[:3],
+    }
 
 
 async def phase_what_if(bench: Bench) -> None:
@@ -576,7 +668,7 @@ async def phase_profile(bench: Bench, out_dir: Path) -> None:
 
 async def phase_micro(bench: Bench) -> None:
     print("micro-benchmarks of the hot path's pieces")
-    bench.results["micro"] = await micro.run()
+    bench.results["micro"] = await micro.run(quick=bench.args.quick)
 
 
 def machine_info() -> dict[str, Any]:
@@ -662,6 +754,12 @@ async def main(args: argparse.Namespace) -> int:
             tail = log_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"Home Assistant did not start:\n{tail}")
         ha = ready.result()
+        results["model_pacing"] = {
+            "first_audio_ms": args.first_audio_ms,
+            "speed": args.model_speed or None,
+            "chunk_ms": args.chunk_ms,
+            "paced_phases": "single, satellites, newest, whatif, scaling",
+        }
         results["home_assistant"] = {
             "version": ha["ha_version"],
             "loop_debug": ha["loop_debug"],
@@ -670,22 +768,32 @@ async def main(args: argparse.Namespace) -> int:
         }
         async with aiohttp.ClientSession() as http:
             bench = Bench(args, fake, control, http, ha, psutil.Process(ha["pid"]), results)
+            fake.audio_chunk_ms = args.chunk_ms
+            bench.pace(like_a_model=False)
             await phase_warmup(bench)
             phases = set(args.phases.split(","))
-            if "single" in phases or "start" in phases:
-                await phase_single(bench)
-            if "whatif" in phases:
-                await phase_what_if(bench)
-            if "scaling" in phases:
-                await phase_scaling(bench)
             if "start" in phases:
-                await phase_turn_start(bench)
-            if "leak" in phases:
-                await phase_leak(bench)
-            if "profile" in phases:
-                await phase_profile(bench, out.parent)
-        if "micro" in phases:
-            await phase_micro(bench)
+                phases.add("single")  # the same-session turn start is the single phase's
+            # (phase, the fake paced like a real model, what runs it)
+            steps: list[tuple[str, bool, Callable[[], Awaitable[None]]]] = [
+                ("single", True, lambda: phase_single(bench)),
+                ("satellites", True, lambda: phase_satellites(bench)),
+                ("newest", True, lambda: phase_newest(bench, out.parent)),
+                ("whatif", True, lambda: phase_what_if(bench)),
+                ("scaling", True, lambda: phase_scaling(bench)),
+                ("start", False, lambda: phase_turn_start(bench)),
+                ("leak", False, lambda: phase_leak(bench)),
+                ("profile", False, lambda: phase_profile(bench, out.parent)),
+                ("micro", False, lambda: phase_micro(bench)),
+            ]
+            results["phase_seconds"] = {}
+            for name, paced, run in steps:
+                if name in phases:
+                    bench.pace(like_a_model=paced)
+                    phase_started = time.perf_counter()
+                    await run()
+                    results["phase_seconds"][name] = round(time.perf_counter() - phase_started, 1)
+                    out.write_text(json.dumps(results, indent=2) + "\n")  # so far, if a later fails
         results["fake"] = {
             "unmatched_appends": fake.unmatched_appends,
             "protocol_errors": list(fake.protocol_errors),
@@ -713,8 +821,17 @@ async def main(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=40, help="one-satellite turns")
-    parser.add_argument("--esphome-turns", type=int, default=12, help="16 kHz WAV turns")
-    parser.add_argument("--passthrough-turns", type=int, default=8)
+    parser.add_argument(
+        "--satellite-rounds",
+        type=int,
+        default=8,
+        help="turns per satellite kind and reply length (satellites, newest)",
+    )
+    parser.add_argument(
+        "--satellite-lengths",
+        default=",".join(kinds.LENGTHS),
+        help="reply lengths for the satellite kinds: short (under 60 characters), long",
+    )
     parser.add_argument("--what-if-turns", type=int, default=10, help="with a proposed change")
     parser.add_argument("--rounds-5", type=int, default=8, help="turns per satellite with 5")
     parser.add_argument("--rounds-20", type=int, default=5, help="turns per satellite with 20")
@@ -726,8 +843,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile-turns", type=int, default=10)
     parser.add_argument("--entities", type=int, default=25, help="exposed entities")
     parser.add_argument(
-        "--settle", type=float, default=0.15, help="s from the TTS request to the model's audio"
+        "--first-audio-ms",
+        type=float,
+        default=300.0,
+        help="the fake model's first audio after the end of the user's turn (paced phases)",
     )
+    parser.add_argument(
+        "--model-speed",
+        type=float,
+        default=2.0,
+        help="the fake model generates audio this many times real time (0: at once)",
+    )
+    parser.add_argument("--chunk-ms", type=int, default=40, help="audio per model delta")
     parser.add_argument(
         "--transcription-delay-ms",
         type=float,
@@ -743,15 +870,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", default="bench-results/latest.json")
     parser.add_argument(
         "--phases",
-        default=",".join(PHASES),
-        help=f"comma-separated, of {', '.join(PHASES)} (start needs single)",
+        help=f"comma-separated, of {', '.join(PHASES)} (start needs single; default: all)",
     )
-    parser.add_argument("--quick", action="store_true", help="a smoke run of every phase")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run of every phase but newest (which starts a second Home Assistant)",
+    )
     args = parser.parse_args(argv)
+    if args.phases is None:
+        args.phases = ",".join(p for p in PHASES if not (args.quick and p == "newest"))
     if args.quick:
-        args.turns, args.esphome_turns, args.passthrough_turns, args.what_if_turns = 5, 3, 3, 3
-        args.rounds_5, args.rounds_20, args.start_turns = 2, 1, 3
-        args.leak_turns, args.leak_warmup, args.leak_traced, args.profile_turns = 30, 10, 10, 2
+        args.turns, args.satellite_rounds, args.what_if_turns = 4, 1, 2
+        args.satellite_lengths = "short"
+        args.rounds_5, args.rounds_20, args.start_turns = 1, 1, 3
+        args.leak_turns, args.leak_warmup, args.leak_traced, args.profile_turns = 20, 5, 5, 2
+        args.leak_every = 5
     return args
 
 

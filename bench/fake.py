@@ -1,31 +1,28 @@
 """The fake OpenAI Realtime server of the tests, timestamped for benchmarks.
 
 A subclass of `tests.fakes.openai_realtime.FakeOpenAIRealtimeServer` (the fake
-itself is not changed). With no artificial delay, it notes (time.perf_counter,
-CLOCK_MONOTONIC) when each input audio append arrives, and when it sends
-`speech_stopped`, the input transcript, the first audio delta of a response
-and `response.done`.
+itself is not changed). It notes (time.perf_counter, CLOCK_MONOTONIC) when each
+input audio append arrives, and when it sends `speech_stopped`, the input
+transcript, the first audio delta of a response and `response.done`.
 
 Appends are matched to the satellite frame they carry by content: each turn
 registers the exact bytes its frames become after the integration resamples
 them, so concurrent satellites and reused sessions need no other bookkeeping.
 
-Two differences from the fake the tests use, both for measuring rather than
-for protocol checking:
-- schema validation of every event (pydantic, a millisecond-scale cost per
-  event in this process) is on only while `validate` is set; the driver sets
-  it for its warm-up turns and checks `protocol_errors` afterwards;
-- a response sends its whole transcript first and holds its audio until the
-  turn's `audio_gate` opens: the driver opens it once the satellite is
-  reading the TTS URL, as a real model's first audio (hundreds of
-  milliseconds after the end of speech) finds a satellite already listening.
-  Without that, "first delta to first byte" would time the pipeline's stage
-  changes instead of the audio path.
+Replies are paced by the fake's own `pacing` (`tests.fakes.loopback.ModelPacing`):
+the driver sets it like a real model (first audio a few hundred milliseconds
+after the end of the user's turn, then faster than real time) where latencies
+are measured, since an instant reply hides every wait for the end of a reply,
+and to instant where only cost or memory are.
+
+One difference from the fake the tests use, for measuring rather than protocol
+checking: schema validation of every event (pydantic, a millisecond-scale cost
+per event in this process) is on only while `validate` is set; the driver sets
+it for its warm-up turns and checks `protocol_errors` afterwards.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -34,14 +31,10 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection
 
 from tests.fakes.openai_realtime import (
-    _BYTES_PER_MS,
     FakeConnection,
     FakeOpenAIRealtimeServer,
     ScriptedResponse,
-    SentItem,
     SpeechItem,
-    TextItem,
-    _ActiveResponse,
     _checked_json,
     _error,
 )
@@ -52,11 +45,10 @@ if TYPE_CHECKING:
 # Skip the first output samples of a resampled frame: they depend on the
 # previous frame (the filter's history), which a reused session carries over.
 KEY_OFFSET = 96
-GATE_TIMEOUT_S = 5.0
 
 
 class BenchConnection(FakeConnection):
-    """One session on the benchmark fake: timestamps, frame matching, gated audio."""
+    """One session on the benchmark fake: timestamps and frame matching."""
 
     server: BenchFakeServer
 
@@ -81,9 +73,6 @@ class BenchConnection(FakeConnection):
         match event["type"]:
             case "input_audio_buffer.speech_stopped" if turn and turn.speech_stopped_at is None:
                 turn.speech_stopped_at = sent_at
-                if self.server.pause_after_speech_stopped_s:
-                    # What a real network does: the next events come in later reads.
-                    await asyncio.sleep(self.server.pause_after_speech_stopped_s)
             case "conversation.item.input_audio_transcription.completed" if turn:
                 turn.transcript_done_at = sent_at
             case "response.created":
@@ -133,48 +122,6 @@ class BenchConnection(FakeConnection):
             self.turn = turn
             turn.connection_created_at = self.created_at
 
-    async def _stream_audio(
-        self,
-        active: _ActiveResponse,
-        sent: SentItem,
-        base: dict[str, Any],
-        scripted: SpeechItem | TextItem,
-        words: list[str],
-    ) -> None:
-        """The whole transcript, then (once the gate opens) the audio, with no pauses."""
-        if not isinstance(scripted, SpeechItem) or scripted.pcm is None:
-            # Not a benchmark turn's response (its audio never matched a frame).
-            self.server.unmatched_responses += 1
-            await super()._stream_audio(active, sent, base, scripted, words)
-            return
-        for word in words:
-            await self.send(
-                {"type": "response.output_audio_transcript.delta", **base, "delta": word}
-            )
-            sent.text += word
-        turn = self.response_turn
-        if turn is not None:
-            try:
-                async with asyncio.timeout(GATE_TIMEOUT_S):
-                    await turn.audio_gate.wait()
-            except TimeoutError:
-                turn.errors.append("the satellite never opened the TTS URL")
-        pcm = scripted.pcm
-        chunk_bytes = self.server.audio_chunk_ms * _BYTES_PER_MS
-        for start in range(0, len(pcm), chunk_bytes):
-            if active.cancel_reason:
-                break
-            chunk = pcm[start : start + chunk_bytes]
-            await self.send(
-                {
-                    "type": "response.output_audio.delta",
-                    **base,
-                    "delta": base64.b64encode(chunk).decode("ascii"),
-                }
-            )
-            sent.pcm += chunk
-            await self._pace(active)
-
 
 class BenchFakeServer(FakeOpenAIRealtimeServer):
     """The fake server with `BenchConnection`s; scripted by the turns themselves."""
@@ -186,14 +133,13 @@ class BenchFakeServer(FakeOpenAIRealtimeServer):
         self.expected: dict[bytes, tuple[TurnRecord, int]] = {}
         self.unmatched_appends = 0
         self.unmatched_responses = 0
-        self.pause_after_speech_stopped_s = 0.0
         self.responder = self._respond
         self.live_connections = 0
 
-    @staticmethod
-    def _respond(conn: FakeConnection) -> ScriptedResponse | None:
+    def _respond(self, conn: FakeConnection) -> ScriptedResponse | None:
         turn = conn.turn if isinstance(conn, BenchConnection) else None
         if turn is None or turn.speech_stopped_at is None or turn.response_created_at:
+            self.unmatched_responses += 1
             return None  # not a benchmark turn's answer: the fake's default "OK."
         return ScriptedResponse(SpeechItem(turn.reply_text, turn.reply_pcm))
 

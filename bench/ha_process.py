@@ -11,22 +11,27 @@ memory are Home Assistant's and the integration's alone.
 
 The driver talks to it over a JSON-lines control connection on loopback
 (`BENCH_CONTROL_PORT`): `ready` (HTTP port, access token, pipelines) goes
-out first, then commands come in (memory, probes, TTS options, a proposed
-change, profiling, tracemalloc, closing sessions, stop).
+out first, then commands come in (memory, probes, a satellite's turn, a
+proposed change, profiling, tracemalloc, closing sessions, stop).
+
+Satellites of every entity kind (tests/satellites.py: ESPHome with a media
+player, ESPHome with a speaker, Wyoming, VoIP) live here, as they live in a
+real Home Assistant: `satellite_turn` runs one turn of one of them, with the
+driver's audio at a microphone's pace, and returns its timeline.
 
 Probes (`Probes`, installed only while the driver asks, so the leak and
 profile runs see the integration unwrapped) note when each 16 kHz frame
 enters the integration, when our speech-to-text returns (and what it
 raised), when the first reply audio leaves the integration and Home
-Assistant's TTS conversion (ffmpeg on 2026.10.4, or a pass-through, which is
-what 2026.11 does with a WAV that already has the requested format), the
-provider connects, replies read aloud, and the thread CPU time of the input
-hot path where it runs.
+Assistant's TTS conversion (ffmpeg: 2026.10.4 runs it whenever a satellite
+asks for a sample rate), the provider connects, replies read aloud, and the
+thread CPU time of the input hot path where it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 import contextlib
 import cProfile
@@ -54,9 +59,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from bench.proposals import planned_run
-from bench.wav import WavStreamParser
+from bench.wav import AudioStreamParser
 from custom_components.realtime_assist import tts as realtime_tts
 from custom_components.realtime_assist.agent_config import recommended_agent_options
+from custom_components.realtime_assist.assist_bridge import current_conversation_id
 from custom_components.realtime_assist.const import (
     CONF_KEEP_WARM,
     CONF_PROVIDER,
@@ -69,6 +75,7 @@ from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
 from custom_components.realtime_assist.realtime.providers.openai import OpenAIRealtimeConnection
 from custom_components.realtime_assist.realtime.session import RealtimeSession
 from custom_components.realtime_assist.stt import RealtimeSpeechToTextEntity
+from tests.satellites import KINDS, SimulatedSatellite, async_add_satellite
 
 # The agents the driver uses: the defaults (main runs), and two with a short
 # VAD silence for the turn-start comparison, one keeping a spare session warm.
@@ -79,8 +86,8 @@ AGENTS: dict[str, dict[str, Any]] = {
 }
 # Bytes of a 16 kHz frame that identify it (the driver computes the same key).
 FRAME_KEY_BYTES = 24
-# Bytes of the first reply audio that identify the turn.
-REPLY_KEY_BYTES = 32
+# A satellite's turn: its run and the playback it started.
+SATELLITE_TURN_TIMEOUT_S = 30.0
 # Objects counted to find what a turn or a conversation leaves behind.
 COUNTED_TYPES = frozenset(
     {
@@ -107,13 +114,14 @@ class Probes:
 
     def __init__(self) -> None:
         self.enabled = False
-        self.passthrough = False
         # First bytes of a 16 kHz frame -> when the integration got it.
         self.audio_in: dict[str, float] = {}
         # First bytes of a turn's first frame -> when our speech-to-text returned.
         self.stt_done: dict[str, float] = {}
-        # First bytes of a reply's first audio -> {"ours", "into_conversion", "converted"}.
-        self.tts: dict[str, dict[str, float]] = {}
+        # Conversation id -> "ours" / "into_conversion" / "converted" (and each of them
+        # "_pulled") -> when each reply stream's first audio went by (and when it was
+        # first read); a conversation's turns follow one another.
+        self.tts: dict[str, dict[str, list[float]]] = {}
         # Provider connects: (started, finished).
         self.connects: list[tuple[float, float]] = []
         # What our speech-to-text raised (Home Assistant hides CancelledError).
@@ -146,15 +154,15 @@ class Probes:
         entry[1] += time.perf_counter() - wall
         entry[2] += 1
 
-    def install(self, entry: MockConfigEntry, *, passthrough: bool) -> None:
+    def install(self, entry: MockConfigEntry) -> None:
         """Wrap the integration's audio entry and exit and Home Assistant's TTS conversion."""
         self.uninstall()
-        self.enabled, self.passthrough = True, passthrough
+        self.enabled = True
         send_audio = RealtimeSession.send_audio
         resample = Resampler.process
         provider_send = OpenAIRealtimeConnection.send_audio
         process_audio = RealtimeSpeechToTextEntity.async_process_audio_stream
-        wav_stream = realtime_tts._wav_stream
+        encoded = realtime_tts._encoded
         convert = tts_component._async_convert_audio
         provider = entry.runtime_data.provider
         connect = provider.connect
@@ -202,8 +210,8 @@ class Probes:
                 self.stt_done[first[0]] = time.perf_counter()
             return result
 
-        def probed_wav_stream(audio: AsyncIterator[bytes], sample_rate: int) -> Any:
-            return _time_first_audio(wav_stream(audio, sample_rate), "ours", {})
+        def probed_encoded(encoder: Any, audio: AsyncIterator[bytes]) -> AsyncGenerator[bytes]:
+            return _time_first_audio(encoded(encoder, audio), "ours")
 
         def probed_convert(
             hass: HomeAssistant,
@@ -214,13 +222,9 @@ class Probes:
         ) -> AsyncGenerator[bytes]:
             if not hasattr(audio_input, "__anext__"):
                 return convert(hass, from_extension, audio_input, *args, **kwargs)
-            shared: dict[str, str] = {}
-            timed_input = _time_first_audio(audio_input, "into_conversion", shared)
-            if self.passthrough:
-                converted: AsyncGenerator[bytes] = timed_input
-            else:
-                converted = convert(hass, from_extension, timed_input, *args, **kwargs)
-            return _time_first_audio(converted, "converted", shared)
+            timed_input = _time_first_audio(audio_input, "into_conversion")
+            converted = convert(hass, from_extension, timed_input, *args, **kwargs)
+            return _time_first_audio(converted, "converted")
 
         def counted_read_aloud(entity: Any, *args: Any, **kwargs: Any) -> Any:
             self.read_aloud += 1
@@ -236,7 +240,7 @@ class Probes:
         Resampler.process = probed_resample  # type: ignore[method-assign]
         OpenAIRealtimeConnection.send_audio = probed_provider_send  # type: ignore[method-assign]
         RealtimeSpeechToTextEntity.async_process_audio_stream = probed_process_audio  # type: ignore[method-assign]
-        realtime_tts._wav_stream = probed_wav_stream  # type: ignore[assignment]
+        realtime_tts._encoded = probed_encoded  # type: ignore[assignment]
         tts_component._async_convert_audio = probed_convert  # type: ignore[attr-defined]
         provider.connect = probed_connect  # type: ignore[method-assign]
         tts_entity._read_aloud = counted_read_aloud  # type: ignore[method-assign]
@@ -246,7 +250,7 @@ class Probes:
             Resampler.process = resample  # type: ignore[method-assign]
             OpenAIRealtimeConnection.send_audio = provider_send  # type: ignore[method-assign]
             RealtimeSpeechToTextEntity.async_process_audio_stream = process_audio  # type: ignore[method-assign]
-            realtime_tts._wav_stream = wav_stream
+            realtime_tts._encoded = encoded  # type: ignore[assignment]
             tts_component._async_convert_audio = convert  # type: ignore[attr-defined]
             del provider.connect
             tts_entity._read_aloud = read_aloud  # type: ignore[method-assign]
@@ -262,43 +266,30 @@ class Probes:
 PROBES = Probes()
 
 
-def _inject_tts_options(options: dict[str, Any] | None) -> Callable[[], None]:
-    """Ask every TTS stream for `options`, as a satellite entity (ESPHome) does; returns undo."""
-    process_options = tts_component.SpeechManager.process_options
+async def _time_first_audio(chunks: AsyncIterator[bytes], label: str) -> AsyncGenerator[bytes]:
+    """Pass a WAV or FLAC stream on; note when it is first read (`<label>_pulled`) and
+    when its first audio byte (past the header) goes by (`<label>`).
 
-    def with_satellite_options(
-        manager: Any, engine_instance: Any, language: str | None, requested: dict | None
-    ) -> tuple[str, dict[str, Any]]:
-        return process_options(
-            manager, engine_instance, language, {**(requested or {}), **(options or {})}
-        )
-
-    if options:
-        tts_component.SpeechManager.process_options = with_satellite_options  # type: ignore[method-assign]
-
-    def undo() -> None:
-        tts_component.SpeechManager.process_options = process_options  # type: ignore[method-assign]
-
-    return undo
-
-
-async def _time_first_audio(
-    chunks: AsyncIterator[bytes], label: str, shared: dict[str, str]
-) -> AsyncGenerator[bytes]:
-    """Pass a WAV stream on; note when its first audio byte goes by.
-
-    `shared` carries the stream's key (its first audio bytes) from the input
-    side of a conversion to its output side.
+    Filed under the conversation of the pipeline run that asked for the stream
+    (the context it is created in), which the satellite's turn names too.
+    Around Home Assistant's conversion, the output's first read is when Home
+    Assistant starts ffmpeg, and the input's first read is when ffmpeg is
+    running and asks for our audio.
     """
-    parser = WavStreamParser()
+    conversation_id = current_conversation_id() or ""
+
+    def note(what: str) -> None:
+        if PROBES.enabled:
+            streams = PROBES.tts.setdefault(conversation_id, {})
+            streams.setdefault(what, []).append(time.perf_counter())
+
+    note(f"{label}_pulled")
+    parser = AudioStreamParser()
     seen = False
     async for chunk in chunks:
-        if not seen and (audio := parser.feed(chunk)):
+        if not seen and parser.feed(chunk):
             seen = True
-            now = time.perf_counter()
-            key = shared.setdefault("key", audio[:REPLY_KEY_BYTES].hex())
-            if PROBES.enabled:
-                PROBES.tts.setdefault(key, {})[label] = now
+            note(label)
         yield chunk
 
 
@@ -335,12 +326,13 @@ def _count_objects() -> dict[str, int]:
 class Controller:
     """Answers the driver's commands."""
 
-    def __init__(self, hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    def __init__(self, hass: HomeAssistant, entry: MockConfigEntry, client: Any) -> None:
         self.hass = hass
         self.entry = entry
+        self.client = client  # aiohttp's test client of Home Assistant's HTTP server
         self.profile: cProfile.Profile | None = None
-        self.undo_tts_options: Callable[[], None] = lambda: None
         self._traced: tracemalloc.Snapshot | None = None
+        self._satellites: dict[str, SimulatedSatellite] = {}
 
     @property
     def _agents(self) -> dict[str, Any]:
@@ -360,7 +352,7 @@ class Controller:
             "memory": self._memory,
             "probes": self._probes,
             "dump_probes": self._dump_probes,
-            "tts_options": self._tts_options,
+            "satellite_turn": self._satellite_turn,
             "profile_start": self._profile_start,
             "profile_stop": self._profile_stop,
             "trace_start": self._trace_start,
@@ -385,7 +377,7 @@ class Controller:
 
     async def _probes(self, args: dict[str, Any]) -> None:
         if args["enabled"]:
-            PROBES.install(self.entry, passthrough=args.get("conversion") == "passthrough")
+            PROBES.install(self.entry)
         else:
             PROBES.uninstall()
         PROBES.dump()
@@ -393,9 +385,37 @@ class Controller:
     async def _dump_probes(self, args: dict[str, Any]) -> dict[str, Any]:
         return PROBES.dump()
 
-    async def _tts_options(self, args: dict[str, Any]) -> None:
-        self.undo_tts_options()
-        self.undo_tts_options = _inject_tts_options(args.get("options"))
+    async def _satellite_turn(self, args: dict[str, Any]) -> dict[str, Any]:
+        """One turn of a satellite of `kind` with the driver's audio, at a microphone's pace."""
+        satellite = await self._satellite(args["kind"], args["pipeline"])
+        turn = await satellite.start_turn(base64.b64decode(args["audio"]), real_time=True)
+        timeline = {"failure": None}
+        try:
+            await turn.finished(SATELLITE_TURN_TIMEOUT_S)
+        except AssertionError as err:
+            timeline["failure"] = str(err)
+        return turn.timeline() | timeline
+
+    async def _satellite(self, kind: str, pipeline_id: str) -> SimulatedSatellite:
+        """The satellite of `kind` (added on first use), its pipeline the one named."""
+        if (satellite := self._satellites.get(kind)) is None:
+            satellite_kind = KINDS[kind]
+            entry = MockConfigEntry(domain=satellite_kind.platform_name)
+            entry.add_to_hass(self.hass)
+            pipeline = assist_pipeline.async_get_pipeline(self.hass, pipeline_id)
+            satellite = await async_add_satellite(
+                self.hass, satellite_kind, entry, self._read_url, pipeline.name
+            )
+            self._satellites[kind] = satellite
+        return satellite
+
+    async def _read_url(self, path: str) -> AsyncIterator[bytes]:
+        """A media player's fetch of a TTS URL, over HTTP on loopback."""
+        response = await self.client.get(path)
+        if response.status != 200:
+            raise RuntimeError(f"GET {path}: {response.status} {await response.text()}")
+        async for chunk in response.content.iter_any():
+            yield chunk
 
     async def _profile_start(self, args: dict[str, Any]) -> None:
         # CPU time, not wall time: waiting in epoll costs nothing.
@@ -506,6 +526,8 @@ async def test_home_assistant_under_benchmark(
     assert not loop.get_debug()
     await _set_up_home(hass, int(os.environ.get("BENCH_ENTITIES", "25")))
     assert await async_setup_component(hass, "websocket_api", {})
+    # Before the HTTP server starts: it registers views (satellites are added later).
+    assert await async_setup_component(hass, "assist_satellite", {})
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="OpenAI Realtime",
@@ -529,9 +551,11 @@ async def test_home_assistant_under_benchmark(
     await hass.async_block_till_done()
     # A real listening socket on 127.0.0.1 serving Home Assistant's HTTP app.
     client = await aiohttp_client(hass.http.app)
-    controller = Controller(hass, entry)
+    controller = Controller(hass, entry, client)
     reader, writer = await asyncio.open_connection(
-        "127.0.0.1", int(os.environ["BENCH_CONTROL_PORT"])
+        "127.0.0.1",
+        int(os.environ["BENCH_CONTROL_PORT"]),
+        limit=64 * 1024 * 1024,  # a satellite's turn carries its audio
     )
 
     def send(message: dict[str, Any]) -> None:
@@ -567,4 +591,3 @@ async def test_home_assistant_under_benchmark(
         with contextlib.suppress(Exception):
             await writer.wait_closed()
         PROBES.uninstall()
-        controller.undo_tts_options()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
+import functools
 import json
 import threading
 import time
@@ -59,7 +60,8 @@ def _cost(us_per_call: float, calls_per_audio_s: float) -> dict[str, float]:
     }
 
 
-def _codec_costs() -> dict[str, Any]:
+def _codec_costs(min_time_s: float) -> dict[str, Any]:
+    per_call = functools.partial(_per_call_us, min_time_s=min_time_s)
     frame = speech_like(0.01, 16000)  # 10 ms at 16 kHz, as satellites send
     resampler = Resampler(16000, 24000)
     resampled = resampler.process(frame)
@@ -103,38 +105,38 @@ def _codec_costs() -> dict[str, Any]:
     )
     return {
         "in: resample 16->24 kHz (10 ms frame)": _cost(
-            _per_call_us(lambda: resampler.process(frame)), 100
+            per_call(lambda: resampler.process(frame)), 100
         ),
         "in: proposal, planned resampler 16->24 kHz": _cost(
-            _per_call_us(lambda: planned.process(frame)), 100
+            per_call(lambda: planned.process(frame)), 100
         )
         | {"bit_identical": identical},
         "out: resample 24->16 kHz (40 ms delta)": _cost(
-            _per_call_us(lambda: downsampler.process(delta_pcm)), 25
+            per_call(lambda: downsampler.process(delta_pcm)), 25
         ),
         "out: proposal, planned resampler 24->16 kHz": _cost(
-            _per_call_us(lambda: planned_out.process(delta_pcm)), 25
+            per_call(lambda: planned_out.process(delta_pcm)), 25
         ),
-        "in: append event, base64 + f-string (as now)": _cost(_per_call_us(append_as_now), 100),
-        "in: append event, base64 + json.dumps": _cost(_per_call_us(append_json), 100),
-        "in: append event, base64 + orjson.dumps": _cost(_per_call_us(append_orjson), 100),
+        "in: append event, base64 + f-string (as now)": _cost(per_call(append_as_now), 100),
+        "in: append event, base64 + json.dumps": _cost(per_call(append_json), 100),
+        "in: append event, base64 + orjson.dumps": _cost(per_call(append_orjson), 100),
         "out: json.loads of a 40 ms delta event": _cost(
-            _per_call_us(lambda: json.loads(delta_text)), 25
+            per_call(lambda: json.loads(delta_text)), 25
         ),
         "out: orjson.loads of a 40 ms delta event": _cost(
-            _per_call_us(lambda: orjson.loads(delta_text)), 25
+            per_call(lambda: orjson.loads(delta_text)), 25
         ),
         "out: base64 decode of a 40 ms delta": _cost(
-            _per_call_us(lambda: base64.b64decode(delta_b64)), 25
+            per_call(lambda: base64.b64decode(delta_b64)), 25
         ),
         "out: pass-through resampler 24->24 kHz (40 ms)": _cost(
-            _per_call_us(lambda: passthrough.process(delta_pcm)), 25
+            per_call(lambda: passthrough.process(delta_pcm)), 25
         ),
         "out: FLAC encode, 48 kHz mono (40 ms delta)": _cost(
-            _per_call_us(lambda: flac.encode(reply_40ms)), 25
+            per_call(lambda: flac.encode(reply_40ms)), 25
         ),
         "out: FLAC encode, 48 kHz mono (20 ms delta)": _cost(
-            _per_call_us(lambda: flac.encode(reply_20ms)), 50
+            per_call(lambda: flac.encode(reply_20ms)), 50
         ),
     }
 
@@ -238,5 +240,8 @@ async def _session_costs(frames: int = 1500) -> dict[str, Any]:
     }
 
 
-async def run() -> dict[str, Any]:
-    return _codec_costs() | await _send_costs() | await _session_costs()
+async def run(*, quick: bool = False) -> dict[str, Any]:
+    """`quick`: a fraction of the samples (a smoke run; the figures are rougher)."""
+    if quick:
+        return _codec_costs(0.02) | await _send_costs(300) | await _session_costs(200)
+    return _codec_costs(0.2) | await _send_costs() | await _session_costs()

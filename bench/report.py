@@ -47,8 +47,6 @@ def print_report(results: dict[str, Any]) -> None:
         )
 
     single = results.get("single", {})
-    esphome = results.get("esphome_16k", {})
-    passthrough = results.get("esphome_16k_passthrough", {})
 
     def target(summary: dict[str, Any] | None, limit: float) -> str:
         p95 = (summary or {}).get("p95")
@@ -72,24 +70,14 @@ def print_report(results: dict[str, Any]) -> None:
     row("    integration: speech_stopped -> our STT returns", single.get("turn_end_integration_ms"))
     row("    HA: STT returns -> stt-end at the satellite", single.get("turn_end_home_assistant_ms"))
     row(
-        "(3) audio out, model's WAV: delta -> satellite byte",
+        "(3) audio out, model's WAV: delta -> byte at the TTS URL",
         single.get("audio_out_ms"),
-        target(single.get("audio_out_without_conversion_ms"), 20) + " (no conversion)",
+        target(single.get("audio_out_ms"), 50),
     )
     row(
         "    integration: delta -> audio handed to HA's TTS", single.get("audio_out_integration_ms")
     )
     row("    HA: TTS stream -> HTTP -> satellite", single.get("audio_out_delivery_ms"))
-    row("    16 kHz WAV (ESPHome): delta -> satellite byte", esphome.get("audio_out_ms"))
-    row("    integration, with 24->16 kHz resampling", esphome.get("audio_out_integration_ms"))
-    row("    HA 2026.10.4 ffmpeg conversion", esphome.get("audio_out_conversion_ms"))
-    row("    HA: ffmpeg output -> HTTP -> satellite", esphome.get("audio_out_delivery_ms"))
-    row(
-        "    total without HA's conversion",
-        esphome.get("audio_out_without_conversion_ms"),
-        target(esphome.get("audio_out_without_conversion_ms"), 20),
-    )
-    row("    pass-through instead of ffmpeg (as HA 2026.11)", passthrough.get("audio_out_ms"))
 
     start = results.get("turn_start", {})
     row("(4) turn start: first frame -> provider, same session", start.get("hot_same_session"))
@@ -110,6 +98,10 @@ def print_report(results: dict[str, Any]) -> None:
         f"{_verdict(ratio, 10, at_least=True)}  (a zero-delay loopback handshake)"
     )
 
+    for key in ("satellites", "newest"):
+        if results.get(key):
+            print_kinds(results[key], results.get("model_pacing", {}))
+
     print()
     header = (
         f"{'scaling':22} {'CPU %':>6} {'ms CPU/s audio':>15} {'ffmpeg ms/s':>12} "
@@ -123,7 +115,6 @@ def print_report(results: dict[str, Any]) -> None:
     }
     for label, key in (
         ("1 satellite", "single"),
-        ("1 satellite, 16 kHz WAV", "esphome_16k"),
         ("5 satellites", "satellites_5"),
         ("20 satellites", "satellites_20"),
     ):
@@ -211,13 +202,7 @@ def print_report(results: dict[str, Any]) -> None:
             f"{closed['rss_mib']} MiB"
         )
     problems = []
-    for key in (
-        "single",
-        "esphome_16k",
-        "esphome_16k_passthrough",
-        "satellites_5",
-        "satellites_20",
-    ):
+    for key in ("single", "satellites_5", "satellites_20"):
         phase = results.get(key) or {}
         if phase.get("failed_turns") or phase.get("replies_read_aloud"):
             problems.append(
@@ -260,3 +245,63 @@ def print_report(results: dict[str, Any]) -> None:
                 f"  {name:52} {value['us_per_call']:8.2f} us/call "
                 f"{value['ms_per_audio_s']:8.3f} ms/s"
             )
+
+
+def print_kinds(phase: dict[str, Any], pacing: dict[str, Any]) -> None:
+    """When the user hears the reply, per satellite kind and reply length (bench/kinds.py)."""
+    targets = phase["targets_ms"]
+    model, speech = targets["model_to_satellite"], targets["speech_end_to_satellite"]
+    print()
+    print(
+        f"satellites on {phase['home_assistant']}: the model's voice at the satellite's player "
+        f"(ms, p50 / p95); model paced: first audio {_fmt(pacing.get('first_audio_ms'), 0)} ms "
+        f"after the turn ends, then {_fmt(pacing.get('speed'), 1)}x real time"
+    )
+    header = (
+        f"{'kind':21} {'reply':5} {'n':>3}  {'model audio -> satellite':>24} {'':4}  "
+        f"{'end of speech -> satellite':>26} {'':4}  {'ours':>6} {'ffmpeg':>7} {'deliver':>7}"
+        "  started by"
+    )
+    print(header)
+    print(f"{'':31}{f'target p95 <= {model:g}':>29}  {f'target p95 <= {speech:g}':>31}  (p95)")
+    print("-" * len(header))
+    for kind, lengths in phase["kinds"].items():
+        for length, cell in lengths.items():
+            first, end = cell["model_to_satellite_ms"], cell["speech_end_to_satellite_ms"]
+            started = ", ".join(f"{event} {n}" for event, n in cell["started_by"].items())
+            failed = f" ({cell['failed_turns']} failed)" if cell["failed_turns"] else ""
+            print(
+                f"{kind:21} {length:5} {cell['turns']:>3}  "
+                f"{_fmt(first['median'], 1):>11} / {_fmt(first['p95'], 1):>8} "
+                f"{_verdict(first['p95'], model):>4}  "
+                f"{_fmt(end['median'], 1):>13} / {_fmt(end['p95'], 1):>8} "
+                f"{_verdict(end['p95'], speech):>4}  "
+                f"{_fmt(cell['integration_ms']['p95'], 1):>6} "
+                f"{_fmt(cell['conversion_ms']['p95'], 1):>7} "
+                f"{_fmt(cell['delivery_ms']['p95'], 1):>7}  {started}{failed}"
+            )
+            if (read := cell.get("model_to_first_byte_read_ms")) and read.get("n"):
+                print(
+                    f"{'':31}(Home Assistant's VoIP code had the first byte at "
+                    f"{_fmt(read['median'], 1)} / {_fmt(read['p95'], 1)}; it sends RTP once it "
+                    "has read the whole reply)"
+                )
+    print(f"  end of speech -> satellite, target: {targets['speech_end_to_satellite_is']}")
+    cost = phase.get("cost") or {}
+    extras = [f"{phase['wall_s']} s"]
+    if "ffmpeg_processes" in phase:
+        extras.append(f"ffmpeg processes started by hass: {phase['ffmpeg_processes']}")
+    if cost.get("cpu_ms_per_audio_s") is not None:
+        extras.append(
+            f"Home Assistant's CPU per second of audio {_fmt(cost['cpu_ms_per_audio_s'], 1)} ms "
+            f"+ ffmpeg {_fmt(cost.get('ffmpeg_cpu_ms_per_audio_s'), 1)} ms (satellites included)"
+        )
+    print(
+        "  ours: model delta -> our first encoded audio byte (not waiting for ffmpeg to start); "
+        "ffmpeg: Home Assistant's conversion, starting the process included (probes on "
+        "2026.10.4 only); deliver: -> the player. " + "; ".join(extras)
+    )
+    for kind, lengths in phase["kinds"].items():
+        for length, cell in lengths.items():
+            if cell["errors"]:
+                print(f"  {kind} {length}: {cell['errors'][0][:300]}")

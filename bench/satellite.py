@@ -1,10 +1,17 @@
-"""Satellites that drive real Assist pipeline runs over Home Assistant's websocket API.
+"""The benchmark's turns, and the satellite that drives runs over the websocket API.
 
-Like a voice satellite: `assist_pipeline/run` from speech to TTS, the user's
-audio as binary frames `[handler id][10 ms of PCM16 16 kHz]` paced in real
-time until `stt-end`, the reply read from the TTS URL as soon as the pipeline
-says it streams, and the conversation continued on the next turn (Home
-Assistant's own satellites keep their conversation id for five minutes).
+`TurnRecord` is one pipeline run: its audio (unique, so the fake knows whose
+frame arrived), the reply the fake speaks, and when each thing happened
+(time.perf_counter = CLOCK_MONOTONIC, in every process).
+
+`Satellite` is what Home Assistant's frontend Assist dialog does (the
+`assist_dialog` kind of tests/satellites.py): `assist_pipeline/run` from speech
+to TTS, the user's audio as binary frames `[handler id][10 ms of PCM16 16 kHz]`
+paced in real time until `stt-end`, the TTS URL opened at `run-start` and played
+as it arrives, and the conversation continued on the next turn. The other
+satellite kinds are Home Assistant entities and run inside Home Assistant's
+process (tests/satellites.py); their turns come back as timelines
+(`apply_timeline`).
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from typing import Any
 import aiohttp
 
 from bench.fake import KEY_OFFSET, BenchFakeServer
-from bench.wav import WavStreamParser
+from bench.wav import AudioStreamParser
 from custom_components.realtime_assist.realtime.audio import Resampler
 from tests.fakes.audio_samples import silence, speech_like
+from tests.satellites import AssistDialog, Player
 
 SATELLITE_RATE = 16000
 PROVIDER_RATE = 24000
@@ -32,11 +40,12 @@ FRAME_S = 0.01
 TURN_TIMEOUT_S = 10.0
 END_GRACE_S = 1.0
 FRAME_KEY_BYTES = 24  # as bench.ha_process
-REPLY_KEY_BYTES = 32
-# Over 60 characters, so the pipeline streams the reply while the model speaks.
+# Over Home Assistant's 60-character streaming gate.
 REPLY_TEXT = (
     "Here is the benchmark's answer, long enough for the pipeline to stream it as it comes."
 )
+# Under it: Home Assistant alone would start such a reply only at the end of the turn.
+SHORT_REPLY_TEXT = "Okay, the light is on."
 
 _seeds = itertools.count(1000, 10)
 
@@ -51,10 +60,13 @@ class TurnRecord:
     frames: list[bytes]
     reply_pcm: bytes
     reply_text: str = REPLY_TEXT
+    # The last 10 ms frame of the user's speech (silence follows).
+    speech_end_frame: int = 0
+    kind: str = AssistDialog.kind
+    length: str = ""
     sent_at: list[float | None] = field(default_factory=list)
     arrived_at: list[float | None] = field(default_factory=list)
     ha_in_at: list[float | None] = field(default_factory=list)
-    audio_gate: asyncio.Event = field(default_factory=asyncio.Event)
     keys: list[bytes] = field(default_factory=list)
     conversation_id: str | None = None
     transcript: str | None = None
@@ -70,13 +82,20 @@ class TurnRecord:
     tts_ours_at: float | None = None
     conversion_in_at: float | None = None
     conversion_out_at: float | None = None
+    # Home Assistant starts ffmpeg, and ffmpeg (running) first reads our stream.
+    conversion_asked_at: float | None = None
+    conversion_reads_at: float | None = None
     tts_get_at: float | None = None
+    # The first reply byte past the file's header, and the first of the model's voice
+    # (`tests.reply_audio.voice_reached_at`), where the satellite's player got them.
     first_audio_at: float | None = None
+    voice_at: float | None = None
     response_done_at: float | None = None
     tts_done_at: float | None = None
     run_end_at: float | None = None
     tts_audio_bytes: int = 0
     tts_sample_rate: int | None = None
+    player: Player | None = None
     errors: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
 
@@ -84,6 +103,15 @@ class TurnRecord:
         self.sent_at = [None] * len(self.frames)
         self.arrived_at = [None] * len(self.frames)
         self.ha_in_at = [None] * len(self.frames)
+
+    @property
+    def speech_end_at(self) -> float | None:
+        """When the satellite sent the last frame of the user's speech."""
+        return self.sent_at[self.speech_end_frame] if self.sent_at else None
+
+    @property
+    def audio(self) -> bytes:
+        return b"".join(self.frames)
 
     @property
     def frame_keys(self) -> dict[str, int]:
@@ -100,13 +128,17 @@ class TurnRecord:
             "transcript_done_at",
             "stt_done_at",
             "stt_end_at",
+            "speech_end_at",
             "tts_get_at",
             "response_created_at",
             "first_delta_at",
             "tts_ours_at",
+            "conversion_asked_at",
+            "conversion_reads_at",
             "conversion_in_at",
             "conversion_out_at",
             "first_audio_at",
+            "voice_at",
             "response_done_at",
             "tts_done_at",
             "run_end_at",
@@ -120,6 +152,8 @@ class TurnRecord:
         if first is not None and origin is not None:
             events["first_frame_arrived"] = round((first - origin) * 1000, 2)
         return {
+            "kind": self.kind,
+            "length": self.length,
             "satellite": self.satellite,
             "turn": self.index,
             "errors": self.errors,
@@ -129,11 +163,6 @@ class TurnRecord:
             "tts_audio_bytes": self.tts_audio_bytes,
             "ms_from_run_request": events,
         }
-
-    def reply_key(self, sample_rate: int, delta_bytes: int) -> str:
-        """The first bytes of the reply as the integration hands it to Home Assistant."""
-        first = Resampler(PROVIDER_RATE, sample_rate).process(self.reply_pcm[:delta_bytes])
-        return first[:REPLY_KEY_BYTES].hex()
 
     @property
     def audio_in_s(self) -> float:
@@ -152,6 +181,7 @@ def make_turn(
     speech_s: float,
     silence_ms: int,
     reply_s: float,
+    reply_text: str = REPLY_TEXT,
     lead_s: float = 0.1,
 ) -> TurnRecord:
     """A turn with audio no other turn has (so the fake can tell whose frame arrived)."""
@@ -166,7 +196,8 @@ def make_turn(
         audio[i : i + FRAME_BYTES] for i in range(0, len(audio) - FRAME_BYTES + 1, FRAME_BYTES)
     ]
     reply = speech_like(reply_s, PROVIDER_RATE, seed=seed + 3)
-    return TurnRecord(phase, satellite, index, frames, reply)
+    speech_end = round((lead_s + speech_s) / FRAME_S) - 1
+    return TurnRecord(phase, satellite, index, frames, reply, reply_text, speech_end)
 
 
 def register(turn: TurnRecord, fake: BenchFakeServer) -> None:
@@ -216,7 +247,6 @@ class Satellite:
         pipeline_id: str,
         *,
         speed: float = 1.0,
-        settle_s: float = 0.15,
         new_conversation: bool = False,
     ) -> None:
         """One pipeline run; `speed` paces the audio (1.0: real time, math.inf: a burst)."""
@@ -236,7 +266,6 @@ class Satellite:
             message["conversation_id"] = self.conversation_id
         sender: asyncio.Task[None] | None = None
         reader: asyncio.Task[None] | None = None
-        tts_url: str | None = None
         try:
             async with asyncio.timeout(TURN_TIMEOUT_S):
                 turn.run_sent_at = time.perf_counter()
@@ -260,20 +289,16 @@ class Satellite:
                     if kind == "run-start":
                         turn.run_start_at = received_at
                         handler = payload["runner_data"]["stt_binary_handler_id"]
-                        tts_url = payload["tts_output"]["url"]
                         self.conversation_id = turn.conversation_id = payload.get("conversation_id")
                         sender = asyncio.create_task(self._send_audio(turn, handler, speed))
+                        # The Assist dialog plays the TTS URL from run-start (ha-assist-chat.ts).
+                        url = payload["tts_output"]["url"]
+                        reader = asyncio.create_task(self._read_tts(turn, url))
                     elif kind == "stt-end":
                         turn.stt_end_at = received_at
                         turn.transcript = payload["stt_output"]["text"]
                         if sender is not None:
                             sender.cancel()  # a satellite stops streaming when STT ends
-                    elif reader is None and (
-                        (kind == "intent-progress" and payload.get("tts_start_streaming"))
-                        or kind == "tts-end"
-                    ):
-                        assert tts_url is not None
-                        reader = asyncio.create_task(self._read_tts(turn, tts_url, settle_s))
                     elif kind == "error":
                         turn.errors.append(f"{payload.get('code')}: {payload.get('message')}")
                     elif kind == "run-end":
@@ -282,12 +307,11 @@ class Satellite:
                             # What Home Assistant does when speech-to-text was cancelled.
                             turn.errors.append("the run ended without stt-end or an error")
                         break
-                if reader is not None:
+                if reader is not None and not turn.errors:
                     await reader
         except TimeoutError:
             turn.errors.append("the turn timed out")
         finally:
-            turn.audio_gate.set()
             for task in (sender, reader):
                 if task is not None and not task.done():
                     task.cancel()
@@ -311,20 +335,50 @@ class Satellite:
         await asyncio.sleep(END_GRACE_S)
         await ws.send_bytes(prefix)
 
-    async def _read_tts(self, turn: TurnRecord, url: str, settle_s: float) -> None:
-        """Read the reply as a player does; let the model speak once the request is in."""
-        asyncio.get_running_loop().call_later(settle_s, turn.audio_gate.set)
+    async def _read_tts(self, turn: TurnRecord, url: str) -> None:
+        """Play the reply as the dialog's <audio> element does: as it arrives."""
         turn.tts_get_at = time.perf_counter()
-        parser = WavStreamParser()
+        player = turn.player = Player(raw_pcm=False)
+        player.start("run-start")
+        parser = AudioStreamParser()
         async with self._http.get(self._base_url + url) as response:
             if response.status != 200:
                 turn.errors.append(f"TTS URL answered {response.status}")
                 return
             async for chunk in response.content.iter_any():
                 received_at = time.perf_counter()
+                await player.receive(chunk)
                 audio = parser.feed(chunk)
                 if audio and turn.first_audio_at is None:
                     turn.first_audio_at = received_at
                 turn.tts_audio_bytes += len(audio)
+        await player.end()
         turn.tts_done_at = time.perf_counter()
         turn.tts_sample_rate = parser.sample_rate
+
+
+def apply_timeline(turn: TurnRecord, timeline: dict[str, Any]) -> None:
+    """Fill `turn` from the timeline of a satellite that ran inside Home Assistant
+    (`tests.satellites.SatelliteTurn.timeline`; loop time there is CLOCK_MONOTONIC too)."""
+    turn.kind = timeline["kind"]
+    turn.conversation_id = timeline["conversation_id"]
+    sent = timeline["mic_sent_at"][: len(turn.frames)]
+    turn.sent_at = [*sent, *([None] * (len(turn.frames) - len(sent)))]
+    firsts: dict[str, float] = {}
+    for event_type, at in timeline["events"]:
+        firsts.setdefault(event_type, at)
+        turn.events.append(event_type)
+    turn.run_sent_at = turn.run_start_at = firsts.get("run-start")
+    turn.stt_end_at = firsts.get("stt-end")
+    turn.run_end_at = firsts.get("run-end")
+    player = turn.player = Player.from_timeline(timeline["player"])
+    turn.tts_get_at = player.started_at
+    turn.tts_done_at = player.ended_at
+    if player.error:
+        turn.errors.append(f"the satellite's playback failed: {player.error}")
+    if "error" in firsts:
+        turn.errors.append("the pipeline reported an error")
+    parser = None if player.raw_pcm else AudioStreamParser()
+    for at, chunk in player.chunks:
+        if (parser.feed(chunk) if parser is not None else chunk) and turn.first_audio_at is None:
+            turn.first_audio_at = at

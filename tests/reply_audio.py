@@ -125,6 +125,34 @@ def has_voice(decoded: Decoded) -> bool:
     return bool(decoded.rate) and bool(np.any(window_rms(decoded.pcm, decoded.rate) >= VOICE_RMS))
 
 
+async def voice_reached_at(player: Player) -> float | None:
+    """When the player had the model's voice: the time of the chunk that completed the first
+    10 ms of it (headers and silence before it do not count); None if it never did.
+
+    Found by bisecting on the chunks (a longer prefix has whatever a shorter one has), so
+    a file format is decoded only a few times.
+    """
+    chunks = player.chunks
+
+    async def voiced(count: int) -> bool:
+        data = b"".join(chunk for _, chunk in chunks[:count])
+        if player.raw_pcm:
+            assert player.sample_rate is not None, "raw PCM of unknown rate"
+            return has_voice(Decoded(player.sample_rate, data[: len(data) - len(data) % 2], "pcm"))
+        return has_voice(await decode_file(data))
+
+    if not chunks or not await voiced(len(chunks)):
+        return None
+    low, high = 0, len(chunks)  # voiced(high) holds, voiced(low) does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if await voiced(middle):
+            high = middle
+        else:
+            low = middle
+    return chunks[high - 1][0]
+
+
 async def reply_reached(
     satellite: Satellite,
     turn: SatelliteTurn,

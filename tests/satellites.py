@@ -46,6 +46,9 @@ user's audio through `async_accept_pipeline_from_satellite` (the Assist dialog:
 `assist_pipeline/run`) and returns at once; `turn.player` fills as the reply
 arrives (`wait_for_change`); `await turn.finished()` waits for the run and the
 playback it started. tests/reply_audio.py decodes and checks what was played.
+Everything is stamped with the event loop's clock (CLOCK_MONOTONIC, as
+`time.perf_counter`), and `turn.timeline()` hands a turn out as plain data, so
+the benchmark (bench/) times these same satellites from another process.
 
 To add a kind: subclass `SimulatedSatellite`, set its class attributes and
 implement `on_reply_event` with the real satellite's rule (start playback with
@@ -55,6 +58,7 @@ implement `on_reply_event` with the real satellite's rule (start playback with
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -193,6 +197,27 @@ class Player:
             return False
         return True
 
+    def timeline(self) -> dict[str, Any]:
+        """What the player got, as plain data (the bytes in base64)."""
+        return {
+            "raw_pcm": self.raw_pcm,
+            "sample_rate": self.sample_rate,
+            "started_by": self.started_by,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "error": self.error,
+            "chunks": [[at, base64.b64encode(chunk).decode()] for at, chunk in self.chunks],
+        }
+
+    @classmethod
+    def from_timeline(cls, data: dict[str, Any]) -> Player:
+        """The player `timeline()` described, in another process."""
+        player = cls(raw_pcm=data["raw_pcm"], sample_rate=data["sample_rate"])
+        player.started_by, player.started_at = data["started_by"], data["started_at"]
+        player.ended_at, player.error = data["ended_at"], data["error"]
+        player.chunks = [(at, base64.b64decode(chunk)) for at, chunk in data["chunks"]]
+        return player
+
     def gaps_s(self) -> list[float]:
         """Silences of the stream: from its start to the first chunk, between chunks, to its end."""
         if self.started_at is None:
@@ -210,7 +235,9 @@ class SatelliteTurn:
     kind: str
     player: Player
     events: list[dict[str, Any]] = field(default_factory=list)
-    """Pipeline events as the satellite saw them: {"type": ..., "data": ...}."""
+    """Pipeline events as the satellite saw them: {"type": ..., "data": ..., "at": loop time}."""
+    mic_sent_at: list[float] = field(default_factory=list)
+    """When each 10 ms frame of the user's audio went to the pipeline (loop time)."""
     run: asyncio.Task[Any] | None = None
     """The pipeline run (it ends at run-end; playback may go on)."""
     playback: asyncio.Task[None] | None = None
@@ -218,7 +245,7 @@ class SatelliteTurn:
     """Called with each pipeline event as it is added."""
 
     def add_event(self, event_type: str, data: dict[str, Any] | None) -> None:
-        event = {"type": event_type, "data": data}
+        event = {"type": event_type, "data": data, "at": asyncio.get_running_loop().time()}
         self.events.append(event)
         for listener in self.listeners:
             listener(event)
@@ -233,6 +260,18 @@ class SatelliteTurn:
     @property
     def types(self) -> list[str]:
         return [event["type"] for event in self.events]
+
+    def timeline(self) -> dict[str, Any]:
+        """The turn as plain data: event types and times, the microphone's frame times,
+        the conversation, and what the player got."""
+        started = self.of_type("run-start")
+        return {
+            "kind": self.kind,
+            "conversation_id": (started[0].get("conversation_id") if started else None),
+            "events": [[event["type"], event["at"]] for event in self.events],
+            "mic_sent_at": self.mic_sent_at,
+            "player": self.player.timeline(),
+        }
 
     async def finished(self, timeout_s: float = 20.0) -> None:
         """Until the run and the playback it started have ended (fails after `timeout_s`)."""
@@ -263,11 +302,25 @@ class Satellite(Protocol):
         ...
 
 
-async def spoken(audio: bytes) -> AsyncIterator[bytes]:
-    """The user's audio in 10 ms frames, as satellites stream it."""
-    for start in range(0, len(audio), _FRAME_BYTES):
+async def spoken(
+    audio: bytes, *, real_time: bool = False, sent_at: list[float] | None = None
+) -> AsyncIterator[bytes]:
+    """The user's audio in 10 ms frames, as satellites stream it.
+
+    `real_time`: each frame goes when a microphone would have recorded it (what a
+    provider's voice detection needs to end the turn when a real one would).
+    `sent_at` gets each frame's loop time as it is handed over.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for number, start in enumerate(range(0, len(audio), _FRAME_BYTES)):
+        if real_time:
+            await asyncio.sleep(max(0.0, started + (number + 1) * 0.01 - loop.time()))
+        if sent_at is not None:
+            sent_at.append(loop.time())
         yield audio[start : start + _FRAME_BYTES]
-        await asyncio.sleep(0)
+        if not real_time:
+            await asyncio.sleep(0)
 
 
 class SimulatedSatellite(AssistSatelliteEntity):
@@ -305,13 +358,15 @@ class SimulatedSatellite(AssistSatelliteEntity):
     async def async_set_configuration(self, config: AssistSatelliteConfiguration) -> None:
         """Nothing to configure."""
 
-    async def start_turn(self, audio: bytes) -> SatelliteTurn:
-        self.turn = SatelliteTurn(self.kind, self._new_player())
+    async def start_turn(self, audio: bytes, *, real_time: bool = False) -> SatelliteTurn:
+        """`real_time`: the audio goes at a microphone's pace (default: as fast as taken)."""
+        turn = self.turn = SatelliteTurn(self.kind, self._new_player())
         self._tts_output = None
-        self.turn.run = self.hass.async_create_task(
-            self.async_accept_pipeline_from_satellite(spoken(audio)), f"{self.kind} run"
+        mic = spoken(audio, real_time=real_time, sent_at=turn.mic_sent_at)
+        turn.run = self.hass.async_create_task(
+            self.async_accept_pipeline_from_satellite(mic), f"{self.kind} run"
         )
-        return self.turn
+        return turn
 
     def _new_player(self) -> Player:
         return Player(raw_pcm=False)

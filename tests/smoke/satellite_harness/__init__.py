@@ -4,8 +4,11 @@ A test-only custom integration (tests/smoke/): it loads the satellites of
 tests/satellites.py (each real kind's start rule and reply format, registered
 under the real kind's platform name) into the newest Home Assistant, and
 `satellite_harness/run` runs one turn of one of them, streaming back its
-pipeline events and every reply byte its player receives. The test process
-decodes them: nothing here starts an ffmpeg process of its own.
+pipeline events and every reply byte its player receives, and at the end the
+turn's timeline (`SatelliteTurn.timeline`: what happened when, by the loop's
+clock). The benchmark (bench/) sends its own audio, at a microphone's pace,
+and reads only the timeline. The test process decodes the audio: nothing here
+starts an ffmpeg process of its own.
 """
 
 import base64
@@ -67,17 +70,24 @@ async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
         vol.Required("type"): "satellite_harness/run",
         vol.Required("kind"): vol.In(list(KINDS)),
         vol.Required("pipeline"): str,
+        # The user's speech (PCM16 mono 16 kHz, base64); default `spoken_utterance()`.
+        vol.Optional("audio"): str,
+        # At a microphone's pace rather than as fast as the pipeline takes it.
+        vol.Optional("real_time", default=False): bool,
+        # Stream the events and reply bytes as they come (the timeline comes either way).
+        vol.Optional("mirror", default=True): bool,
     }
 )
 @websocket_api.async_response
 async def ws_run(
     hass: HomeAssistant, connection: websocket_api.ActiveConnection, msg: dict[str, Any]
 ) -> None:
-    """One turn of one satellite: its events and reply bytes, then `done`."""
+    """One turn of one satellite: its events and reply bytes, then `done` with its timeline."""
     satellite: SimulatedSatellite = hass.data[DOMAIN][msg["kind"]]
     assert satellite.pipeline_select is not None
     await satellite.pipeline_select.async_select_option(msg["pipeline"])
-    turn = await satellite.start_turn(spoken_utterance())
+    audio = base64.b64decode(msg["audio"]) if "audio" in msg else spoken_utterance()
+    turn = await satellite.start_turn(audio, real_time=msg["real_time"])
 
     @callback
     def send(message: dict[str, Any]) -> None:
@@ -92,12 +102,13 @@ async def ws_run(
             detail = base64.b64encode(detail).decode()
         send({"player": what, "detail": detail, "sample_rate": turn.player.sample_rate})
 
-    turn.listeners.append(on_event)
-    turn.player.listeners.append(on_player)
+    if msg["mirror"]:
+        turn.listeners.append(on_event)
+        turn.player.listeners.append(on_player)
     connection.send_result(
         msg["id"], {"raw_pcm": turn.player.raw_pcm, "sample_rate": turn.player.sample_rate}
     )
     try:
         await turn.finished(60)
     finally:
-        send({"done": True, "sample_rate": turn.player.sample_rate})
+        send({"done": True, "sample_rate": turn.player.sample_rate, "timeline": turn.timeline()})
