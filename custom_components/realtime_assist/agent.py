@@ -1,7 +1,7 @@
 """One realtime agent (a config subentry) at runtime: its sessions, its turns, its prompt.
 
 The agent's conversation, speech-to-text and text-to-speech entities meet
-here. Sessions are keyed by conversation; a turn (`VoiceTurn`) is registered
+here. Sessions are keyed by conversation; a turn (`realtime.turn.Turn`) is registered
 under its conversation so the stage that comes next in the pipeline finds it.
 """
 
