@@ -166,6 +166,13 @@ class HassClient:
                 raise HassApiError(resp.status, body)
             return body
 
+    async def switched_off(self, entity_id: str) -> str:
+        """Turn an entity off (a test that turns it on must not depend on the test before)."""
+        domain = entity_id.split(".", 1)[0]
+        await self.rest("POST", f"/api/services/{domain}/turn_off", {"entity_id": entity_id})
+        state: str = (await self.rest("GET", f"/api/states/{entity_id}"))["state"]
+        return state
+
     @contextlib.asynccontextmanager
     async def websocket(self) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
         """One authenticated websocket connection, for commands that stream events or audio."""

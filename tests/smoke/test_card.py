@@ -178,6 +178,7 @@ async def test_talk_over_the_reply_and_show_the_camera(
         f"--use-file-for-fake-audio-capture={microphone_wav(tmp_path / 'mic.wav')}%noloop",
         "--autoplay-policy=no-user-gesture-required",
     )
+    assert await hass_client.switched_off(LIGHT) == "off"
     try:
         async with (
             realtime_entry(hass_client, fake_openai),

@@ -78,8 +78,7 @@ async def test_conversation_turn_turns_on_a_light(
     fake_openai.responder = _turn_on_then_confirm
     try:
         async with realtime_entry(hass_client, fake_openai):
-            before = await hass_client.rest("GET", "/api/states/light.kitchen_light")
-            assert before["state"] == "off"
+            assert await hass_client.switched_off("light.kitchen_light") == "off"
 
             result = await hass_client.ws(
                 {
