@@ -50,7 +50,7 @@ import psutil
 from bench import kinds, micro, profile_report
 from bench.fake import BenchFakeServer
 from bench.newest import newest_host
-from bench.report import print_report
+from bench.report import print_markdown, print_report
 from bench.satellite import (
     FRAME_BYTES,
     FRAME_KEY_BYTES,
@@ -72,6 +72,8 @@ AGENT_SILENCE_MS = {"Bench": 500, "Bench warm": 200, "Bench cold": 200, "Floor":
 # The fake's VAD hears the end of speech this many 10 ms frames after the silence it
 # waits for has been sent (it looks at 20 ms frames: 522 ms for 500 ms of silence).
 FAKE_VAD_LAG_FRAMES = 2
+# How long the floor phase watches Home Assistant's process do nothing (its idle CPU).
+FLOOR_IDLE_S = 5.0
 PHASES = (
     "single",
     "satellites",
@@ -566,7 +568,13 @@ async def phase_floor(bench: Bench) -> None:
         first_audio_ms=args.first_audio_ms,
         speed=args.model_speed,
     )
-    floor: dict[str, Any] = {"end_of_speech_after_frames": end_frames}
+    idle_before, _ = bench.cpu()
+    await asyncio.sleep(FLOOR_IDLE_S)
+    idle_cpu_s = bench.cpu()[0] - idle_before
+    floor: dict[str, Any] = {
+        "end_of_speech_after_frames": end_frames,
+        "idle_cpu_percent_of_one_core": round(100 * idle_cpu_s / FLOOR_IDLE_S, 2),
+    }
     for agent in ("Bench", "Floor"):
         await drive(bench, f"floor-warmup-{agent}", agent=agent)
     for satellites, turns in ((1, args.floor_turns), (20, args.rounds_20)):
@@ -878,6 +886,7 @@ async def main(args: argparse.Namespace) -> int:
     results["duration_s"] = round(time.perf_counter() - started, 1)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print_report(results)
+    print_markdown(results)
     print(f"\nJSON: {out.relative_to(PROJECT_DIR)}  (took {results['duration_s']} s)")
     return 0
 
