@@ -17,14 +17,22 @@ playing the model's own WAV; every satellite kind with a short and a long
 reply, timed where its player gets the model's voice (bench/kinds.py), on
 2026.10.4 and then (`newest`) on a real `hass` of the newest release, which
 starts a process of its own (bench/newest.py); a proposed change
-(bench/proposals.py) swapped in; 5 and 20 satellites at once; turn start with
+(bench/proposals.py) swapped in; 5 and 20 satellites at once; the same turns
+through ours and through a do-nothing STT, agent and TTS (`floor`,
+bench/floor.py: what we add to Home Assistant's own pipeline); turn start with
 a warm spare and with a cold connect; a 200-turn leak run; a profiled run;
 micro-benchmarks. Probes inside Home Assistant (bench/ha_process.py) split
 latencies into Home Assistant's part and ours; they are on in the latency
-phases only.
+phases only (not in `floor`: they cost CPU of their own).
 
-Results: a table on stdout, JSON (default bench-results/latest.json,
-git-ignored) with every turn's timeline, and the cProfile dump next to it.
+CPU is Home Assistant's process's alone (user + system of all its threads,
+from the kernel's 10 ms ticks; ffmpeg, its child, apart), counted over each
+phase's turns only: the websocket satellites connect before and close after
+the window, and warm-up turns run outside it.
+
+Results: a table on stdout, README-ready rows of Benchmarks' "The rest",
+JSON (default bench-results/latest.json, git-ignored) with every turn's
+timeline, and the cProfile dump next to it.
 """
 
 from __future__ import annotations
