@@ -371,83 +371,120 @@ def print_floor(floor: dict[str, Any]) -> None:
 
 
 def print_markdown(results: dict[str, Any]) -> None:
-    """README's "The rest" rows for this run (add a run's figures with " · ")."""
+    """This run's rows of README's Benchmarks "The rest", labelled as there.
+
+    Paste them in, or add their figures to a row's after " · " (one run each).
+    """
     machine = results["machine"]
     single = results.get("single") or {}
-    floor = results.get("floor") or {}
     twenty = results.get("satellites_20") or {}
+    floor = results.get("floor") or {}
     rows: list[tuple[str, str, str, str, str]] = []
 
-    def latency(label: str, key: str, limit: float) -> None:
-        summary = single.get(key) or {}
-        if summary.get("n"):
-            p95 = summary["p95"]
-            verdict = "met" if p95 <= limit else "missed"
-            rows.append((label, _fmt(summary["median"], 1), _fmt(p95, 1), f"<= {limit:g}", verdict))
+    def met(value: float | None, limit: float) -> str:
+        return "met" if value is not None and value <= limit else "missed"
 
-    latency("(1) audio in: satellite frame -> provider socket", "audio_in_ms", 5)
-    latency("(2) turn end: provider `speech_stopped` -> pipeline `stt-end`", "turn_end_ms", 10)
-    latency(
-        "(3) audio out: first model audio -> first byte at the TTS URL (Assist dialog)",
-        "audio_out_ms",
-        50,
-    )
-    one = floor.get("satellites_1")
-    if one:
-        for label, key, limit in (
-            ("CPU per second of audio, one satellite", "cpu_ms_per_audio_s", ADDED_MS_PER_AUDIO_S),
-            ("CPU per turn, one satellite", "cpu_ms_per_turn", ADDED_MS_PER_TURN),
-        ):
-            added = one["added"].get(key)
-            rows.append(
-                (
-                    f"{label}: HA process with ours / do-nothing floor / ours added",
-                    f"{_fmt(one['ours'][key], 1)} / {_fmt(one['floor'][key], 1)} / "
-                    f"{_fmt(added, 1)} ms",
-                    "",
-                    f"added <= {limit:g} ms",
-                    "met" if added is not None and added <= limit else "missed",
-                )
-            )
-    many = floor.get("satellites_20")
-    if many:
-        ours, bare = many["ours"], many["floor"]
-        percent = ours["cpu_percent_of_one_core"]
+    for label, key, limit in (
+        ("(1) audio in: satellite frame -> provider socket", "audio_in_ms", 5),
+        ("(2) turn end: provider `speech_stopped` -> pipeline `stt-end`", "turn_end_ms", 10),
+        (
+            "(3) audio out: first model audio -> first byte at the TTS URL (Assist dialog)",
+            "audio_out_ms",
+            50,
+        ),
+    ):
+        if (summary := single.get(key) or {}).get("n"):
+            median, p95 = _fmt(summary["median"], 1), _fmt(summary["p95"], 1)
+            rows.append((label, median, p95, f"<= {limit:g}", met(summary["p95"], limit)))
+    if cost := single.get("cost"):
         rows.append(
             (
-                "20 satellites at once: HA CPU of one core, ours (do-nothing floor)",
-                f"{_fmt(percent, 1)} ({_fmt(bare['cpu_percent_of_one_core'], 1)}) %",
+                "CPU per second of audio, one satellite (whole HA process, probes on)",
+                f"{_fmt(cost['cpu_ms_per_audio_s'], 0)} ms",
                 "",
-                f"<= {CPU_PERCENT_20:g} %",
-                "met" if percent <= CPU_PERCENT_20 else "missed",
+                "",
+                "the target is on our share: next row",
             )
         )
-    ratios = []
-    for key in SCALED_LATENCIES:
-        base = (single.get(key) or {}).get("p95")
-        p95 = (twenty.get(key) or {}).get("p95")
-        ratios.append(p95 / base if base and p95 else None)
-    if any(ratio is not None for ratio in ratios):
-        known = [ratio for ratio in ratios if ratio is not None]
+    if one := floor.get("satellites_1"):
+        for label, key, digits, limit in (
+            ("CPU per second of audio (in + out)", "cpu_ms_per_audio_s", 1, ADDED_MS_PER_AUDIO_S),
+            ("CPU per turn", "cpu_ms_per_turn", 0, ADDED_MS_PER_TURN),
+        ):
+            rows.append(
+                (
+                    f"*floor*: {label}, one satellite: HA process with ours / do-nothing floor "
+                    "/ ours added",
+                    _triple(one, key, digits),
+                    "",
+                    f"added <= {limit:g} ms",
+                    met(one["added"].get(key), limit),
+                )
+            )
+    if many := floor.get("satellites_20"):
+        rows.append(
+            (
+                "*floor*: CPU per turn, 20 satellites at once: ours / floor / added",
+                _triple(many, "cpu_ms_per_turn", 0),
+                "",
+                "",
+                "",
+            )
+        )
+    if cost := twenty.get("cost"):
+        percent = cost["cpu_percent_of_one_core"]
+        rows.append(
+            (
+                "20 satellites at once: HA CPU of one core",
+                f"{_fmt(percent, 0)} %",
+                "",
+                f"<= {CPU_PERCENT_20:g} %",
+                met(percent, CPU_PERCENT_20),
+            )
+        )
+    if many:
+        percent = many["ours"]["cpu_percent_of_one_core"]
+        rows.append(
+            (
+                "*floor*: 20 satellites at once: HA CPU of one core, ours (do-nothing floor)",
+                f"{_fmt(percent, 1)} ({_fmt(many['floor']['cpu_percent_of_one_core'], 1)}) %",
+                "",
+                f"<= {CPU_PERCENT_20:g} %",
+                met(percent, CPU_PERCENT_20),
+            )
+        )
+    ratios = [
+        p95 / base
+        for key in SCALED_LATENCIES
+        if (base := (single.get(key) or {}).get("p95"))
+        and (p95 := (twenty.get(key) or {}).get("p95"))
+    ]
+    if len(ratios) == len(SCALED_LATENCIES):
         rows.append(
             (
                 "20 satellites: p95 of (1)/(2)/(3) vs one",
-                " / ".join(f"{_fmt(ratio, 1)}x" for ratio in ratios),
+                " / ".join(f"{ratio:.0f}x" for ratio in ratios),
                 "",
                 f"<= {P95_RATIO_20:g}x",
-                "met" if max(known) <= P95_RATIO_20 else "missed",
+                met(max(ratios), P95_RATIO_20),
             )
         )
     if not rows:
         return
+    start, end = machine["load_average_at_start"], machine.get("load_average_at_end")
     print()
-    load = machine["load_average_at_start"], machine.get("load_average_at_end")
     print(
-        f"README (Benchmarks, The rest), this run ({results['started'][:10]}, load average "
-        f"{load[0][0]:.1f} -> {load[1][0] if load[1] else '-'}):"
+        f"README, Benchmarks, The rest: this run ({results['started'][:10]}, load average "
+        f"{start[0]:.1f} -> {end[0] if end else '-'}):"
     )
     print()
     print("| measure | median | p95 | target | |")
     print("|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def _triple(pair: dict[str, Any], key: str, digits: int) -> str:
+    """ours / floor / added of one figure of the floor phase."""
+    values = (pair["ours"].get(key), pair["floor"].get(key), pair["added"].get(key))
+    return " / ".join(_fmt(float(v), digits) if v is not None else "-" for v in values) + " ms"
