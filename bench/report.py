@@ -385,17 +385,17 @@ def print_markdown(results: dict[str, Any]) -> None:
         return "met" if value is not None and value <= limit else "missed"
 
     for label, key, limit in (
-        ("(1) audio in: satellite frame -> provider socket", "audio_in_ms", 5),
-        ("(2) turn end: provider `speech_stopped` -> pipeline `stt-end`", "turn_end_ms", 10),
+        ("(1) audio in: satellite frame -> provider socket", "audio_in_ms", 5.0),
+        ("(2) turn end: provider `speech_stopped` -> pipeline `stt-end`", "turn_end_ms", 10.0),
         (
             "(3) audio out: first model audio -> first byte at the TTS URL (Assist dialog)",
             "audio_out_ms",
-            50,
+            50.0,
         ),
     ):
         if (summary := single.get(key) or {}).get("n"):
-            median, p95 = _fmt(summary["median"], 1), _fmt(summary["p95"], 1)
-            rows.append((label, median, p95, f"<= {limit:g}", met(summary["p95"], limit)))
+            median, tail = _fmt(summary["median"], 1), _fmt(summary["p95"], 1)
+            rows.append((label, median, tail, f"<= {limit:g}", met(summary["p95"], limit)))
     if cost := single.get("cost"):
         rows.append(
             (
