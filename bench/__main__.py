@@ -80,6 +80,9 @@ AGENT_SILENCE_MS = {"Bench": 500, "Bench warm": 200, "Bench cold": 200, "Floor":
 # The fake's VAD hears the end of speech this many 10 ms frames after the silence it
 # waits for has been sent (it looks at 20 ms frames: 522 ms for 500 ms of silence).
 FAKE_VAD_LAG_FRAMES = 2
+# A turn of `drive` unless a phase asks otherwise: the user speaks, the model answers.
+SPEECH_S = 0.5
+REPLY_S = 1.0
 # How long the floor phase watches Home Assistant's process do nothing (its idle CPU).
 FLOOR_IDLE_S = 5.0
 PHASES = (
@@ -218,8 +221,8 @@ async def drive(
     speed: float = 1.0,
     new_conversation: bool = False,
     jitter_s: float = 0.0,
-    speech_s: float = 0.5,
-    reply_s: float = 1.0,
+    speech_s: float = SPEECH_S,
+    reply_s: float = REPLY_S,
     after_turn: Callable[[int], Awaitable[None]] | None = None,
 ) -> Drive:
     """`satellites` satellites at once, each running `turns` pipeline runs one after another."""
@@ -565,13 +568,12 @@ async def phase_floor(bench: Bench) -> None:
     what we add to Home Assistant's own pipeline.
     """
     args = bench.args
-    speech_s, reply_s = 0.5, 1.0  # drive()'s turn
     silence_frames = round(AGENT_SILENCE_MS["Floor"] / 1000 / FRAME_S)
-    end_frames = last_speech_frame(speech_s) + 1 + silence_frames + FAKE_VAD_LAG_FRAMES
+    end_frames = last_speech_frame(SPEECH_S) + 1 + silence_frames + FAKE_VAD_LAG_FRAMES
     await bench.control.call(
         "floor",
         end_after_bytes=end_frames * FRAME_BYTES,
-        reply_s=reply_s,
+        reply_s=REPLY_S,
         chunk_ms=args.chunk_ms,
         first_audio_ms=args.first_audio_ms,
         speed=args.model_speed,
@@ -589,7 +591,7 @@ async def phase_floor(bench: Bench) -> None:
         print(
             f"floor: ours, then the do-nothing floor: {satellites} satellite(s), {turns} turns each"
         )
-        pair = {}
+        pair: dict[str, dict[str, Any]] = {}
         for label, agent in (("ours", "Bench"), ("floor", "Floor")):
             result = await drive(
                 bench,
@@ -598,12 +600,18 @@ async def phase_floor(bench: Bench) -> None:
                 turns=turns,
                 agent=agent,
                 jitter_s=0.3 if satellites > 1 else 0.0,
-                speech_s=speech_s,
-                reply_s=reply_s,
             )
+            turns_ok = result.ok_turns
             pair[label] = cost(result, satellites) | {
                 "turns": len(result.turns),
-                "failed_turns": len(result.turns) - len(result.ok_turns),
+                "failed_turns": len(result.turns) - len(turns_ok),
+                # The same shape: where each run ends the user's turn and starts the reply.
+                "speech_end_to_stt_end_ms": summarize(
+                    _values([ms(turn.stt_end_at, turn.speech_end_at) for turn in turns_ok])
+                ),
+                "speech_end_to_first_audio_ms": summarize(
+                    _values([ms(turn.first_audio_at, turn.speech_end_at) for turn in turns_ok])
+                ),
             }
         pair["added"] = {
             key: round(pair["ours"][key] - pair["floor"][key], 3)

@@ -357,6 +357,15 @@ def print_floor(floor: dict[str, Any]) -> None:
         for label in ("ours", "floor"):
             if (side := pair.get(label)) and side["failed_turns"]:
                 print(f"  {satellites} satellite(s), {label}: {side['failed_turns']} turns failed")
+        if pair:
+            print(
+                f"  {satellites} satellite(s), the same shape? end of speech -> stt-end "
+                f"(median): ours {_fmt(pair['ours']['speech_end_to_stt_end_ms']['median'], 0)}, "
+                f"floor {_fmt(pair['floor']['speech_end_to_stt_end_ms']['median'], 0)} ms; "
+                "-> first reply audio at the satellite: ours "
+                f"{_fmt(pair['ours']['speech_end_to_first_audio_ms']['median'], 0)}, floor "
+                f"{_fmt(pair['floor']['speech_end_to_first_audio_ms']['median'], 0)} ms"
+            )
     if one := floor.get("satellites_1"):
         ours = one["ours"]
         print(
