@@ -17,14 +17,22 @@ playing the model's own WAV; every satellite kind with a short and a long
 reply, timed where its player gets the model's voice (bench/kinds.py), on
 2026.10.4 and then (`newest`) on a real `hass` of the newest release, which
 starts a process of its own (bench/newest.py); a proposed change
-(bench/proposals.py) swapped in; 5 and 20 satellites at once; turn start with
+(bench/proposals.py) swapped in; 5 and 20 satellites at once; the same turns
+through ours and through a do-nothing STT, agent and TTS (`floor`,
+bench/floor.py: what we add to Home Assistant's own pipeline); turn start with
 a warm spare and with a cold connect; a 200-turn leak run; a profiled run;
 micro-benchmarks. Probes inside Home Assistant (bench/ha_process.py) split
 latencies into Home Assistant's part and ours; they are on in the latency
-phases only.
+phases only (not in `floor`: they cost CPU of their own).
 
-Results: a table on stdout, JSON (default bench-results/latest.json,
-git-ignored) with every turn's timeline, and the cProfile dump next to it.
+CPU is Home Assistant's process's alone (user + system of all its threads,
+from the kernel's 10 ms ticks; ffmpeg, its child, apart), counted over each
+phase's turns only: the websocket satellites connect before and close after
+the window, and warm-up turns run outside it.
+
+Results: a table on stdout, README-ready rows of Benchmarks' "The rest",
+JSON (default bench-results/latest.json, git-ignored) with every turn's
+timeline, and the cProfile dump next to it.
 """
 
 from __future__ import annotations
@@ -50,11 +58,14 @@ import psutil
 from bench import kinds, micro, profile_report
 from bench.fake import BenchFakeServer
 from bench.newest import newest_host
-from bench.report import print_report
+from bench.report import print_markdown, print_report
 from bench.satellite import (
+    FRAME_BYTES,
     FRAME_KEY_BYTES,
+    FRAME_S,
     Satellite,
     TurnRecord,
+    last_speech_frame,
     make_turn,
     register,
     unregister,
@@ -63,14 +74,24 @@ from bench.stats import ms, slope, summarize
 from tests.fakes.loopback import ModelPacing
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-# VAD silence of each agent (bench/ha_process.py AGENTS).
-AGENT_SILENCE_MS = {"Bench": 500, "Bench warm": 200, "Bench cold": 200}
+# VAD silence of each agent (bench/ha_process.py AGENTS); the floor (bench/floor.py) is
+# driven with the same audio as "Bench".
+AGENT_SILENCE_MS = {"Bench": 500, "Bench warm": 200, "Bench cold": 200, "Floor": 500}
+# The fake's VAD hears the end of speech this many 10 ms frames after the silence it
+# waits for has been sent (it looks at 20 ms frames: 522 ms for 500 ms of silence).
+FAKE_VAD_LAG_FRAMES = 2
+# A turn of `drive` unless a phase asks otherwise: the user speaks, the model answers.
+SPEECH_S = 0.5
+REPLY_S = 1.0
+# How long the floor phase watches Home Assistant's process do nothing (its idle CPU).
+FLOOR_IDLE_S = 5.0
 PHASES = (
     "single",
     "satellites",
     "newest",
     "whatif",
     "scaling",
+    "floor",
     "start",
     "leak",
     "profile",
@@ -200,8 +221,8 @@ async def drive(
     speed: float = 1.0,
     new_conversation: bool = False,
     jitter_s: float = 0.0,
-    speech_s: float = 0.5,
-    reply_s: float = 1.0,
+    speech_s: float = SPEECH_S,
+    reply_s: float = REPLY_S,
     after_turn: Callable[[int], Awaitable[None]] | None = None,
 ) -> Drive:
     """`satellites` satellites at once, each running `turns` pipeline runs one after another."""
@@ -388,6 +409,9 @@ def cost(result: Drive, satellites: int) -> dict[str, Any]:
         "cpu_s": round(result.cpu_s, 3),
         "cpu_percent_of_one_core": round(100 * result.cpu_s / result.wall_s, 1),
         "cpu_ms_per_audio_s": round(1000 * result.cpu_s / audio_s, 3) if audio_s else None,
+        "cpu_ms_per_turn": (
+            round(1000 * result.cpu_s / len(result.ok_turns), 2) if result.ok_turns else None
+        ),
         "ffmpeg_cpu_ms_per_audio_s": (
             round(1000 * result.children_cpu_s / audio_s, 3) if audio_s else None
         ),
@@ -533,6 +557,69 @@ async def phase_scaling(bench: Bench) -> None:
             | {"cost": cost(result, satellites)}
             | {"memory": _memory_delta(before, after)}
         )
+
+
+async def phase_floor(bench: Bench) -> None:
+    """Ours and the do-nothing floor (bench/floor.py) on the same satellites, probes off.
+
+    The same turns (audio, pacing, end of speech, reply length) through our
+    pipeline and through the floor's, one satellite and then 20 at once, each
+    after a warm-up turn outside the costed window: ours minus the floor is
+    what we add to Home Assistant's own pipeline.
+    """
+    args = bench.args
+    silence_frames = round(AGENT_SILENCE_MS["Floor"] / 1000 / FRAME_S)
+    end_frames = last_speech_frame(SPEECH_S) + 1 + silence_frames + FAKE_VAD_LAG_FRAMES
+    await bench.control.call(
+        "floor",
+        end_after_bytes=end_frames * FRAME_BYTES,
+        reply_s=REPLY_S,
+        chunk_ms=args.chunk_ms,
+        first_audio_ms=args.first_audio_ms,
+        speed=args.model_speed,
+    )
+    idle_before, _ = bench.cpu()
+    await asyncio.sleep(FLOOR_IDLE_S)
+    idle_cpu_s = bench.cpu()[0] - idle_before
+    floor: dict[str, Any] = {
+        "end_of_speech_after_frames": end_frames,
+        "idle_cpu_percent_of_one_core": round(100 * idle_cpu_s / FLOOR_IDLE_S, 2),
+    }
+    for agent in ("Bench", "Floor"):
+        await drive(bench, f"floor-warmup-{agent}", agent=agent)
+    for satellites, turns in ((1, args.floor_turns), (20, args.rounds_20)):
+        print(
+            f"floor: ours, then the do-nothing floor: {satellites} satellite(s), {turns} turns each"
+        )
+        pair: dict[str, dict[str, Any]] = {}
+        for label, agent in (("ours", "Bench"), ("floor", "Floor")):
+            result = await drive(
+                bench,
+                f"floor-{label}-{satellites}",
+                satellites=satellites,
+                turns=turns,
+                agent=agent,
+                jitter_s=0.3 if satellites > 1 else 0.0,
+            )
+            turns_ok = result.ok_turns
+            pair[label] = cost(result, satellites) | {
+                "turns": len(result.turns),
+                "failed_turns": len(result.turns) - len(turns_ok),
+                # The same shape: where each run ends the user's turn and starts the reply.
+                "speech_end_to_stt_end_ms": summarize(
+                    _values([ms(turn.stt_end_at, turn.speech_end_at) for turn in turns_ok])
+                ),
+                "speech_end_to_first_audio_ms": summarize(
+                    _values([ms(turn.first_audio_at, turn.speech_end_at) for turn in turns_ok])
+                ),
+            }
+        pair["added"] = {
+            key: round(pair["ours"][key] - pair["floor"][key], 3)
+            for key in ("cpu_ms_per_audio_s", "cpu_ms_per_turn", "cpu_percent_of_one_core")
+            if pair["ours"][key] is not None and pair["floor"][key] is not None
+        }
+        floor[f"satellites_{satellites}"] = pair
+    bench.results["floor"] = floor
 
 
 def _memory_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -758,7 +845,7 @@ async def main(args: argparse.Namespace) -> int:
             "first_audio_ms": args.first_audio_ms,
             "speed": args.model_speed or None,
             "chunk_ms": args.chunk_ms,
-            "paced_phases": "single, satellites, newest, whatif, scaling",
+            "paced_phases": "single, satellites, newest, whatif, scaling, floor",
         }
         results["home_assistant"] = {
             "version": ha["ha_version"],
@@ -781,6 +868,7 @@ async def main(args: argparse.Namespace) -> int:
                 ("newest", True, lambda: phase_newest(bench, out.parent)),
                 ("whatif", True, lambda: phase_what_if(bench)),
                 ("scaling", True, lambda: phase_scaling(bench)),
+                ("floor", True, lambda: phase_floor(bench)),
                 ("start", False, lambda: phase_turn_start(bench)),
                 ("leak", False, lambda: phase_leak(bench)),
                 ("profile", False, lambda: phase_profile(bench, out.parent)),
@@ -814,6 +902,7 @@ async def main(args: argparse.Namespace) -> int:
     results["duration_s"] = round(time.perf_counter() - started, 1)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print_report(results)
+    print_markdown(results)
     print(f"\nJSON: {out.relative_to(PROJECT_DIR)}  (took {results['duration_s']} s)")
     return 0
 
@@ -835,6 +924,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--what-if-turns", type=int, default=10, help="with a proposed change")
     parser.add_argument("--rounds-5", type=int, default=8, help="turns per satellite with 5")
     parser.add_argument("--rounds-20", type=int, default=5, help="turns per satellite with 20")
+    parser.add_argument(
+        "--floor-turns",
+        type=int,
+        default=20,
+        help="one-satellite turns through ours and through the do-nothing floor (floor)",
+    )
     parser.add_argument("--start-turns", type=int, default=20, help="warm and cold turn starts")
     parser.add_argument("--leak-turns", type=int, default=200)
     parser.add_argument("--leak-every", type=int, default=10, help="RSS sample interval")
@@ -883,7 +978,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.quick:
         args.turns, args.satellite_rounds, args.what_if_turns = 4, 1, 2
         args.satellite_lengths = "short"
-        args.rounds_5, args.rounds_20, args.start_turns = 1, 1, 3
+        args.rounds_5, args.rounds_20, args.start_turns, args.floor_turns = 1, 1, 3, 3
         args.leak_turns, args.leak_warmup, args.leak_traced, args.profile_turns = 20, 5, 5, 2
         args.leak_every = 5
     return args

@@ -12,7 +12,11 @@ memory are Home Assistant's and the integration's alone.
 The driver talks to it over a JSON-lines control connection on loopback
 (`BENCH_CONTROL_PORT`): `ready` (HTTP port, access token, pipelines) goes
 out first, then commands come in (memory, probes, a satellite's turn, a
-proposed change, profiling, tracemalloc, closing sessions, stop).
+proposed change, the do-nothing floor's script, profiling, tracemalloc,
+closing sessions, stop).
+
+Beside our agents, a pipeline of do-nothing speech-to-text, agent and
+text-to-speech entities (bench/floor.py): Home Assistant's own pipeline cost.
 
 Satellites of every entity kind (tests/satellites.py: ESPHome with a media
 player, ESPHome with a speaker, Wyoming, VoIP) live here, as they live in a
@@ -58,6 +62,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from bench.floor import PLATFORM as FLOOR_PLATFORM, Floor, FloorScript, async_add_floor
 from bench.proposals import planned_run
 from bench.wav import AudioStreamParser
 from custom_components.realtime_assist import tts as realtime_tts
@@ -326,9 +331,12 @@ def _count_objects() -> dict[str, int]:
 class Controller:
     """Answers the driver's commands."""
 
-    def __init__(self, hass: HomeAssistant, entry: MockConfigEntry, client: Any) -> None:
+    def __init__(
+        self, hass: HomeAssistant, entry: MockConfigEntry, client: Any, floor: Floor
+    ) -> None:
         self.hass = hass
         self.entry = entry
+        self.floor = floor
         self.client = client  # aiohttp's test client of Home Assistant's HTTP server
         self.profile: cProfile.Profile | None = None
         self._traced: tracemalloc.Snapshot | None = None
@@ -359,6 +367,7 @@ class Controller:
             "trace_stop": self._trace_stop,
             "close_sessions": self._close_sessions,
             "what_if": self._what_if,
+            "floor": self._floor,
         }
         return await handlers[command](args)
 
@@ -459,6 +468,10 @@ class Controller:
         else:
             Resampler._run = _ORIGINAL_RESAMPLER_RUN  # type: ignore[method-assign]
 
+    async def _floor(self, args: dict[str, Any]) -> None:
+        """The do-nothing floor's next runs (bench.floor)."""
+        self.floor.script = FloorScript.make(**args)
+
     async def _close_sessions(self, args: dict[str, Any]) -> dict[str, Any]:
         """Close every conversation's session, as idle expiry would (spares stay)."""
         for agent in self._agents.values():
@@ -549,9 +562,12 @@ async def test_home_assistant_under_benchmark(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+    floor_entry = MockConfigEntry(domain=FLOOR_PLATFORM)
+    floor_entry.add_to_hass(hass)
+    floor = await async_add_floor(hass, floor_entry)
     # A real listening socket on 127.0.0.1 serving Home Assistant's HTTP app.
     client = await aiohttp_client(hass.http.app)
-    controller = Controller(hass, entry, client)
+    controller = Controller(hass, entry, client, floor)
     reader, writer = await asyncio.open_connection(
         "127.0.0.1",
         int(os.environ["BENCH_CONTROL_PORT"]),
@@ -567,7 +583,7 @@ async def test_home_assistant_under_benchmark(
             "pid": os.getpid(),
             "http_port": client.server.port,
             "token": hass_access_token,
-            "pipelines": _agent_pipelines(hass, entry),
+            "pipelines": _agent_pipelines(hass, entry) | {"Floor": floor.pipeline_id},
             "ha_version": HA_VERSION,
             "loop_debug": loop.get_debug(),
         }

@@ -37,6 +37,7 @@ SATELLITE_RATE = 16000
 PROVIDER_RATE = 24000
 FRAME_BYTES = 320  # 10 ms
 FRAME_S = 0.01
+LEAD_S = 0.1  # the silence before the user speaks
 TURN_TIMEOUT_S = 10.0
 END_GRACE_S = 1.0
 FRAME_KEY_BYTES = 24  # as bench.ha_process
@@ -182,7 +183,7 @@ def make_turn(
     silence_ms: int,
     reply_s: float,
     reply_text: str = REPLY_TEXT,
-    lead_s: float = 0.1,
+    lead_s: float = LEAD_S,
 ) -> TurnRecord:
     """A turn with audio no other turn has (so the fake can tell whose frame arrived)."""
     seed = next(_seeds)
@@ -196,8 +197,13 @@ def make_turn(
         audio[i : i + FRAME_BYTES] for i in range(0, len(audio) - FRAME_BYTES + 1, FRAME_BYTES)
     ]
     reply = speech_like(reply_s, PROVIDER_RATE, seed=seed + 3)
-    speech_end = round((lead_s + speech_s) / FRAME_S) - 1
+    speech_end = last_speech_frame(speech_s, lead_s)
     return TurnRecord(phase, satellite, index, frames, reply, reply_text, speech_end)
+
+
+def last_speech_frame(speech_s: float, lead_s: float = LEAD_S) -> int:
+    """The index of the last 10 ms frame of the user's speech in a turn of `make_turn`."""
+    return round((lead_s + speech_s) / FRAME_S) - 1
 
 
 def register(turn: TurnRecord, fake: BenchFakeServer) -> None:
