@@ -51,7 +51,7 @@ from .realtime.providers.base import Provider
 from .realtime.session import RealtimeSession
 from .realtime.turn import FailureReason, Turn, TurnDeadlines, TurnError
 from .service_tool import async_agent_service_tool
-from .tools import guard_chat_log_tools, tool_specs
+from .tools import ToolSpecCache, guard_chat_log_tools
 from .usage import UsageMeter
 from .vocabulary import async_home_vocabulary
 
@@ -94,6 +94,8 @@ class RealtimeAgent:
         self._failures: dict[str, TurnError] = {}
         # ...and those the conversation stage has told already.
         self._told: set[str] = set()
+        # Tool specs of the last build, reused while the tools are the same.
+        self._tool_specs = ToolSpecCache()
         # Replies still being written into their chat log after the conversation stage returned.
         self._replying: dict[Turn, asyncio.Task[None]] = {}
         self._problems = ProblemReporter(hass, entry)
@@ -198,7 +200,7 @@ class RealtimeAgent:
             self.base_config,
             instructions=(system.content if isinstance(system, conversation.SystemContent) else "")
             + f"\n{UNTRUSTED_CONTENT_PROMPT}",
-            tools=tool_specs(log.llm_api),
+            tools=self._tool_specs.tool_specs(log.llm_api),
             language=llm_context.language,
             transcription_vocabulary=async_home_vocabulary(self.hass),
         )
