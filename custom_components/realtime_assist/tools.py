@@ -247,8 +247,10 @@ def guard_chat_log_tools(
     if api is None:
         return
     if isinstance(api, GuardedAPIInstance):
-        # Home Assistant 2026.11 keeps the API instance between turns.
+        # Home Assistant 2026.11 keeps the API instance between turns; ours may have
+        # been built for the turn before its chat log (at speech-to-text).
         api.tool_timeout_s = timeout_s
+        api.conversation_id = chat_log.conversation_id
         return
     chat_log.llm_api = GuardedAPIInstance(
         api=api.api,
