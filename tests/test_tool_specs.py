@@ -2,6 +2,7 @@
 
 Home Assistant's real Assist API, built twice as two turns build it: the second
 build converts nothing; exposing an entity adds tools, and only those are converted.
+The call-service tool keeps its schema while its actions stay the same.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.realtime_assist.const import DOMAIN
 from custom_components.realtime_assist.realtime.config import ToolSpec
+from custom_components.realtime_assist.service_tool import TOOL_NAME
 from custom_components.realtime_assist.tools import ToolSpecCache
 
 
@@ -53,17 +55,17 @@ async def test_the_same_tools_are_converted_once_and_new_ones_when_exposure_chan
     cache = ToolSpecCache()
 
     first = cache.tool_specs(await _assist_api(hass))
-    assert len(conversions) == len(first)
+    converted = len(conversions)
     again = cache.tool_specs(await _assist_api(hass))
     assert again == first
-    assert all(new is old for new, old in zip(again, first, strict=True))
-    assert len(conversions) == len(first)
+    assert all(new.parameters is old.parameters for new, old in zip(again, first, strict=True))
+    assert len(conversions) == converted
 
     async_expose_entity(hass, conversation.DOMAIN, thermostat, True)
     with_thermostat = cache.tool_specs(await _assist_api(hass))
     added = {spec.name for spec in with_thermostat} - {spec.name for spec in first}
     assert "climate__HassClimateSetTemperature" in added
-    assert len(conversions) == len(first) + len(added)
+    assert converted < len(conversions) <= converted + len(added)
     unchanged = [spec for spec in with_thermostat if spec.name not in added]
     assert all(spec in first for spec in unchanged)
 
@@ -79,7 +81,7 @@ class _Tool(llm.Tool):
 async def test_a_tool_is_converted_again_when_what_the_conversion_reads_changes(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, conversions: list[Any]
 ) -> None:
-    """Same parts in a new Schema: reused. A new description, or a new part: converted."""
+    """Same parts in a new Schema, or a new description: reused. A new part: converted."""
     cache = ToolSpecCache()
     api = await _assist_api(hass)
     amount = probatio.Required("amount", description="How much.")
@@ -91,15 +93,45 @@ async def test_a_tool_is_converted_again_when_what_the_conversion_reads_changes(
         return converted
 
     first = spec("Set it.", {amount: up_to_ten})
-    assert spec("Set it.", {amount: up_to_ten}) is first
+    assert spec("Set it.", {amount: up_to_ten}).parameters is first.parameters
+    renamed = spec("Set it now.", {amount: up_to_ten})
+    assert (renamed.description, renamed.parameters) == ("Set it now.", first.parameters)
     assert len(conversions) == 1
 
-    assert spec("Set it now.", {amount: up_to_ten}).description == "Set it now."
-    assert len(conversions) == 2
-    described = spec(
-        "Set it now.", {probatio.Required("amount", description="How many."): up_to_ten}
-    )
+    described = spec("Set it.", {probatio.Required("amount", description="How many."): up_to_ten})
     assert described.parameters["properties"]["amount"]["description"] == "How many."
+    assert len(conversions) == 2
+    spec("Set it.", {amount: probatio.Range(min=0, max=20)})
     assert len(conversions) == 3
-    spec("Set it now.", {amount: probatio.Range(min=0, max=20)})
-    assert len(conversions) == 4
+
+
+async def test_the_call_service_tool_is_converted_again_only_when_its_actions_change(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    kitchen_light: str,
+    thermostat: str,
+    conversions: list[Any],
+) -> None:
+    """Its description lists the exposed entities; its schema, the actions."""
+    [agent] = loaded_entry.runtime_data.agents.values()
+    llm_context = llm.LLMContext(DOMAIN, None, "en", conversation.DOMAIN, None)
+
+    async def call_service_spec() -> ToolSpec:
+        prompt = await agent.async_turn_prompt(llm_context)
+        [spec] = [spec for spec in prompt.config.tools if spec.name == TOOL_NAME]
+        return spec
+
+    first = await call_service_spec()
+    converted = len(conversions)
+    assert (await call_service_spec()).parameters is first.parameters
+    assert len(conversions) == converted
+
+    async_expose_entity(hass, conversation.DOMAIN, thermostat, False)
+    without_thermostat = await call_service_spec()
+    assert len(conversions) == converted + 1
+    assert "climate.set_temperature" in first.parameters["properties"]["service"]["enum"]
+    assert "climate.set_temperature" not in without_thermostat.description
+    assert (
+        "climate.set_temperature"
+        not in (without_thermostat.parameters["properties"]["service"]["enum"])
+    )

@@ -46,22 +46,21 @@ class ToolOutcome(StrEnum):
 
 
 class ToolSpecCache:
-    """The model-facing function declarations of the agent's tools, converted once.
+    """The model-facing function declarations of the agent's tools, schemas converted once.
 
     Converting a tool's schema (`probatio.to_openapi`) is the costly part of a
-    turn's tools, and a turn's tools are mostly the last turn's again. A spec is
-    reused while everything the conversion reads is the same: the name, the
-    description, whether it blocks, the serializer and the schema's parts, each
-    part by identity (a Schema's own equality ignores descriptions). Home
-    Assistant wraps the same parts in a new Schema each turn (intent tools copy
-    their handler's cached slot schema), so they are found again; a tool whose
-    parts are built anew (its enum of exposed entities, say) is converted anew,
-    so a change of exposure, areas or the selected APIs shows in the next turn.
-    Only the last build's specs are kept.
+    turn's tools, and a turn's tools are mostly the last turn's again. A converted
+    schema is reused while all the conversion reads is the same: the serializer
+    and the schema's parts, each by identity (a Schema's own equality ignores
+    descriptions). Home Assistant wraps the same parts in a new Schema each turn
+    (intent tools copy their handler's cached slot schema), so they are found
+    again; a schema built of new parts (its list of exposed entities, say) is
+    converted anew, so a change of exposure, areas or the selected APIs shows
+    in the next turn. Only the last build's schemas are kept.
     """
 
     def __init__(self) -> None:
-        self._specs: dict[Hashable, ToolSpec] = {}
+        self._parameters: dict[Hashable, dict[str, Any]] = {}
 
     def tool_specs(self, api: llm.APIInstance | None) -> tuple[ToolSpec, ...]:
         """Read-only tools block: the model's answer depends on what they return.
@@ -70,24 +69,22 @@ class ToolSpecCache:
         """
         if api is None:
             return ()
-        known, self._specs = self._specs, {}
+        known, self._parameters = self._parameters, {}
         specs: list[ToolSpec] = []
         for tool in api.tools:
-            key = (
-                tool.name,
-                tool.description,
-                tool.annotations.read_only,
-                _Same(api.custom_serializer),
-                _schema_key(tool.parameters),
+            key = (_Same(api.custom_serializer), _schema_key(tool.parameters))
+            parameters = known.get(key, self._parameters.get(key))
+            if parameters is None:
+                parameters = _parameters(tool, api.custom_serializer)
+            self._parameters[key] = parameters
+            specs.append(
+                ToolSpec(
+                    tool.name,
+                    tool.description or "",
+                    parameters,
+                    blocking=tool.annotations.read_only,
+                )
             )
-            spec = known.get(key) or ToolSpec(
-                tool.name,
-                tool.description or "",
-                _parameters(tool, api.custom_serializer),
-                blocking=tool.annotations.read_only,
-            )
-            self._specs[key] = spec
-            specs.append(spec)
         return tuple(specs)
 
 
