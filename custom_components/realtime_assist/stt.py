@@ -89,7 +89,7 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
         run = current_pipeline_run(self.hass)
         conversation_id = current_conversation_id() or ulid.ulid_now()
         device_id = run.device_id if run else None
-        prompt = await self._async_turn_prompt(metadata, run.context if run else None, device_id)
+        prompt = await self._async_turn_config(metadata, run.context if run else None, device_id)
         config = agent.adapt_to_run(prompt.config if prompt else agent.base_config, run)
         try:
             turn = await agent.async_begin_turn(
@@ -116,7 +116,7 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
             await turn.cancel("another agent answers")
         return stt.SpeechResult(text, stt.SpeechResultState.SUCCESS)
 
-    async def _async_turn_prompt(
+    async def _async_turn_config(
         self, metadata: stt.SpeechMetadata, context: Context | None, device_id: str | None
     ) -> TurnPrompt | None:
         """The prompt and tools the model answers with the moment the user stops.
