@@ -51,7 +51,7 @@ from .realtime.providers.base import Provider
 from .realtime.session import RealtimeSession
 from .realtime.turn import FailureReason, Turn, TurnDeadlines, TurnError
 from .service_tool import async_agent_service_tool
-from .tools import guard_chat_log_tools, tool_specs
+from .tools import ToolSpecCache, guard_chat_log_tools
 from .usage import UsageMeter
 from .vocabulary import async_home_vocabulary
 
@@ -61,6 +61,53 @@ CAMERA_QUESTION_INSTRUCTIONS = (
 )
 # The model waits for tool results this much longer than a tool may run.
 TOOL_RESULTS_MARGIN_S = 10.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TurnPrompt:
+    """Home Assistant's prompt and tools as built for one turn, and the session config of them."""
+
+    llm_context: llm.LLMContext
+    # The extra system prompt it was built with.
+    extra_system_prompt: str | None
+    # The chat log's tools (ours among them); None without an LLM API.
+    api: llm.APIInstance | None
+    config: SessionConfig
+
+    def fits(self, llm_context: llm.LLMContext, extra_system_prompt: str | None) -> bool:
+        """Whether Home Assistant would build the same from these (same user, device, language).
+
+        Not compared: Home Assistant 2026.11's `agent_id`, which only keys its own reuse.
+        """
+        same_inputs = _prompt_inputs(llm_context) == _prompt_inputs(self.llm_context)
+        return same_inputs and extra_system_prompt == self.extra_system_prompt
+
+
+def _prompt_inputs(llm_context: llm.LLMContext) -> tuple[object, ...]:
+    return (
+        llm_context.platform,
+        llm_context.context,
+        llm_context.language,
+        llm_context.assistant,
+        llm_context.device_id,
+    )
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class BuiltAPI(llm.API):
+    """Hands a chat log an API instance already built, as if Home Assistant had just built it."""
+
+    instance: llm.APIInstance
+
+    @classmethod
+    def of(cls, instance: llm.APIInstance | None) -> BuiltAPI | None:
+        if instance is None:
+            return None
+        api = instance.api
+        return cls(hass=api.hass, id=api.id, name=api.name, instance=instance)
+
+    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
+        return self.instance
 
 
 class RealtimeAgent:
@@ -94,6 +141,10 @@ class RealtimeAgent:
         self._failures: dict[str, TurnError] = {}
         # ...and those the conversation stage has told already.
         self._told: set[str] = set()
+        # The prompt speech-to-text built for a conversation's turn, for its conversation stage.
+        self._prompts: dict[str, tuple[Turn, TurnPrompt]] = {}
+        # Tool specs of the last build, reused while the tools are the same.
+        self._tool_specs = ToolSpecCache()
         # Replies still being written into their chat log after the conversation stage returned.
         self._replying: dict[Turn, asyncio.Task[None]] = {}
         self._problems = ProblemReporter(hass, entry)
@@ -172,14 +223,41 @@ class RealtimeAgent:
         chat_log: conversation.ChatLog | None = None,
         extra_tools: Sequence[llm.Tool] = (),
     ) -> SessionConfig:
+        """The session configuration of `async_turn_prompt`."""
+        prompt = await self.async_turn_prompt(
+            llm_context, extra_system_prompt, chat_log, extra_tools
+        )
+        return prompt.config
+
+    async def async_turn_prompt(
+        self,
+        llm_context: llm.LLMContext,
+        extra_system_prompt: str | None = None,
+        chat_log: conversation.ChatLog | None = None,
+        extra_tools: Sequence[llm.Tool] = (),
+    ) -> TurnPrompt:
         """Instructions and tools exactly as Home Assistant builds them for this agent.
 
         With no chat log (speech-to-text runs before the conversation stage,
         yet the model answers the moment the user stops speaking) a scratch
-        chat log builds the same prompt. `extra_tools` are tools of one
-        conversation (a browser's own camera).
+        chat log builds the same prompt; the conversation stage of that turn
+        then gets it back, when it asks with the same context, rather than
+        building it again. `extra_tools` are tools of one conversation (a
+        browser's own camera).
         """
         log = chat_log or conversation.ChatLog(self.hass, f"{DOMAIN}_prompt")
+        # What Home Assistant would take: a new extra prompt, else the conversation's.
+        extra_system_prompt = extra_system_prompt or log.extra_system_prompt
+        built = self._built_prompt(log.conversation_id) if chat_log is not None else None
+        if built is not None and built.fits(llm_context, extra_system_prompt):
+            await log.async_provide_llm_data(
+                llm_context,
+                BuiltAPI.of(built.api),
+                self.options.get(CONF_PROMPT),
+                extra_system_prompt,
+            )
+            self._guard_tools(log, ())
+            return built
         await log.async_provide_llm_data(
             llm_context,
             self.options.get(CONF_LLM_HASS_API),
@@ -187,21 +265,37 @@ class RealtimeAgent:
             extra_system_prompt,
         )
         if log.llm_api is not None:
-            guard_chat_log_tools(
-                log,
-                [*await self._async_own_tools(llm_context), *extra_tools],
-                float(self.options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
-                self.entity_ids.get(Platform.CONVERSATION),
-            )
+            self._guard_tools(log, [*await self._async_own_tools(llm_context), *extra_tools])
         system = log.content[0]
-        return dataclasses.replace(
+        config = dataclasses.replace(
             self.base_config,
             instructions=(system.content if isinstance(system, conversation.SystemContent) else "")
             + f"\n{UNTRUSTED_CONTENT_PROMPT}",
-            tools=tool_specs(log.llm_api),
+            tools=self._tool_specs.tool_specs(log.llm_api),
             language=llm_context.language,
             transcription_vocabulary=async_home_vocabulary(self.hass),
         )
+        return TurnPrompt(llm_context, extra_system_prompt, log.llm_api, config)
+
+    def _guard_tools(self, chat_log: conversation.ChatLog, own_tools: Sequence[llm.Tool]) -> None:
+        guard_chat_log_tools(
+            chat_log,
+            own_tools,
+            float(self.options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
+            self.entity_ids.get(Platform.CONVERSATION),
+        )
+
+    def _built_prompt(self, conversation_id: str) -> TurnPrompt | None:
+        """The prompt speech-to-text built for the conversation's turn, if that turn goes on.
+
+        Only for the turn it began, and only once: the conversation stage
+        continues that turn (it began spoken, the model answers it); any later
+        turn builds its own, so what changed in between (exposure) shows.
+        """
+        if (kept := self._prompts.pop(conversation_id, None)) is None:
+            return None
+        turn, prompt = kept
+        return prompt if turn is self._turns.get(conversation_id) and not turn.answered else None
 
     async def _async_own_tools(self, llm_context: llm.LLMContext) -> list[llm.Tool]:
         """Tools of this agent beside the selected LLM APIs (they act on our own session)."""
@@ -281,8 +375,11 @@ class RealtimeAgent:
         typed_text: str | None = None,
         speaking: bool = False,
         deadlines: TurnDeadlines | None = None,
+        prompt: TurnPrompt | None = None,
     ) -> Turn:
         """Start the conversation's next turn on its session (spoken unless `typed_text`).
+
+        `prompt`: what `config` was made of, kept for the turn's conversation stage.
 
         A full-duplex listener (browser.py) passes `speaking` when the provider already
         hears the user, and `deadlines` of its own (it waits for speech as long as the
@@ -326,6 +423,10 @@ class RealtimeAgent:
             speaking=speaking,
         )
         self._turns[conversation_id] = turn
+        if prompt is not None:
+            self._prompts[conversation_id] = (turn, prompt)
+        else:
+            self._prompts.pop(conversation_id, None)
         if device_id is not None:
             self._device_turns[device_id] = turn
         turn.on_end(lambda ended: self._turn_ended(ended, lease))
@@ -396,6 +497,7 @@ class RealtimeAgent:
 
         def forget() -> None:
             self._turns.pop(conversation_id, None)
+            self._prompts.pop(conversation_id, None)
             self._failures.pop(conversation_id, None)
             self._told.discard(conversation_id)
             self.pool.discard_later(conversation_id)()
@@ -413,6 +515,7 @@ class RealtimeAgent:
         for work in list(self._replying.values()):
             work.cancel()
         self._turns.clear()
+        self._prompts.clear()
         self._device_turns.clear()
         await self.pool.close_all()
         await self.usage.async_close()

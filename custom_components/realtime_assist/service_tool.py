@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
+from functools import lru_cache
 import re
 from typing import Any, Final, override
 
@@ -454,6 +455,32 @@ def _error_text(err: Exception) -> str:
     return text
 
 
+@lru_cache(maxsize=16)
+def _parameters_schema(services: tuple[str, ...]) -> probatio.Schema:
+    """The tool's parameters for these actions: the same object while they stay the same.
+
+    So its converted form is reused between turns (`tools.ToolSpecCache`).
+    """
+    service_schema: Any = probatio.In(list(services)) if services else str
+    return probatio.Schema(
+        {
+            probatio.Required(
+                "service", description="The action to call, as domain.service."
+            ): service_schema,
+            probatio.Required(
+                "entity_id",
+                description="The entity ids to act on (from this tool's entity list); "
+                "they must be exposed and of the action's domain.",
+            ): [str],
+            probatio.Optional(
+                "data",
+                description='The action\'s fields, e.g. {"temperature": 21}. '
+                "Leave out targets: only entity_id selects entities.",
+            ): dict,
+        }
+    )
+
+
 class CallServiceTool(llm.Tool):
     """Call an allowed Home Assistant action on exposed entities."""
 
@@ -485,24 +512,7 @@ class CallServiceTool(llm.Tool):
             if info.refused and info.sensitive is not None
         }
         self.description = _describe(self.services.values(), targets or {})
-        service_schema: Any = probatio.In(list(self.services)) if self.services else str
-        self.parameters = probatio.Schema(
-            {
-                probatio.Required(
-                    "service", description="The action to call, as domain.service."
-                ): service_schema,
-                probatio.Required(
-                    "entity_id",
-                    description="The entity ids to act on (from this tool's entity list); "
-                    "they must be exposed and of the action's domain.",
-                ): [str],
-                probatio.Optional(
-                    "data",
-                    description='The action\'s fields, e.g. {"temperature": 21}. '
-                    "Leave out targets: only entity_id selects entities.",
-                ): dict,
-            }
-        )
+        self.parameters = _parameters_schema(tuple(self.services))
 
     @classmethod
     async def async_create(

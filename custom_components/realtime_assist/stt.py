@@ -20,11 +20,12 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import ulid
 
 from . import RealtimeAssistConfigEntry
+from .agent import TurnPrompt
 from .assist_bridge import current_conversation_id, current_pipeline_run
 from .const import DOMAIN, LOGGER
 from .entity import RealtimeSpeechEntity, async_add_agent_entities
 from .languages import SUPPORTED_LANGUAGES
-from .realtime.config import SessionConfig, TurnDetectionMode
+from .realtime.config import TurnDetectionMode
 from .realtime.turn import UNHEARD_WORDS, FailureReason, TurnError
 
 PARALLEL_UPDATES = 0
@@ -88,11 +89,12 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
         run = current_pipeline_run(self.hass)
         conversation_id = current_conversation_id() or ulid.ulid_now()
         device_id = run.device_id if run else None
-        config = agent.adapt_to_run(
-            await self._async_turn_config(metadata, run.context if run else None, device_id), run
-        )
+        prompt = await self._async_turn_config(metadata, run.context if run else None, device_id)
+        config = agent.adapt_to_run(prompt.config if prompt else agent.base_config, run)
         try:
-            turn = await agent.async_begin_turn(conversation_id, config, device_id=device_id)
+            turn = await agent.async_begin_turn(
+                conversation_id, config, device_id=device_id, prompt=prompt
+            )
             text = await turn.listen(stream, commit_at_end=self._turn_detection_off)
         except TurnError as err:
             if err.reason is FailureReason.NO_SPEECH:
@@ -116,8 +118,11 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
 
     async def _async_turn_config(
         self, metadata: stt.SpeechMetadata, context: Context | None, device_id: str | None
-    ) -> SessionConfig:
-        """The prompt and tools the model answers with the moment the user stops."""
+    ) -> TurnPrompt | None:
+        """The prompt and tools the model answers with the moment the user stops.
+
+        Built here once for the turn: the conversation stage gets it back.
+        """
         llm_context = llm.LLMContext(
             platform=DOMAIN,
             context=context,
@@ -126,7 +131,7 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
             device_id=device_id,
         )
         try:
-            return await self.agent.async_session_config(llm_context)
+            return await self.agent.async_turn_prompt(llm_context)
         except conversation.ConverseError as err:
             LOGGER.warning("Cannot prepare the agent's tools: %s", err)
-            return self.agent.base_config
+            return None

@@ -12,7 +12,7 @@ the logbook shows it, automations can react to it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 import json
@@ -45,23 +45,73 @@ class ToolOutcome(StrEnum):
     CANCELLED = "cancelled"  # the turn ended first; the call may have had effects
 
 
-def tool_specs(api: llm.APIInstance | None) -> tuple[ToolSpec, ...]:
-    """The model-facing function declarations of the agent's tools.
+class ToolSpecCache:
+    """The model-facing function declarations of the agent's tools, schemas converted once.
 
-    Read-only tools block: the model's answer depends on what they return. The
-    others (actions) may run while the model keeps talking.
+    Converting a tool's schema (`probatio.to_openapi`) is the costly part of a
+    turn's tools, and a turn's tools are mostly the last turn's again. A converted
+    schema is reused while all the conversion reads is the same: the serializer
+    and the schema's parts, each by identity (a Schema's own equality ignores
+    descriptions). Home Assistant wraps the same parts in a new Schema each turn
+    (intent tools copy their handler's cached slot schema), so they are found
+    again; a schema built of new parts (its list of exposed entities, say) is
+    converted anew, so a change of exposure, areas or the selected APIs shows
+    in the next turn. Only the last build's schemas are kept.
     """
-    if api is None:
-        return ()
-    return tuple(
-        ToolSpec(
-            tool.name,
-            tool.description or "",
-            _parameters(tool, api.custom_serializer),
-            blocking=tool.annotations.read_only,
+
+    def __init__(self) -> None:
+        self._parameters: dict[Hashable, dict[str, Any]] = {}
+
+    def tool_specs(self, api: llm.APIInstance | None) -> tuple[ToolSpec, ...]:
+        """Read-only tools block: the model's answer depends on what they return.
+
+        The others (actions) may run while the model keeps talking.
+        """
+        if api is None:
+            return ()
+        known, self._parameters = self._parameters, {}
+        specs: list[ToolSpec] = []
+        for tool in api.tools:
+            key = (_Same(api.custom_serializer), _schema_key(tool.parameters))
+            parameters = known.get(key, self._parameters.get(key))
+            if parameters is None:
+                parameters = _parameters(tool, api.custom_serializer)
+            self._parameters[key] = parameters
+            specs.append(
+                ToolSpec(
+                    tool.name,
+                    tool.description or "",
+                    parameters,
+                    blocking=tool.annotations.read_only,
+                )
+            )
+        return tuple(specs)
+
+
+class _Same:
+    """A schema part compared by identity; the key holds it, so its id is not reused."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.value is self.value
+
+
+def _schema_key(parameters: Any) -> Hashable:
+    """What the conversion reads of a tool's parameters."""
+    if isinstance(parameters, probatio.Schema) and isinstance(parameters.schema, dict):
+        return (
+            parameters.required,
+            parameters.extra,
+            tuple((_Same(key), _Same(value)) for key, value in parameters.schema.items()),
         )
-        for tool in api.tools
-    )
+    return _Same(parameters)
 
 
 def _parameters(tool: llm.Tool, serializer: Callable[[Any], Any] | None) -> dict[str, Any]:
@@ -194,8 +244,10 @@ def guard_chat_log_tools(
     if api is None:
         return
     if isinstance(api, GuardedAPIInstance):
-        # Home Assistant 2026.11 keeps the API instance between turns.
+        # Home Assistant 2026.11 keeps the API instance between turns; ours may have
+        # been built for the turn before its chat log (at speech-to-text).
         api.tool_timeout_s = timeout_s
+        api.conversation_id = chat_log.conversation_id
         return
     chat_log.llm_api = GuardedAPIInstance(
         api=api.api,
