@@ -36,6 +36,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.util import ulid
 
 from bench.satellite import PROVIDER_RATE as REPLY_RATE, REPLY_TEXT
+from custom_components.realtime_assist.stt import SatelliteAudioInput
 from tests.fakes.audio_samples import speech_like
 from tests.fakes.loopback import ModelPacing
 from tests.satellites import _add_entities
@@ -89,7 +90,7 @@ class Floor:
     script: FloorScript
 
 
-class FloorSpeechToText(stt.SpeechToTextEntity):
+class FloorSpeechToText(SatelliteAudioInput, stt.SpeechToTextEntity):
     """Reads the stream frame by frame; a fixed text where the provider would hear the end."""
 
     _attr_name = NAME
@@ -100,26 +101,6 @@ class FloorSpeechToText(stt.SpeechToTextEntity):
     @property
     def supported_languages(self) -> list[str]:
         return ["en"]
-
-    @property
-    def supported_formats(self) -> list[stt.AudioFormats]:
-        return [stt.AudioFormats.WAV]
-
-    @property
-    def supported_codecs(self) -> list[stt.AudioCodecs]:
-        return [stt.AudioCodecs.PCM]
-
-    @property
-    def supported_bit_rates(self) -> list[stt.AudioBitRates]:
-        return [stt.AudioBitRates.BITRATE_16]
-
-    @property
-    def supported_sample_rates(self) -> list[stt.AudioSampleRates]:
-        return [stt.AudioSampleRates.SAMPLERATE_16000]
-
-    @property
-    def supported_channels(self) -> list[stt.AudioChannels]:
-        return [stt.AudioChannels.CHANNEL_MONO]
 
     @property
     def audio_processing(self) -> SpeechAudioProcessing:

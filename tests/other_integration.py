@@ -28,6 +28,7 @@ from pytest_homeassistant_custom_component.common import (
     mock_platform,
 )
 
+from custom_components.realtime_assist.stt import SatelliteAudioInput
 from tests.fakes.audio_samples import tone
 
 TEST_DOMAIN = "mixed_pipeline_test"
@@ -50,7 +51,7 @@ def _other_voice_wav() -> bytes:
 OTHER_TTS_AUDIO = _other_voice_wav()
 
 
-class OtherSpeechToText(stt.SpeechToTextEntity):
+class OtherSpeechToText(SatelliteAudioInput, stt.SpeechToTextEntity):
     """Another integration's speech-to-text: it hears `text` in whatever it is sent."""
 
     _attr_name = "Other speech to text"
@@ -62,26 +63,6 @@ class OtherSpeechToText(stt.SpeechToTextEntity):
     @property
     def supported_languages(self) -> list[str]:
         return ["en"]
-
-    @property
-    def supported_formats(self) -> list[stt.AudioFormats]:
-        return [stt.AudioFormats.WAV]
-
-    @property
-    def supported_codecs(self) -> list[stt.AudioCodecs]:
-        return [stt.AudioCodecs.PCM]
-
-    @property
-    def supported_bit_rates(self) -> list[stt.AudioBitRates]:
-        return [stt.AudioBitRates.BITRATE_16]
-
-    @property
-    def supported_sample_rates(self) -> list[stt.AudioSampleRates]:
-        return [stt.AudioSampleRates.SAMPLERATE_16000]
-
-    @property
-    def supported_channels(self) -> list[stt.AudioChannels]:
-        return [stt.AudioChannels.CHANNEL_MONO]
 
     @property
     def audio_processing(self) -> SpeechAudioProcessing:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+import contextlib
 from typing import Literal, Protocol
 
 from tests.fakes.loopback import ModelPacing
@@ -95,3 +96,37 @@ def count_before(order: list[str], name: str, other: str, nth: int) -> int:
         elif arrived == name:
             seen += 1
     raise AssertionError(f"{other} sent fewer chunks than that: {order}")
+
+
+RACED_CHUNKS = 25
+"""Audio chunks in the one-second reply each raced fake sends (40 ms chunks)."""
+
+
+class Racing(Protocol):
+    """One fake server per pacing, each asked at once for the same one-second reply."""
+
+    def __call__(
+        self, **pacing: ModelPacing
+    ) -> contextlib.AbstractAsyncContextManager[dict[str, AsyncIterator[None]]]: ...
+
+
+async def check_speed_is_relative_to_real_time(racing: Racing) -> None:
+    """8x real time sends the second in 1/8 s, while real time sends about 3 chunks."""
+    async with racing(fast=ModelPacing(speed=8.0), slow=ModelPacing(speed=1.0)) as replies:
+        order = await arrival_order(replies)
+    assert order.count("fast") == order.count("slow") == RACED_CHUNKS
+    # Up to 12 leaves room for a loaded machine.
+    assert count_before(order, "slow", "fast", RACED_CHUNKS) <= 12
+
+
+async def check_first_audio_waits_for_the_models_latency(racing: Racing) -> None:
+    """A model's first audio comes after its latency, the rest unpaced after it."""
+    async with racing(
+        delayed=ModelPacing(first_audio_delay_s=0.5), reference=ModelPacing(speed=1.0)
+    ) as replies:
+        order = await arrival_order(replies)
+    # The reference sends a chunk every 40 ms: about 12 before the delayed model's first.
+    first = count_before(order, "reference", "delayed", 1)
+    assert first >= 4
+    # Unpaced after its latency, the delayed model sends the rest of its reply at once.
+    assert count_before(order, "reference", "delayed", RACED_CHUNKS) <= first + 3

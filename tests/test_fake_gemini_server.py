@@ -38,7 +38,12 @@ from tests.fakes.gemini_live import (
     ToolCallPart,
 )
 from tests.fakes.loopback import ModelPacing
-from tests.pacing_helpers import Hold, arrival_order, count_before
+from tests.pacing_helpers import (
+    RACED_CHUNKS,
+    Hold,
+    check_first_audio_waits_for_the_models_latency,
+    check_speed_is_relative_to_real_time,
+)
 
 MODEL = "models/gemini-2.5-flash-native-audio-preview-12-2025"
 KEY = FakeGeminiLiveServer.API_KEY
@@ -1148,7 +1153,6 @@ async def test_a_bug_in_the_fake_fails_loudly(socket_enabled: None) -> None:
 
 # One second of the model's voice: 25 chunks of the fake's default 40 ms.
 ONE_SECOND = speech_like(1.0, OUTPUT_RATE, seed=7)
-CHUNKS = 25
 
 
 def audio_messages(messages: list[dict[str, Any]]) -> int:
@@ -1190,36 +1194,25 @@ async def test_hold_lets_exactly_one_audio_chunk_out_until_released(
         # the release.
         before = [await client.recv() for _ in conn.sent[len(client.messages) :]]
         assert audio_messages(before) == 1
-        assert audio_of(before) == conn.turns[0].pcm == ONE_SECOND[: len(ONE_SECOND) // CHUNKS]
+        assert (
+            audio_of(before) == conn.turns[0].pcm == ONE_SECOND[: len(ONE_SECOND) // RACED_CHUNKS]
+        )
         assert text_of(before, "outputTranscription")
 
         hold.set()
         after = await client.recv_until(is_kind("turnComplete"))
-        assert audio_messages(after) == CHUNKS - 1
+        assert audio_messages(after) == RACED_CHUNKS - 1
         assert audio_of(before + after) == ONE_SECOND
         assert conn.turns[0].status == "completed"
     assert server.protocol_errors == []
 
 
 async def test_speed_is_relative_to_real_time(socket_enabled: None) -> None:
-    async with racing(fast=ModelPacing(speed=8.0), slow=ModelPacing(speed=1.0)) as replies:
-        order = await arrival_order(replies)
-    assert order.count("fast") == order.count("slow") == CHUNKS
-    # 8x real time sends the second in 1/8 s, while real time sends about 3 chunks: up to
-    # 12 leaves room for a loaded machine.
-    assert count_before(order, "slow", "fast", CHUNKS) <= 12
+    await check_speed_is_relative_to_real_time(racing)
 
 
 async def test_first_audio_waits_for_the_models_latency(socket_enabled: None) -> None:
-    async with racing(
-        delayed=ModelPacing(first_audio_delay_s=0.5), reference=ModelPacing(speed=1.0)
-    ) as replies:
-        order = await arrival_order(replies)
-    # The reference sends a chunk every 40 ms: about 12 before the delayed model's first.
-    first = count_before(order, "reference", "delayed", 1)
-    assert first >= 4
-    # Unpaced after its latency, the delayed model sends the rest of its reply at once.
-    assert count_before(order, "reference", "delayed", CHUNKS) <= first + 3
+    await check_first_audio_waits_for_the_models_latency(racing)
 
 
 async def test_wait_helpers(server: FakeGeminiLiveServer) -> None:

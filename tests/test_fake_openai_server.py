@@ -37,7 +37,12 @@ from tests.fakes.openai_realtime import (
     SpeechItem,
     TextItem,
 )
-from tests.pacing_helpers import Hold, arrival_order, count_before
+from tests.pacing_helpers import (
+    RACED_CHUNKS,
+    Hold,
+    check_first_audio_waits_for_the_models_latency,
+    check_speed_is_relative_to_real_time,
+)
 
 SERVER_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeServerEvent)
 MODEL = "gpt-realtime"
@@ -747,7 +752,6 @@ async def test_wait_helpers(server: FakeOpenAIRealtimeServer) -> None:
 
 # One second of the model's voice: 25 chunks of the fake's default 40 ms.
 ONE_SECOND = speech_like(1.0, seed=7)
-CHUNKS = 25
 
 
 def audio_deltas(events: list[dict[str, Any]]) -> int:
@@ -790,36 +794,27 @@ async def test_hold_lets_exactly_one_audio_chunk_out_until_released(
         await client.send({"type": "input_audio_buffer.clear"})
         before = await client.recv_until("input_audio_buffer.cleared")
         assert audio_deltas(before) == 1
-        assert audio_of(before) == conn.responses[0].pcm == ONE_SECOND[: len(ONE_SECOND) // CHUNKS]
+        assert (
+            audio_of(before)
+            == conn.responses[0].pcm
+            == ONE_SECOND[: len(ONE_SECOND) // RACED_CHUNKS]
+        )
         assert "response.output_audio_transcript.delta" in types(before)
 
         hold.set()
         after = await client.recv_until("response.done")
-        assert audio_deltas(after) == CHUNKS - 1
+        assert audio_deltas(after) == RACED_CHUNKS - 1
         assert audio_of(before + after) == ONE_SECOND
         assert after[-1]["response"]["status"] == "completed"
     assert server.protocol_errors == []
 
 
 async def test_speed_is_relative_to_real_time(socket_enabled: None) -> None:
-    async with racing(fast=ModelPacing(speed=8.0), slow=ModelPacing(speed=1.0)) as replies:
-        order = await arrival_order(replies)
-    assert order.count("fast") == order.count("slow") == CHUNKS
-    # 8x real time sends the second in 1/8 s, while real time sends about 3 chunks: up to
-    # 12 leaves room for a loaded machine.
-    assert count_before(order, "slow", "fast", CHUNKS) <= 12
+    await check_speed_is_relative_to_real_time(racing)
 
 
 async def test_first_audio_waits_for_the_models_latency(socket_enabled: None) -> None:
-    async with racing(
-        delayed=ModelPacing(first_audio_delay_s=0.5), reference=ModelPacing(speed=1.0)
-    ) as replies:
-        order = await arrival_order(replies)
-    # The reference sends a chunk every 40 ms: about 12 before the delayed model's first.
-    first = count_before(order, "reference", "delayed", 1)
-    assert first >= 4
-    # Unpaced after its latency, the delayed model sends the rest of its reply at once.
-    assert count_before(order, "reference", "delayed", CHUNKS) <= first + 3
+    await check_first_audio_waits_for_the_models_latency(racing)
 
 
 # -- audio samples -----------------------------------------------------------------

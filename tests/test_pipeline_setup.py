@@ -39,19 +39,24 @@ async def test_pipeline_reads_aloud_in_the_agents_voice(
     assert our_pipeline(hass, loaded_entry).tts_voice == "marin"
 
 
+async def give_the_agent_voice(hass: HomeAssistant, entry: MockConfigEntry, voice: str) -> None:
+    """Reconfigure the entry's agent with another voice, as the user does in its form."""
+    subentry = next(iter(entry.subentries.values()))
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_CONVERSATION),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    await hass.config_entries.subentries.async_configure(
+        result["flow_id"], agent_input(**{SECTION_BEHAVIOUR: {CONF_VOICE: voice}})
+    )
+    await hass.async_block_till_done()
+
+
 async def test_pipeline_voice_follows_the_agent(
     hass: HomeAssistant, loaded_entry: MockConfigEntry
 ) -> None:
     """A new voice for the agent is its pipeline's new voice too."""
-    subentry = next(iter(loaded_entry.subentries.values()))
-    result = await hass.config_entries.subentries.async_init(
-        (loaded_entry.entry_id, SUBENTRY_CONVERSATION),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
-    )
-    await hass.config_entries.subentries.async_configure(
-        result["flow_id"], agent_input(**{SECTION_BEHAVIOUR: {CONF_VOICE: "cedar"}})
-    )
-    await hass.async_block_till_done()
+    await give_the_agent_voice(hass, loaded_entry, "cedar")
     assert our_pipeline(hass, loaded_entry).tts_voice == "cedar"
 
 
@@ -62,15 +67,7 @@ async def test_a_voice_picked_for_the_pipeline_stays(
     await assist_pipeline.async_update_pipeline(
         hass, our_pipeline(hass, loaded_entry), tts_voice="sage"
     )
-    subentry = next(iter(loaded_entry.subentries.values()))
-    result = await hass.config_entries.subentries.async_init(
-        (loaded_entry.entry_id, SUBENTRY_CONVERSATION),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
-    )
-    await hass.config_entries.subentries.async_configure(
-        result["flow_id"], agent_input(**{SECTION_BEHAVIOUR: {CONF_VOICE: "cedar"}})
-    )
-    await hass.async_block_till_done()
+    await give_the_agent_voice(hass, loaded_entry, "cedar")
     assert our_pipeline(hass, loaded_entry).tts_voice == "sage"
 
 

@@ -40,14 +40,12 @@ async def async_setup_entry(
     async_add_agent_entities(entry, async_add_entities, RealtimeSpeechToTextEntity)
 
 
-class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
-    """Streams the user's speech into the agent's live session."""
+class SatelliteAudioInput:
+    """The audio every satellite streams to speech-to-text: 16 kHz 16-bit mono PCM.
 
-    _agent_platform = Platform.STT
-
-    @property
-    def supported_languages(self) -> list[str]:
-        return SUPPORTED_LANGUAGES
+    A speech-to-text entity that says so (ours, and the benchmark's and tests'
+    stand-ins for other engines) gets Home Assistant's pipeline audio as is.
+    """
 
     @property
     def supported_formats(self) -> list[stt.AudioFormats]:
@@ -68,6 +66,16 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, stt.SpeechToTextEntity):
     @property
     def supported_channels(self) -> list[stt.AudioChannels]:
         return [stt.AudioChannels.CHANNEL_MONO]
+
+
+class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, SatelliteAudioInput, stt.SpeechToTextEntity):
+    """Streams the user's speech into the agent's live session."""
+
+    _agent_platform = Platform.STT
+
+    @property
+    def supported_languages(self) -> list[str]:
+        return SUPPORTED_LANGUAGES
 
     @property
     def audio_processing(self) -> SpeechAudioProcessing:
