@@ -34,7 +34,7 @@ HOT_PATH: tuple[tuple[str, str, str], ...] = (
     ("in: RealtimeSession.send_audio", "realtime/session.py", "send_audio"),
     ("in: Resampler.process", "realtime/audio.py", "process"),
     ("in: OpenAIRealtimeConnection.send_audio", "providers/openai.py", "send_audio"),
-    ("in: VoiceTurn._pump", "realtime/turn.py", "_pump"),
+    ("in: Turn._send_audio", "realtime/turn.py", "_send_audio"),
     ("in: HA websocket binary handler", "assist_pipeline/websocket_api.py", "handle_binary"),
     ("in: HA stt_stream", "assist_pipeline/websocket_api.py", "stt_stream"),
     ("in: HA process_enhance_audio (microVAD)", "default_pipeline.py", "process_enhance_audio"),
@@ -43,8 +43,8 @@ HOT_PATH: tuple[tuple[str, str, str], ...] = (
     ("out: RealtimeSession._observe", "realtime/session.py", "_observe"),
     ("out: Subscription.put", "realtime/session.py", "put"),
     ("out: Subscription.__anext__", "realtime/session.py", "__anext__"),
-    ("out: VoiceTurn.reply_audio", "realtime/turn.py", "reply_audio"),
-    ("out: _wav_stream", "realtime_assist/tts.py", "_wav_stream"),
+    ("out: Turn.reply_audio", "realtime/turn.py", "reply_audio"),
+    ("out: TTS _encoded (WAV/FLAC)", "realtime_assist/tts.py", "_encoded"),
     ("out: HA _async_convert_audio (ffmpeg)", "components/tts/__init__.py", "_async_convert_audio"),
     ("out: HA TTS view get", "components/tts/__init__.py", "get"),
 )
@@ -52,7 +52,16 @@ HOT_PATH: tuple[tuple[str, str, str], ...] = (
 PER_TURN: tuple[tuple[str, str, str], ...] = (
     ("STT stage, whole (incl. its audio)", "realtime_assist/stt.py", "async_process_audio_stream"),
     ("STT: prompt and tools for the turn", "realtime_assist/stt.py", "_async_turn_config"),
-    ("agent: prompt and tools (each call)", "realtime_assist/agent.py", "async_session_config"),
+    (
+        "agent: the turn's prompt and tools (built once)",
+        "realtime_assist/agent.py",
+        "async_turn_prompt",
+    ),
+    (
+        "agent: session config (reuses the turn's)",
+        "realtime_assist/agent.py",
+        "async_session_config",
+    ),
     (
         "conversation: _async_handle_message",
         "realtime_assist/conversation.py",
