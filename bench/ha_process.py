@@ -58,7 +58,6 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from bench.proposals import planned_run
 from bench.wav import AudioStreamParser
 from custom_components.realtime_assist import tts as realtime_tts
 from custom_components.realtime_assist.agent_config import recommended_agent_options
@@ -294,7 +293,6 @@ async def _time_first_audio(chunks: AsyncIterator[bytes], label: str) -> AsyncGe
 
 
 _SITE_PACKAGES = Path(pytest.__file__).parent.parent
-_ORIGINAL_RESAMPLER_RUN = Resampler._run
 
 
 def _rss_kib() -> int:
@@ -358,7 +356,6 @@ class Controller:
             "trace_start": self._trace_start,
             "trace_stop": self._trace_stop,
             "close_sessions": self._close_sessions,
-            "what_if": self._what_if,
         }
         return await handlers[command](args)
 
@@ -451,13 +448,6 @@ class Controller:
             }
             for stat in diff[: int(args.get("top", 15))]
         ]
-
-    async def _what_if(self, args: dict[str, Any]) -> None:
-        """Swap in a proposed change (bench.proposals), or back."""
-        if args.get("planned_resampler"):
-            Resampler._run = planned_run  # type: ignore[method-assign]
-        else:
-            Resampler._run = _ORIGINAL_RESAMPLER_RUN  # type: ignore[method-assign]
 
     async def _close_sessions(self, args: dict[str, Any]) -> dict[str, Any]:
         """Close every conversation's session, as idle expiry would (spares stay)."""
