@@ -19,7 +19,10 @@ SAMPLE_WIDTH = 2  # bytes per 16-bit sample
 TAPS_PER_PHASE = 24
 KAISER_BETA = 8.0
 # Plans kept per resampler: one per chunk length and starting phase that recurs.
-_PLANS_KEPT = 8
+_PLANS_KEPT = 4
+# Only chunks of up to this many outputs are planned for again (a frame's size recurs;
+# a plan costs 12 bytes per tap); a bigger chunk's planning is small next to its work.
+_PLANNED_OUTPUTS = 512
 
 # Gather indices into the history and chunk, filter rows, the phase after the chunk.
 type _Plan = tuple[npt.NDArray[np.intp], npt.NDArray[np.float32], int]
@@ -111,7 +114,7 @@ class Resampler:
 
     def _plan(self, count: int) -> _Plan:
         """Where a chunk of `count` samples starting at the current phase reads, and with
-        which taps; planned once per (length, phase), a few kept."""
+        which taps; planned once per (length, phase) for frame-sized chunks, a few kept."""
         key = (count, self._next_pos)
         if (plan := self._plans.get(key)) is not None:
             return plan
@@ -125,8 +128,10 @@ class Resampler:
         # The next chunk's first output is one step of `down` past this chunk's last.
         last = int(positions[-1]) if len(positions) else self._next_pos - self._down
         next_pos = last + self._down - end
-        if len(self._plans) >= _PLANS_KEPT:
-            # Chunks of changing sizes (the model's audio) do not fill memory with plans.
-            del self._plans[next(iter(self._plans))]
-        plan = self._plans[key] = (index, filters, next_pos)
+        plan = (index, filters, next_pos)
+        if len(positions) <= _PLANNED_OUTPUTS:
+            if len(self._plans) >= _PLANS_KEPT:
+                # Chunks of changing sizes (the model's audio) do not fill memory with plans.
+                del self._plans[next(iter(self._plans))]
+            self._plans[key] = plan
         return plan
