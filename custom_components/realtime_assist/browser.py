@@ -423,14 +423,10 @@ class BrowserConversation:
         assert self._session is not None
         try:
             while True:
-                if self._audio:
-                    # Frames that queued up meanwhile go as one chunk: they are all here
-                    # (no latency added), and one send costs what one frame's does.
-                    pcm = b"".join(self._audio)
-                    self._audio.clear()
-                    self._audio_ms = 0.0
+                while self._audio:
+                    pcm = self._audio.popleft()
+                    self._audio_ms -= self._ms(pcm)
                     await self._session.send_audio(pcm)
-                    continue
                 self._audio_added.clear()
                 await self._audio_added.wait()
         except RealtimeError as err:
