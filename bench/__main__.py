@@ -16,8 +16,7 @@ Phases (`--phases`): warm-up (every event schema-validated); one satellite
 playing the model's own WAV; every satellite kind with a short and a long
 reply, timed where its player gets the model's voice (bench/kinds.py), on
 2026.10.4 and then (`newest`) on a real `hass` of the newest release, which
-starts a process of its own (bench/newest.py); a proposed change
-(bench/proposals.py) swapped in; 5 and 20 satellites at once; the same turns
+starts a process of its own (bench/newest.py); 5 and 20 satellites at once; the same turns
 through ours and through a do-nothing STT, agent and TTS (`floor`,
 bench/floor.py: what we add to Home Assistant's own pipeline); turn start with
 a warm spare and with a cold connect; a 200-turn leak run; a profiled run;
@@ -89,7 +88,6 @@ PHASES = (
     "single",
     "satellites",
     "newest",
-    "whatif",
     "scaling",
     "floor",
     "start",
@@ -522,19 +520,6 @@ async def phase_newest(bench: Bench, out_dir: Path) -> None:
     }
 
 
-async def phase_what_if(bench: Bench) -> None:
-    turns = bench.args.what_if_turns
-    print(f"what if: the planned resampler (bench/proposals.py), one satellite, {turns} turns")
-    await bench.control.call("what_if", planned_resampler=True)
-    try:
-        result, extra = await probed(bench, lambda: drive(bench, "what-if", turns=turns))
-    finally:
-        await bench.control.call("what_if", planned_resampler=False)
-    bench.results["what_if_planned_resampler"] = (
-        latencies(result) | extra | {"cost": cost(result, 1)}
-    )
-
-
 async def phase_scaling(bench: Bench) -> None:
     runs = {5: bench.args.rounds_5, 20: bench.args.rounds_20}
     for satellites, rounds in runs.items():
@@ -845,7 +830,7 @@ async def main(args: argparse.Namespace) -> int:
             "first_audio_ms": args.first_audio_ms,
             "speed": args.model_speed or None,
             "chunk_ms": args.chunk_ms,
-            "paced_phases": "single, satellites, newest, whatif, scaling, floor",
+            "paced_phases": "single, satellites, newest, scaling, floor",
         }
         results["home_assistant"] = {
             "version": ha["ha_version"],
@@ -866,7 +851,6 @@ async def main(args: argparse.Namespace) -> int:
                 ("single", True, lambda: phase_single(bench)),
                 ("satellites", True, lambda: phase_satellites(bench)),
                 ("newest", True, lambda: phase_newest(bench, out.parent)),
-                ("whatif", True, lambda: phase_what_if(bench)),
                 ("scaling", True, lambda: phase_scaling(bench)),
                 ("floor", True, lambda: phase_floor(bench)),
                 ("start", False, lambda: phase_turn_start(bench)),
@@ -921,7 +905,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=",".join(kinds.LENGTHS),
         help="reply lengths for the satellite kinds: short (under 60 characters), long",
     )
-    parser.add_argument("--what-if-turns", type=int, default=10, help="with a proposed change")
     parser.add_argument("--rounds-5", type=int, default=8, help="turns per satellite with 5")
     parser.add_argument("--rounds-20", type=int, default=5, help="turns per satellite with 20")
     parser.add_argument(
@@ -976,7 +959,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.phases is None:
         args.phases = ",".join(p for p in PHASES if not (args.quick and p == "newest"))
     if args.quick:
-        args.turns, args.satellite_rounds, args.what_if_turns = 4, 1, 2
+        args.turns, args.satellite_rounds = 4, 1
         args.satellite_lengths = "short"
         args.rounds_5, args.rounds_20, args.start_turns, args.floor_turns = 1, 1, 3, 3
         args.leak_turns, args.leak_warmup, args.leak_traced, args.profile_turns = 20, 5, 5, 2

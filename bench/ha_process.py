@@ -63,7 +63,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from bench.floor import PLATFORM as FLOOR_PLATFORM, Floor, FloorScript, async_add_floor
-from bench.proposals import planned_run
 from bench.wav import AudioStreamParser
 from custom_components.realtime_assist import tts as realtime_tts
 from custom_components.realtime_assist.agent_config import recommended_agent_options
@@ -299,7 +298,6 @@ async def _time_first_audio(chunks: AsyncIterator[bytes], label: str) -> AsyncGe
 
 
 _SITE_PACKAGES = Path(pytest.__file__).parent.parent
-_ORIGINAL_RESAMPLER_RUN = Resampler._run
 
 
 def _rss_kib() -> int:
@@ -366,7 +364,6 @@ class Controller:
             "trace_start": self._trace_start,
             "trace_stop": self._trace_stop,
             "close_sessions": self._close_sessions,
-            "what_if": self._what_if,
             "floor": self._floor,
         }
         return await handlers[command](args)
@@ -460,13 +457,6 @@ class Controller:
             }
             for stat in diff[: int(args.get("top", 15))]
         ]
-
-    async def _what_if(self, args: dict[str, Any]) -> None:
-        """Swap in a proposed change (bench.proposals), or back."""
-        if args.get("planned_resampler"):
-            Resampler._run = planned_run  # type: ignore[method-assign]
-        else:
-            Resampler._run = _ORIGINAL_RESAMPLER_RUN  # type: ignore[method-assign]
 
     async def _floor(self, args: dict[str, Any]) -> None:
         """The do-nothing floor's next runs (bench.floor)."""

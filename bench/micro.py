@@ -21,7 +21,6 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from bench.fake import BenchFakeServer
-from bench.proposals import PlannedResampler
 from custom_components.realtime_assist.realtime.audio import Resampler
 from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig
 from custom_components.realtime_assist.realtime.encoders import FlacEncoder
@@ -94,28 +93,13 @@ def _codec_costs(min_time_s: float) -> dict[str, Any]:
     # The reply as Voice PE asks for it (FLAC, 48 kHz mono), one resampled delta per call.
     flac = FlacEncoder(48000)
     reply_40ms, reply_20ms = speech_like(0.04, 48000), speech_like(0.02, 48000)
-    planned = PlannedResampler(16000, 24000)
-    planned_out = PlannedResampler(24000, 16000)
     downsampler = Resampler(24000, 16000)
-    stream = speech_like(1.0, 16000, seed=5)
-    reference, candidate = Resampler(16000, 24000), PlannedResampler(16000, 24000)
-    identical = all(
-        reference.process(stream[i : i + 320]) == candidate.process(stream[i : i + 320])
-        for i in range(0, len(stream), 320)
-    )
     return {
         "in: resample 16->24 kHz (10 ms frame)": _cost(
             per_call(lambda: resampler.process(frame)), 100
         ),
-        "in: proposal, planned resampler 16->24 kHz": _cost(
-            per_call(lambda: planned.process(frame)), 100
-        )
-        | {"bit_identical": identical},
         "out: resample 24->16 kHz (40 ms delta)": _cost(
             per_call(lambda: downsampler.process(delta_pcm)), 25
-        ),
-        "out: proposal, planned resampler 24->16 kHz": _cost(
-            per_call(lambda: planned_out.process(delta_pcm)), 25
         ),
         "in: append event, base64 + f-string (as now)": _cost(per_call(append_as_now), 100),
         "in: append event, base64 + json.dumps": _cost(per_call(append_json), 100),

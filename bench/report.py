@@ -149,21 +149,12 @@ def print_report(results: dict[str, Any]) -> None:
         f"  CPU per second of audio (in + out), 1 satellite, whole HA process: {_fmt(cpu)} ms "
         "(probes on; our share, above the do-nothing floor: the floor table)"
     )
-    what_if = (results.get("what_if_planned_resampler") or {}).get("cpu_in_place") or {}
     print("  measured in place (thread CPU time around the call, probes on):")
     for label, value in (single.get("cpu_in_place") or {}).items():
         print(
             f"    {label:46} {value['cpu_us_per_call']:7.1f} us CPU/call "
             f"({value['wall_us_per_call']:7.1f} wall) {value['cpu_ms_per_audio_s']:6.2f} ms/s"
         )
-        if (proposed := what_if.get(label)) and label.startswith(
-            ("Resampler.process 16", "session")
-        ):
-            print(
-                f"    {'  with the planned resampler':46} {proposed['cpu_us_per_call']:7.1f} us "
-                f"CPU/call ({proposed['wall_us_per_call']:7.1f} wall) "
-                f"{proposed['cpu_ms_per_audio_s']:6.2f} ms/s"
-            )
     twenty = results.get("satellites_20")
     if twenty:
         percent = twenty["cost"]["cpu_percent_of_one_core"]

@@ -415,21 +415,24 @@ async def test_refused_resumption_handle_starts_afresh_with_the_history(
     await _answers(events, "Ada.")
 
 
+@pytest.mark.parametrize("frame_s", [1.0, 0.1])
 async def test_provider_that_stops_reading_is_replaced(
     realtime_fake: FakeProvider,
     open_session: OpenSession,
     monkeypatch: pytest.MonkeyPatch,
+    frame_s: float,
 ) -> None:
     """A send that cannot complete gives the connection up (the session never blocks for
-    good); the new connection gets the turn's audio and answers."""
+    good); the new connection gets the turn's audio and answers. Small frames, sent
+    without a timer while they fit the write buffer, get one once it fills."""
     monkeypatch.setattr(base, "SEND_TIMEOUT_S", 0.5)
     session, events = await open_session()
     realtime_fake.pause_reading()
-    second_of_silence = silence(1.0, RATE)
+    frame = silence(frame_s, RATE)
 
     reconnected = asyncio.ensure_future(until(events, lambda e: isinstance(e, Reconnected), 30))
     while not reconnected.done():
-        await session.send_audio(second_of_silence)
+        await session.send_audio(frame)
         await asyncio.sleep(0)
     await reconnected
 

@@ -355,16 +355,21 @@ async def test_audio_sent_while_reconnecting_is_delivered_after(
     fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
 ) -> None:
     session, events = await make_session()
+    fake_server.hold_new_connections()
     fake_server.connections[0].close_abruptly()
     await asyncio.sleep(0)
     # 500 ms of the user's turn while the socket is gone (or about to be noticed).
     await speak(session, speech_like(0.5, SATELLITE_RATE))
-    await until(events, lambda e: isinstance(e, Reconnected))
     second = await fake_server.wait_for_connection(2)
+    fake_server.admit_connections()
+    await until(events, lambda e: isinstance(e, Reconnected))
     await second.wait_for_event("input_audio_buffer.append")
     await asyncio.sleep(0.1)
-    # The whole turn so far reached the new connection.
+    # The whole turn so far reached the new connection, joined into one message (it
+    # was all there before the replay: 25 frames of 20 ms).
     assert second.audio_ms_received == pytest.approx(500, abs=5)
+    appends = [e for e in second.received if e["type"] == "input_audio_buffer.append"]
+    assert len(appends) == 1
 
 
 async def test_session_expiry_rolls_over_to_a_new_connection(

@@ -18,6 +18,14 @@ SAMPLE_WIDTH = 2  # bytes per 16-bit sample
 # while costing well under a millisecond per second of audio.
 TAPS_PER_PHASE = 24
 KAISER_BETA = 8.0
+# Plans kept per resampler: one per chunk length and starting phase that recurs.
+_PLANS_KEPT = 4
+# Only chunks of up to this many outputs are planned for again (a frame's size recurs;
+# a plan costs 12 bytes per tap); a bigger chunk's planning is small next to its work.
+_PLANNED_OUTPUTS = 512
+
+# Gather indices into the history and chunk, filter rows, the phase after the chunk.
+type _Plan = tuple[npt.NDArray[np.intp], npt.NDArray[np.float32], int]
 
 
 def duration_ms(pcm_bytes: int, sample_rate: int) -> float:
@@ -44,6 +52,13 @@ class Resampler:
 
     Output lags input by about TAPS_PER_PHASE/2 input samples (under 1 ms);
     `flush` returns that tail at the end of a stream.
+
+    A chunk costs a handful of numpy calls, whatever its size: in place, between
+    two 10 ms frames the CPU's caches forget numpy's code, so each call costs
+    tens of microseconds however little it computes. The gather indices and
+    filter rows depend only on the chunk's length and the filter phase it starts
+    at, which repeat (a 10 ms frame at 16 kHz -> 24 kHz always starts at phase
+    0), so they are planned once and reused.
     """
 
     def __init__(self, rate_in: int, rate_out: int) -> None:
@@ -54,7 +69,7 @@ class Resampler:
         self._down = rate_in // common
         self._passthrough = rate_in == rate_out
         self._filter = _polyphase_filter(self._up, self._down)
-        self._taps_back = np.arange(TAPS_PER_PHASE)
+        self._plans: dict[tuple[int, int], _Plan] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -75,8 +90,7 @@ class Resampler:
             pcm, self._odd_byte = pcm[:-1], pcm[-1:]
         if self._passthrough or not pcm:
             return pcm
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-        return self._run(samples)
+        return self._run(np.frombuffer(pcm, dtype="<i2"))
 
     def flush(self) -> bytes:
         """Return what the filter still holds, as if silence followed."""
@@ -86,21 +100,38 @@ class Resampler:
         self.reset()
         return tail
 
-    def _run(self, samples: npt.NDArray[np.float32]) -> bytes:
-        extended = np.concatenate((self._history, samples))
-        count = len(samples)
-        # Output k sits at upsampled position next_pos + k*down; it needs the
-        # input sample at floor(position/up) (relative to the chunk start).
+    def _run(self, samples: npt.NDArray[np.int16] | npt.NDArray[np.float32]) -> bytes:
+        index, filters, self._next_pos = self._plan(len(samples))
+        extended = np.concatenate((self._history, samples), dtype=np.float32)
+        out = np.einsum("ij,ij->i", extended.take(index), filters)
+        self._history = extended[-(TAPS_PER_PHASE - 1) :]
+        np.rint(out, out=out)
+        # Two plain ufuncs: np.clip's Python wrapper costs more than both, in place.
+        np.minimum(out, 32767, out=out)
+        np.maximum(out, -32768, out=out)
+        pcm: bytes = out.astype("<i2").tobytes()
+        return pcm
+
+    def _plan(self, count: int) -> _Plan:
+        """Where a chunk of `count` samples starting at the current phase reads, and with
+        which taps; planned once per (length, phase) for frame-sized chunks, a few kept."""
+        key = (count, self._next_pos)
+        if (plan := self._plans.get(key)) is not None:
+            return plan
+        # Output k sits at upsampled position next_pos + k*down; it needs the input
+        # sample at floor(position/up) (relative to the chunk start) and those before.
         end = count * self._up
         positions = np.arange(self._next_pos, end, self._down)
-        base = positions // self._up + (TAPS_PER_PHASE - 1)
-        phases = positions % self._up
-        window = extended[base[:, None] - self._taps_back[None, :]]
-        out = np.einsum("ij,ij->i", window, self._filter[phases])
-        if len(positions):
-            self._next_pos = int(positions[-1]) + self._down - end
-        else:
-            self._next_pos -= end
-        self._history = extended[-(TAPS_PER_PHASE - 1) :]
-        pcm: bytes = np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes()
-        return pcm
+        newest = positions // self._up + (TAPS_PER_PHASE - 1)
+        index = newest[:, None] - np.arange(TAPS_PER_PHASE)[None, :]
+        filters = np.ascontiguousarray(self._filter[positions % self._up])
+        # The next chunk's first output is one step of `down` past this chunk's last.
+        last = int(positions[-1]) if len(positions) else self._next_pos - self._down
+        next_pos = last + self._down - end
+        plan = (index, filters, next_pos)
+        if len(positions) <= _PLANNED_OUTPUTS:
+            if len(self._plans) >= _PLANS_KEPT:
+                # Chunks of changing sizes (the model's audio) do not fill memory with plans.
+                del self._plans[next(iter(self._plans))]
+            self._plans[key] = plan
+        return plan

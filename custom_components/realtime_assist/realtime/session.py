@@ -80,6 +80,8 @@ from .providers.base import (
 _LOGGER = logging.getLogger(__name__)
 # Responses whose usage is kept for `usage_of` (turns read theirs within minutes).
 _USAGE_KEPT = 256
+# Replayed audio goes in messages of at most this much input (a second at 16 kHz).
+_REPLAY_MESSAGE_BYTES = 32000
 
 
 class _SessionFailed(Exception):
@@ -515,12 +517,23 @@ class RealtimeSession:
         self._turn_audio_ms = 0.0
 
     async def _replay_turn_audio(self, connection: ProviderConnection) -> None:
-        """Send the turn's audio, including what arrives meanwhile, until caught up."""
+        """Send the turn's audio, including what arrives meanwhile, until caught up.
+
+        Frames are joined into messages of up to `_REPLAY_MESSAGE_BYTES`: they are all
+        here already, so joining delays nothing and saves a send per frame.
+        """
         next_seq = 0
         while pending := [entry for entry in self._turn_audio if entry[0] >= next_seq]:
-            for seq, pcm in pending:
-                await self._send_audio(connection, pcm)
-                next_seq = seq + 1
+            next_seq = pending[-1][0] + 1
+            batch: list[bytes] = []
+            size = 0
+            for _, pcm in pending:
+                if batch and size + len(pcm) > _REPLAY_MESSAGE_BYTES:
+                    await self._send_audio(connection, b"".join(batch))
+                    batch, size = [], 0
+                batch.append(pcm)
+                size += len(pcm)
+            await self._send_audio(connection, b"".join(batch))
 
     async def _send_audio(self, connection: ProviderConnection, pcm: bytes) -> None:
         assert self._resampler is not None

@@ -96,19 +96,33 @@ def retry_after(message: str) -> float | None:
     return value / 1000 if match[2].lower() == "ms" else value
 
 
-async def send_frame(socket: ClientConnection, frame: str) -> None:
-    """Send one frame; a closed or stalled socket becomes ConnectionDroppedError.
+async def send_frame(socket: ClientConnection, frame: str | bytes) -> None:
+    """Send one text frame (bytes: already UTF-8); a closed or stalled socket becomes
+    ConnectionDroppedError.
 
     A stalled one is aborted, so the reader sees the drop and reconnects.
+    `websockets` waits only when its write buffer is full (the peer stopped
+    reading): a frame that cannot fill it is sent without a timer, so an audio
+    frame schedules and cancels no timer handle in the event loop.
     """
     try:
+        if isinstance(frame, bytes) and _fits(socket.transport, len(frame)):
+            await socket.send(frame, text=True)
+            return
         async with asyncio.timeout(SEND_TIMEOUT_S):
-            await socket.send(frame)
+            await socket.send(frame, text=True)
     except ConnectionClosed as err:
         raise ConnectionDroppedError(f"connection closed: {err}") from err
     except TimeoutError as err:
         socket.transport.abort()
         raise ConnectionDroppedError("the provider stopped reading") from err
+
+
+def _fits(transport: asyncio.WriteTransport, size: int) -> bool:
+    """Whether `size` more bytes leave the write buffer well under the mark where the
+    transport pauses its writer (half of it: room for framing and TLS records)."""
+    _, high = transport.get_write_buffer_limits()
+    return 2 * (transport.get_write_buffer_size() + size) < high
 
 
 def decode_message(raw: str | bytes) -> dict[str, Any] | ProviderError:

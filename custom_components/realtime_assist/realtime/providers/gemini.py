@@ -105,6 +105,10 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_URL = "wss://generativelanguage.googleapis.com"
 ENDPOINT_PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
 INPUT_RATE = 16000
+# The hot path's message, formatted by hand as UTF-8 (base64 never needs escaping).
+_AUDIO_MESSAGE = b'{"realtimeInput":{"audio":{"mimeType":"audio/pcm;rate=%d","data":"%%s"}}}' % (
+    INPUT_RATE
+)
 # Connections last about 10 minutes; recycle (with the resumption handle) before.
 MAX_CONNECTION_S = 9 * 60
 # Close codes that no new connection can fix: a rejected payload or model.
@@ -361,7 +365,6 @@ class GeminiLiveConnection(ProviderConnection):
         self._cancelled_calls: set[str] = set()
         self._go_away = False
         self._activity_open = False
-        self._audio_mime = f"audio/pcm;rate={INPUT_RATE}"
 
     # -- setup ---------------------------------------------------------------
 
@@ -602,11 +605,7 @@ class GeminiLiveConnection(ProviderConnection):
         if self._config.turn_detection.mode is TurnDetectionMode.OFF and not self._activity_open:
             self._activity_open = True
             await self._send({"realtimeInput": {"activityStart": {}}})
-        audio = base64.b64encode(pcm).decode("ascii")
-        await send_frame(
-            self._socket,
-            f'{{"realtimeInput":{{"audio":{{"mimeType":"{self._audio_mime}","data":"{audio}"}}}}}}',
-        )
+        await send_frame(self._socket, _AUDIO_MESSAGE % base64.b64encode(pcm))
 
     async def commit_audio(self) -> None:
         if self._activity_open:

@@ -62,6 +62,8 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_URL = "wss://api.openai.com/v1"
 SAMPLE_RATE = 24000
+# The hot path's event, formatted by hand as UTF-8 (base64 never needs escaping).
+_APPEND_EVENT = b'{"type":"input_audio_buffer.append","audio":"%s"}'
 # GA sessions end after 60 minutes; recycle well before.
 MAX_CONNECTION_S = 55 * 60
 # Close codes after which a new socket may succeed (as the SDK retries).
@@ -513,9 +515,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
         return event_id
 
     async def send_audio(self, pcm: bytes) -> None:
-        # The hot path: format the event by hand (base64 never needs escaping).
-        audio = base64.b64encode(pcm).decode("ascii")
-        await send_frame(self._socket, f'{{"type":"input_audio_buffer.append","audio":"{audio}"}}')
+        await send_frame(self._socket, _APPEND_EVENT % base64.b64encode(pcm))
 
     async def commit_audio(self) -> None:
         await self._send({"type": "input_audio_buffer.commit"})
