@@ -203,6 +203,32 @@ async def test_a_guest_cannot_have_the_model_do_what_they_may_not(
     assert realtime_fake.protocol_errors == []
 
 
+async def test_the_reply_after_tools_reaches_the_card_when_events_come_at_once(
+    hass: HomeAssistant, card: Card, realtime_fake: FakeProvider, kitchen_light: str
+) -> None:
+    """The user's speech start and stop and the model's tool call in one read (network load):
+    the speech start is the user's own turn, not a barge-in, and the reply after the tool
+    result is played and shown. The turn subscribed before the card's driver, so it has
+    read the whole burst (and answers) before the driver reads the speech start."""
+    realtime_fake.hear("Turn on the kitchen light.")
+    realtime_fake.say_then_call(None, ("intent__HassTurnOn", {"name": "Kitchen light"}))
+    realtime_fake.say("The kitchen light is on.")
+    realtime_fake.burst_next_user_turn()
+
+    await card.speak()
+
+    await card.wait_for(lambda e: e["type"] == "audio")
+    await card.wait_for(lambda e: e["type"] == "model" and e["text"] == "on.")
+    light = hass.states.get(kitchen_light)
+    assert light is not None
+    assert light.state == STATE_ON
+    assert (await card.command("stop"))["success"]
+    await card.wait_for(lambda e: e["type"] == "end")
+    # Nothing was taken for the user talking over the model, before the end or after.
+    assert card.seen("flush") == []
+    assert realtime_fake.protocol_errors == []
+
+
 async def test_two_browsers_hold_two_conversations(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,

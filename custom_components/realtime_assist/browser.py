@@ -80,12 +80,14 @@ from .realtime.errors import RealtimeError
 from .realtime.events import (
     InputTranscript,
     Interrupted,
+    ResponseStarted,
     SessionClosed,
+    SessionEvent,
     SpeechStarted,
     SpeechStopped,
 )
 from .realtime.session import RealtimeSession, Subscription
-from .realtime.turn import FailureReason, Turn, TurnDeadlines, TurnError, TurnPhase
+from .realtime.turn import FailureReason, Turn, TurnDeadlines, TurnError, TurnTracker
 from .tools import async_user_may, error_result
 
 _LOGGER = logging.getLogger(__name__)
@@ -318,6 +320,9 @@ class BrowserConversation:
         self._audio_added = asyncio.Event()
         # The provider hears the user now (between its speech start and stop).
         self._user_speaking = False
+        # The turn's reply under way as of the event `_watch` handles (None: none is), in
+        # the events' order: the turn's phase may be ahead of it (events come in bursts).
+        self._reply: TurnTracker | None = None
         self._turn: Turn | None = None
         # The card may be playing audio it was sent (until it reports it ran dry).
         self._card_playing = False
@@ -488,6 +493,7 @@ class BrowserConversation:
                 deadlines=self._deadlines,
             )
             self._turn = turn
+            self._reply = None  # what is left of an earlier reply is not this turn's
             self._attach_session(turn.session)
             self._state("hearing" if self._user_speaking else "listening")
             playing = asyncio.ensure_future(self._play(turn))
@@ -548,6 +554,7 @@ class BrowserConversation:
         """The provider's view of the user: their words, their speech, barge-in."""
         with events:
             async for event in events:
+                self._follow_reply(event)
                 match event:
                     case SpeechStarted():
                         self._user_speaking = True
@@ -581,12 +588,24 @@ class BrowserConversation:
                             "realtime_assist_browser_end",
                         )
 
+    def _follow_reply(self, event: SessionEvent) -> None:
+        """Whether the model answers at `event`: from a response's start to the end of
+        the reply (tool rounds included), as a turn ends it."""
+        if isinstance(event, ResponseStarted) and self._reply is None:
+            self._reply = TurnTracker()
+        if self._reply is not None and self._reply.ends_turn(event):
+            self._reply = None
+
     def _talked_over(self) -> Turn | None:
-        """The turn the user speaks over: the card still plays it, or the model answers."""
+        """The turn the user speaks over: the card still plays it, or the model answers.
+
+        Whether the model answers is judged in the events' order, not by the turn's
+        phase: the turn may have read the model's reply to this very speech already.
+        """
         turn = self._speaker if self._card_playing else self._turn
         if turn is None or turn is self._silenced:
             return None
-        if self._card_playing or turn.phase is TurnPhase.RESPONDING:
+        if self._card_playing or self._reply is not None:
             return turn
         return None
 

@@ -969,6 +969,7 @@ class FakeGeminiConnection:
                     self._speech = _Speech(bytearray(self._loud_run))
                     started_ms = self._vad_ms - len(self._loud_run) // _IN_BYTES_PER_MS
                     self._loud_run.clear()
+                    self.server.start_burst(self.ws)
                     await self._report_voice_activity("ACTIVITY_START", started_ms)
                     await self._activity_started()
                 continue
@@ -1286,6 +1287,7 @@ class FakeGeminiConnection:
         if batch is not None and "sessionResumption" in self.setup:
             # Not resumable while the model waits for results.
             await self.send({"sessionResumptionUpdate": {}})
+        self.server.end_burst(self.ws)
         if self.server.take_fault("drop_after_tool_call"):
             drop(self.ws)
         return batch

@@ -26,6 +26,7 @@ type Fault = Literal[
     "failed_transcript",
     "garbage",
     "corrupt_audio",
+    "burst",
 ]
 """One-shot faults both fakes inject (see `LoopbackServer`'s fault switches)."""
 
@@ -38,6 +39,28 @@ def drop(ws: ServerConnection) -> NoReturn:
     """Close the TCP connection after what was sent, with no close frame (client: 1006)."""
     ws.transport.close()
     raise Dropped
+
+
+class Burst:
+    """What a connection sends meanwhile, held and then written at once.
+
+    Under network load several provider messages arrive in one TCP read; the
+    client then has them all before it handles the first. One write of them
+    all makes a test see that without timing.
+    """
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self._transport = ws.transport
+        self._held = bytearray()
+        self._transport.write = self._hold  # type: ignore[method-assign]
+
+    def _hold(self, data: bytes | bytearray | memoryview) -> None:
+        self._held += data
+
+    def release(self) -> None:
+        """Send everything held, in one write."""
+        del self._transport.write
+        self._transport.write(bytes(self._held))
 
 
 async def wait_until(
@@ -119,6 +142,7 @@ class LoopbackServer:
         self.ssl_context: ssl.SSLContext | None = None
         """Set before `start()`: the server speaks TLS (`wss://`) with this context."""
         self._faults: set[Fault] = set()
+        self._bursts: dict[ServerConnection, Burst] = {}
         self._accepted = 0
         # Connections numbered up to this do not read while `_reading` is clear.
         self._paused_upto = 0
@@ -169,6 +193,21 @@ class LoopbackServer:
     def corrupt_next_audio(self) -> None:
         """The next reply's first audio chunk is unusable (OpenAI: bad base64; Gemini: rate=0)."""
         self._faults.add("corrupt_audio")
+
+    def burst_next_user_turn(self) -> None:
+        """From the next time the fake's VAD hears the user start speaking until the model
+        has asked for tools, the connection sends nothing; then all of it at once."""
+        self._faults.add("burst")
+
+    def start_burst(self, ws: ServerConnection) -> None:
+        """The user started speaking: hold what `ws` sends if a burst is armed."""
+        if self.take_fault("burst"):
+            self._bursts[ws] = Burst(ws)
+
+    def end_burst(self, ws: ServerConnection) -> None:
+        """The model asked for tools: what `ws` held goes out at once."""
+        if (burst := self._bursts.pop(ws, None)) is not None:
+            burst.release()
 
     def pause_reading(self) -> None:
         """Open connections stop reading client frames until `resume_reading` (backpressure

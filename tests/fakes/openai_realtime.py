@@ -844,6 +844,7 @@ class FakeConnection:
     ) -> None:
         start = max(self._buffer_start, frame_start - padding_ms * _BYTES_PER_MS)
         self._speech = _Speech(self.server.new_id("item"), start)
+        self.server.start_burst(self.ws)
         await self.send(
             {
                 "type": "input_audio_buffer.speech_started",
@@ -1315,6 +1316,8 @@ class FakeConnection:
             )
             await self._notify()
             called = any(item.kind == "function_call" for item in record.items)
+            if called:
+                self.server.end_burst(self.ws)
             if called and self.server.take_fault("drop_after_tool_call"):
                 drop(self.ws)
             remaining = 0 if failure and failure.code == "rate_limit_exceeded" else 40_000

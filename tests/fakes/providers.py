@@ -199,6 +199,10 @@ class FakeProvider(Protocol):
     def drop_mid_user_speech(self) -> None:
         """Drop the connection as soon as the provider's VAD hears the user start speaking."""
 
+    def burst_next_user_turn(self) -> None:
+        """The user's speech start and stop, their transcript and the model's tool calls
+        reach the client together, in one read (as under network load)."""
+
     def never_transcribe_next_turn(self) -> None:
         """The next spoken turn gets no transcript of the user at all."""
 
@@ -249,6 +253,9 @@ class _FaultSwitches:
 
     def drop_mid_user_speech(self) -> None:
         self.server.drop_mid_user_speech()
+
+    def burst_next_user_turn(self) -> None:
+        self.server.burst_next_user_turn()
 
     def never_transcribe_next_turn(self) -> None:
         self.server.never_transcribe_next_turn()

@@ -220,7 +220,8 @@ class RealtimeSession:
         self._input_rate = input_sample_rate
         self._policy = reconnect or ReconnectPolicy()
         self._max_buffered_audio_s = max_buffered_audio_s
-        self._subscribers: set[Subscription] = set()
+        # In the order they subscribed: each event reaches them in that order, every run.
+        self._subscribers: dict[Subscription, None] = {}
         self._connection: ProviderConnection | None = None
         # Set while the connection takes input: after a reconnect's restore and replay.
         self._connected = asyncio.Event()
@@ -356,11 +357,11 @@ class RealtimeSession:
         if self._closed:
             subscription.end()
         else:
-            self._subscribers.add(subscription)
+            self._subscribers[subscription] = None
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscribers.discard(subscription)
+        self._subscribers.pop(subscription, None)
 
     @property
     def dropped_audio_ms(self) -> float:
