@@ -200,7 +200,7 @@ class RealtimeAgent:
             Platform.CONVERSATION
         )
         ours_speaks = self.speaks_in(run)
-        if not PROVIDER_PROFILES[self._provider_name].live_reconfigure:
+        if not self.profile.live_reconfigure:
             # Each change would cost a new connection (Gemini): turns keep one
             # configuration, and the model answers even when another agent does.
             return config
@@ -329,7 +329,7 @@ class RealtimeAgent:
                 self.hass,
                 turn,
                 entity_id,
-                video=PROVIDER_PROFILES[self._provider_name].video_input,
+                video=self.profile.video_input,
                 frame_interval_s=self.camera_frame_interval_s,
                 long_side=self.camera_long_side,
             ),
@@ -347,7 +347,7 @@ class RealtimeAgent:
             turn_detection=TurnDetection(mode=TurnDetectionMode.OFF),
             input_transcription_model=None,
         )
-        if PROVIDER_PROFILES[self._provider_name].live_reconfigure:
+        if self.profile.live_reconfigure:
             config = dataclasses.replace(config, output_modality=OutputModality.TEXT)
         async with self.pool.one_off(config) as session:
             turn = Turn(session, deadlines=self.deadlines, typed=True)

@@ -15,7 +15,7 @@ port, no key in the browser. Our commands:
 
 Microphone frames go in as binary frames through Home Assistant's binary
 handlers (as `assist_pipeline/run` takes a satellite's audio): no base64, no
-JSON, no schema check or reply per frame (bench/browser.py measures both
+JSON, no schema check or reply per frame (bench/browser_protocol.py measures both
 ways). Home Assistant's websocket writes only text frames, so the model's
 audio goes out as base64 in JSON events.
 
