@@ -94,6 +94,13 @@ def fake_server(realtime_fake: FakeProvider) -> FakeOpenAIRealtimeServer:
 
 
 @pytest.fixture
+async def gemini(socket_enabled: None) -> AsyncIterator[FakeGeminiLiveServer]:
+    """A fake Gemini Live server of its own, for tests of the Gemini provider alone."""
+    async with FakeGeminiLiveServer() as server:
+        yield server
+
+
+@pytest.fixture
 def gemini_server(realtime_fake: FakeProvider) -> FakeGeminiLiveServer:
     """The fake Gemini Live server (the provider is Gemini)."""
     assert isinstance(realtime_fake, GeminiFake), "gemini_server is the Gemini fake"

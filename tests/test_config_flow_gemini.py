@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from homeassistant.config_entries import SOURCE_USER, ConfigEntry, ConfigEntryState
 from homeassistant.const import CONF_API_KEY
 from homeassistant.core import HomeAssistant
@@ -29,12 +27,6 @@ from tests.flow_texts import assert_form_texts, form_fields
 from tests.test_config_flow import form_field, sections
 
 pytestmark = pytest.mark.usefixtures("ha_core")
-
-
-@pytest.fixture
-async def gemini(socket_enabled: None) -> AsyncIterator[FakeGeminiLiveServer]:
-    async with FakeGeminiLiveServer() as server:
-        yield server
 
 
 def _form(gemini: FakeGeminiLiveServer, api_key: str) -> dict[str, object]:

@@ -66,12 +66,6 @@ type MakeSession = Callable[..., Awaitable[tuple[RealtimeSession, Subscription]]
 
 
 @pytest.fixture
-async def gemini(socket_enabled: None) -> AsyncIterator[FakeGeminiLiveServer]:
-    async with FakeGeminiLiveServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def make_session(gemini: FakeGeminiLiveServer) -> AsyncIterator[MakeSession]:
     sessions: list[RealtimeSession] = []
 

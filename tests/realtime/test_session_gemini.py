@@ -59,12 +59,6 @@ def _config(**changes: Any) -> SessionConfig:
 
 
 @pytest.fixture
-async def gemini(socket_enabled: None) -> AsyncIterator[FakeGeminiLiveServer]:
-    async with FakeGeminiLiveServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def make_session(gemini: FakeGeminiLiveServer) -> AsyncIterator[MakeSession]:
     sessions: list[RealtimeSession] = []
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import pytest
-
 from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig
 from custom_components.realtime_assist.realtime.events import (
     AudioChunk,
@@ -61,12 +59,6 @@ def test_a_reply_that_asked_for_tools_is_followed_by_the_turns_answer() -> None:
     assert not tracker.ends_turn(ResponseDone("asks", ResponseStatus.COMPLETED))
     assert not tracker.ends_turn(ResponseStarted("answers"))
     assert tracker.ends_turn(Interrupted("answers"))
-
-
-@pytest.fixture
-async def gemini(socket_enabled: None) -> AsyncIterator[FakeGeminiLiveServer]:
-    async with FakeGeminiLiveServer() as server:
-        yield server
 
 
 async def _until_done(events: AsyncIterator[SessionEvent]) -> list[SessionEvent]:
