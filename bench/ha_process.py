@@ -97,7 +97,7 @@ COUNTED_TYPES = frozenset(
     {
         "RealtimeSession",
         "Subscription",
-        "VoiceTurn",
+        "Turn",
         "OpenAIRealtimeConnection",
         "ClientConnection",
         "ChatLog",

@@ -196,7 +196,7 @@ def print_report(results: dict[str, Any]) -> None:
         objects = closed["objects"]
         print(
             f"  after closing all {closed['live_sessions_before']} conversation sessions: "
-            f"{objects['RealtimeSession']} RealtimeSession, {objects['VoiceTurn']} VoiceTurn, "
+            f"{objects['RealtimeSession']} RealtimeSession, {objects['Turn']} Turn, "
             f"{objects['OpenAIRealtimeConnection']} provider connections still alive "
             f"({closed['spares']} of them spares); RSS {closed['rss_mib_before']} -> "
             f"{closed['rss_mib']} MiB"
