@@ -60,20 +60,23 @@ class Card:
 
     async def command(self, kind: str, **data: Any) -> dict[str, Any]:
         """Send one of our commands for this conversation; its result (events are kept)."""
-        self._ids += 1
-        await self.client.send_json(
+        return await self.reply_to(
             {
-                "id": self._ids,
                 "type": f"realtime_assist/browser/{kind}",
                 "conversation": self.ready["conversation"],
                 **data,
             }
         )
+
+    async def reply_to(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send a websocket command; its result or pong (events are kept)."""
+        self._ids += 1
+        await self.client.send_json({"id": self._ids, **message})
         while True:
-            message = await self.client.receive_json()
-            if message.get("id") == self._ids and message["type"] == "result":
-                return dict(message)
-            self.events.append(message["event"])
+            answer = await self.client.receive_json()
+            if answer.get("id") == self._ids and answer["type"] in ("result", "pong"):
+                return dict(answer)
+            self.events.append(answer["event"])
 
     async def wait_for(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         """The next event (kept ones first) that matches."""
@@ -145,6 +148,22 @@ async def test_a_conversation_from_start_to_stop(
     assert (await card.wait_for(lambda e: e["type"] == "end"))["reason"] == "stopped"
     await conn.wait_closed()
     assert realtime_fake.protocol_errors == []
+
+
+async def test_frames_sent_before_the_card_heard_of_the_end_are_no_error(
+    hass: HomeAssistant, card: Card, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The microphone's frames in flight when the conversation ends are dropped quietly."""
+    assert (await card.command("stop"))["success"]
+    await card.wait_for(lambda e: e["type"] == "end")
+    await card.speak(0.1)  # frames the card had sent before the end reached it
+    await card.reply_to({"type": "ping"})  # after the frames: they were handled
+    assert "non-existing handler" not in caplog.text
+
+    assert (await card.reply_to({"type": "unsubscribe_events", "subscription": 1}))["success"]
+    await card.speak(0.02)  # a frame after the card let go: Home Assistant's own error
+    await card.reply_to({"type": "ping"})
+    assert "non-existing handler" in caplog.text
 
 
 @pytest.mark.parametrize("provider", [PROVIDER_OPENAI], ids=["truncation is OpenAI's"])

@@ -189,13 +189,15 @@ async def ws_start(hass: HomeAssistant, connection: ActiveConnection, msg: dict[
         camera=msg["camera"],
         on_end=lambda: _forget(hass, key),
     )
+    # The handler outlives the conversation until the card unsubscribes: frames it sent
+    # before it heard of the end are dropped, not logged as errors by Home Assistant.
     handler_id, unregister = connection.async_register_binary_handler(talk.on_audio)
-    talk.on_close(unregister)
     _conversations(hass)[key] = talk
 
     @callback
     def unsubscribe() -> None:
         """The card stopped listening (or its connection closed)."""
+        unregister()
         hass.async_create_background_task(talk.stop("stopped"), "realtime_assist_browser_stop")
 
     connection.subscriptions[msg["id"]] = unsubscribe
@@ -304,7 +306,7 @@ class BrowserConversation:
         self._context = context
         self._language = language
         self._send = send
-        self._on_close: list[Callable[[], None]] = [on_end]
+        self._on_end = on_end
         profile = agent.profile
         self.camera_mode: str | None = None
         if camera:
@@ -342,9 +344,6 @@ class BrowserConversation:
     def start(self) -> None:
         self._turns = self._spawn(self._converse(), "realtime_assist_browser_turns")
         self._spawn(self._send_audio(), "realtime_assist_browser_audio")
-
-    def on_close(self, callback: Callable[[], None]) -> None:
-        self._on_close.append(callback)
 
     @callback
     def on_audio(self, hass: HomeAssistant, connection: Any, pcm: bytes) -> None:
@@ -393,8 +392,7 @@ class BrowserConversation:
         if self._stopped:
             return
         self._stopped = True
-        for close in self._on_close:
-            close()
+        self._on_end()
         event: dict[str, Any] = {"type": "end", "reason": reason}
         if message:
             event["message"] = message

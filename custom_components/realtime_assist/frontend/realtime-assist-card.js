@@ -327,6 +327,7 @@ class RealtimeAssistCard extends HTMLElement {
 
   async stop() {
     if (this.state === "off") return;
+    this.muteMicrophone();
     if (this.conversation !== undefined) {
       await this._hass.connection.sendMessagePromise({ type: `${DOMAIN}/browser/stop`, conversation: this.conversation }).catch(() => {});
     }
@@ -337,7 +338,13 @@ class RealtimeAssistCard extends HTMLElement {
     this.end(message);
   }
 
+  // No more microphone frames: the conversation they were for is ending.
+  muteMicrophone() {
+    if (this.capture) this.capture.port.onmessage = null;
+  }
+
   end(message, reason) {
+    this.muteMicrophone();
     this.unsubscribe?.().catch(() => {});
     this.unsubscribe = undefined;
     this._hass?.connection.removeEventListener("disconnected", this.onDisconnected);
