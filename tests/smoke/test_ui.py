@@ -11,6 +11,7 @@ README go to docs/images/ (the same pixels on every run).
 
 import asyncio
 from collections.abc import AsyncIterator
+import contextlib
 import io
 import json
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 import pytest_asyncio
 
 from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
-from tests.smoke.browser import Page, chromium, open_page
+from tests.smoke.browser import BrowserError, Page, chromium, open_page
 from tests.smoke.hass_process import PROJECT_DIR, HassClient, HassProcess
 
 DOMAIN = "realtime_assist"
@@ -30,6 +31,9 @@ WIDTH, HEIGHT = 1280, 900
 # Tall enough for the whole agent form in one picture.
 TALL = 2600
 
+# A click on a section's header that opened nothing is tried again, as a user would.
+CLICKS_PER_SECTION = 3
+CLICK_EFFECT_S = 5.0
 DIALOG = "__ra.find('dialog-data-entry-flow')"
 FORM = f"__ra.find('step-flow-form', {DIALOG})"
 # The dialog's visible box (for screenshots).
@@ -97,12 +101,24 @@ async def assert_form_reads_well(page: Page) -> None:
 
 
 async def expand_sections(page: Page) -> None:
-    """Open every collapsed section of the form, as a user clicking their headers."""
+    """Open every collapsed section of the form, as a user clicking their headers.
+
+    A click that opened nothing (seen in CI under load) is repeated, as a
+    user would; a section that never opens still fails the test.
+    """
     collapsed = f"__ra.findAll('ha-expansion-panel', {FORM}).find((panel) => !panel.expanded)"
     while await page.evaluate(f"!!{collapsed}"):
         await page.evaluate(f"void (window.__raPanel = {collapsed})")
-        await page.click("__ra.find('#summary', window.__raPanel)")
-        await page.wait_for("window.__raPanel.expanded")
+        for _ in range(CLICKS_PER_SECTION - 1):
+            await page.click("__ra.find('#summary', window.__raPanel)")
+            with contextlib.suppress(BrowserError):
+                await page.wait_for(
+                    "window.__raPanel.expanded || !window.__raPanel.isConnected", CLICK_EFFECT_S
+                )
+                break
+        else:
+            await page.click("__ra.find('#summary', window.__raPanel)")
+            await page.wait_for("window.__raPanel.expanded || !window.__raPanel.isConnected")
 
 
 async def screenshot(page: Page, path: Path, element: str | None = None) -> None:
