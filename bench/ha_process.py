@@ -74,7 +74,7 @@ from custom_components.realtime_assist.const import (
     DOMAIN,
     SUBENTRY_CONVERSATION,
 )
-from custom_components.realtime_assist.realtime.audio import Resampler
+from custom_components.realtime_assist.realtime.audio import StreamingResampler
 from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
 from custom_components.realtime_assist.realtime.providers.openai import OpenAIRealtimeConnection
 from custom_components.realtime_assist.realtime.session import RealtimeSession
@@ -163,7 +163,7 @@ class Probes:
         self.uninstall()
         self.enabled = True
         send_audio = RealtimeSession.send_audio
-        resample = Resampler.process
+        resample = StreamingResampler.process
         provider_send = OpenAIRealtimeConnection.send_audio
         process_audio = RealtimeSpeechToTextEntity.async_process_audio_stream
         encoded = realtime_tts._encoded
@@ -179,12 +179,13 @@ class Probes:
             await send_audio(session, pcm)
             self._account("session.send_audio (whole input path)", started, wall)
 
-        def probed_resample(resampler: Resampler, pcm: bytes) -> bytes:
+        def probed_resample(resampler: StreamingResampler, pcm: bytes) -> bytes:
             started, wall = time.thread_time(), time.perf_counter()
             try:
                 return resample(resampler, pcm)
             finally:
-                label = f"Resampler.process {resampler.rate_in}->{resampler.rate_out}"
+                kind = type(resampler).__name__
+                label = f"{kind}.process {resampler.rate_in}->{resampler.rate_out}"
                 self._account(label, started, wall)
 
         async def probed_provider_send(connection: Any, pcm: bytes) -> None:
@@ -241,7 +242,7 @@ class Probes:
             return connection
 
         RealtimeSession.send_audio = probed_send_audio  # type: ignore[method-assign]
-        Resampler.process = probed_resample  # type: ignore[method-assign]
+        StreamingResampler.process = probed_resample  # type: ignore[method-assign]
         OpenAIRealtimeConnection.send_audio = probed_provider_send  # type: ignore[method-assign]
         RealtimeSpeechToTextEntity.async_process_audio_stream = probed_process_audio  # type: ignore[method-assign]
         realtime_tts._encoded = probed_encoded  # type: ignore[assignment]
@@ -251,7 +252,7 @@ class Probes:
 
         def undo() -> None:
             RealtimeSession.send_audio = send_audio  # type: ignore[method-assign]
-            Resampler.process = resample  # type: ignore[method-assign]
+            StreamingResampler.process = resample  # type: ignore[method-assign]
             OpenAIRealtimeConnection.send_audio = provider_send  # type: ignore[method-assign]
             RealtimeSpeechToTextEntity.async_process_audio_stream = process_audio  # type: ignore[method-assign]
             realtime_tts._encoded = encoded  # type: ignore[assignment]

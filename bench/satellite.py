@@ -29,7 +29,7 @@ import aiohttp
 
 from bench.fake import KEY_OFFSET, BenchFakeServer
 from bench.wav import AudioStreamParser
-from custom_components.realtime_assist.realtime.audio import Resampler
+from custom_components.realtime_assist.realtime.audio import MicrophoneResampler
 from tests.fakes.audio_samples import silence, speech_like
 from tests.satellites import AssistDialog, Player
 
@@ -208,7 +208,7 @@ def last_speech_frame(speech_s: float, lead_s: float = LEAD_S) -> int:
 
 def register(turn: TurnRecord, fake: BenchFakeServer) -> None:
     """Tell the fake what each frame looks like once the integration resampled it."""
-    resampler = Resampler(SATELLITE_RATE, PROVIDER_RATE)
+    resampler = MicrophoneResampler(SATELLITE_RATE, PROVIDER_RATE)
     for index, frame in enumerate(turn.frames):
         key = resampler.process(frame)[KEY_OFFSET:]
         turn.keys.append(key)

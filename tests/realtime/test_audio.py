@@ -7,6 +7,7 @@ import pytest
 
 from custom_components.realtime_assist.realtime.audio import (
     TAPS_PER_PHASE,
+    MicrophoneResampler,
     Resampler,
     _polyphase_filter,
     duration_ms,
@@ -109,8 +110,29 @@ def test_downsampling_removes_what_the_lower_rate_cannot_carry() -> None:
     assert _rms(out) < _rms(_tone(10000.0, 24000)) * 0.01  # at least -40 dB
 
 
-def test_same_rate_passes_bytes_through() -> None:
-    resampler = Resampler(16000, 16000)
+@pytest.mark.parametrize("kind", [Resampler, MicrophoneResampler])
+def test_same_rate_passes_bytes_through(kind: type[Resampler | MicrophoneResampler]) -> None:
+    resampler = kind(16000, 16000)
     source = _tone(440.0, 16000, seconds=0.05)
     assert resampler.process(source) is source  # not even a copy
-    assert resampler.flush() == b""
+
+
+def test_the_microphone_reaches_the_provider_as_speech() -> None:
+    """16 kHz frames to OpenAI's 24 kHz: pitch, loudness and length kept, frame by frame as
+    one block (a reconnect replays the turn in one-second messages)."""
+    speech = speech_like(1.0, 16000, seed=3)
+    whole = MicrophoneResampler(16000, 24000).process(speech)
+    framed = MicrophoneResampler(16000, 24000)
+    cuts = [*range(0, 6400, 320), 6401, 9999, len(speech)]
+    pieces = [framed.process(speech[start:end]) for start, end in itertools.pairwise(cuts)]
+    assert b"".join(pieces) == whole
+    assert len(framed.process(bytes(320))) == 480  # a 10 ms frame stays 10 ms
+
+    tone = _tone(440.0, 16000)
+    out = MicrophoneResampler(16000, 24000).process(tone)
+    assert _peak_frequency(out, 24000) == pytest.approx(440.0, abs=3.0)
+    assert _rms(out) == pytest.approx(_rms(tone), rel=0.02)
+    assert duration_ms(len(out), 24000) == pytest.approx(duration_ms(len(tone), 16000), abs=0.1)
+    # Speech's top octave loses a little (linear interpolation), not more.
+    high = _tone(4000.0, 16000)
+    assert _rms(MicrophoneResampler(16000, 24000).process(high)) > _rms(high) * 0.75

@@ -17,7 +17,7 @@ from typing import Any
 from homeassistant.const import CONF_API_KEY, CONF_URL
 import pytest
 
-from custom_components.realtime_assist.realtime.audio import Resampler
+from custom_components.realtime_assist.realtime.audio import MicrophoneResampler
 from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig, ToolSpec
 from custom_components.realtime_assist.realtime.errors import ErrorKind, SessionClosedError
 from custom_components.realtime_assist.realtime.events import (
@@ -244,7 +244,9 @@ async def test_drop_mid_user_speech_loses_no_audio_and_keeps_its_order(
     await _next_turn_works(realtime_fake, session, events)
     spoken = before_drop + while_held + while_restoring
     expected = (
-        Resampler(RATE, 24000).process(spoken) if isinstance(realtime_fake, OpenAIFake) else spoken
+        MicrophoneResampler(RATE, 24000).process(spoken)
+        if isinstance(realtime_fake, OpenAIFake)
+        else spoken
     )
     assert second.audio_received() == expected
 

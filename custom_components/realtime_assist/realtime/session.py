@@ -39,7 +39,7 @@ import logging
 import time
 from typing import Any
 
-from .audio import Resampler, duration_ms
+from .audio import MicrophoneResampler, duration_ms
 from .config import SessionConfig, TurnDetectionMode
 from .errors import (
     AuthenticationError,
@@ -225,7 +225,7 @@ class RealtimeSession:
         self._connection: ProviderConnection | None = None
         # Set while the connection takes input: after a reconnect's restore and replay.
         self._connected = asyncio.Event()
-        self._resampler: Resampler | None = None
+        self._resampler: MicrophoneResampler | None = None
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._recycle_timer: asyncio.TimerHandle | None = None
@@ -560,7 +560,7 @@ class RealtimeSession:
         self._disconnected()
         self._connected_since = time.monotonic()
         self._connection = connection
-        self._resampler = Resampler(self._input_rate, connection.input_sample_rate)
+        self._resampler = MicrophoneResampler(self._input_rate, connection.input_sample_rate)
         self._recycle_due = self._recycling = False
         if connection.max_duration_s is not None:
             delay = max(1.0, connection.max_duration_s - self._policy.recycle_margin_s)
