@@ -42,9 +42,9 @@ from tests.fakes.openai_realtime import (
 if TYPE_CHECKING:
     from bench.satellite import TurnRecord
 
-# Skip the first output samples of a resampled frame: they depend on the
-# previous frame (the filter's history), which a reused session carries over.
-KEY_OFFSET = 96
+# A resampled frame is known by its last samples: its first ones, and on a fresh
+# resampler their count, depend on the previous frame, which a reused session carries over.
+KEY_BYTES = 384
 
 
 class BenchConnection(FakeConnection):
@@ -112,7 +112,7 @@ class BenchConnection(FakeConnection):
     def _match_append(self, audio: str, arrived_at: float) -> None:
         self.appends += 1
         pcm = base64.b64decode(audio)
-        found = self.server.expected.pop(pcm[KEY_OFFSET:], None)
+        found = self.server.expected.pop(pcm[-KEY_BYTES:], None)
         if found is None:
             self.server.unmatched_appends += 1
             return
@@ -129,7 +129,7 @@ class BenchFakeServer(FakeOpenAIRealtimeServer):
     def __init__(self) -> None:
         super().__init__()
         self.validate = True
-        # Resampled frame bytes (from KEY_OFFSET) -> (turn, frame index).
+        # Resampled frame bytes (the last KEY_BYTES) -> (turn, frame index).
         self.expected: dict[bytes, tuple[TurnRecord, int]] = {}
         self.unmatched_appends = 0
         self.unmatched_responses = 0

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.fake import KEY_OFFSET, BenchFakeServer
+from bench.fake import KEY_BYTES, BenchFakeServer
 from bench.wav import AudioStreamParser
 from custom_components.realtime_assist.realtime.audio import MicrophoneResampler
 from tests.fakes.audio_samples import silence, speech_like
@@ -210,7 +210,7 @@ def register(turn: TurnRecord, fake: BenchFakeServer) -> None:
     """Tell the fake what each frame looks like once the integration resampled it."""
     resampler = MicrophoneResampler(SATELLITE_RATE, PROVIDER_RATE)
     for index, frame in enumerate(turn.frames):
-        key = resampler.process(frame)[KEY_OFFSET:]
+        key = resampler.process(frame)[-KEY_BYTES:]
         turn.keys.append(key)
         fake.expected[key] = (turn, index)
 
