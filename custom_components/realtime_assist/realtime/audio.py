@@ -38,6 +38,16 @@ def duration_ms(pcm_bytes: int, sample_rate: int) -> float:
     return pcm_bytes / SAMPLE_WIDTH / sample_rate * 1000.0
 
 
+def whole_samples(held: bytes, pcm: bytes) -> tuple[bytes, bytes]:
+    """`held` (an odd byte from the last chunk) and `pcm` as whole samples, and the odd
+    byte to hold for the next chunk (b"" if none)."""
+    if held:
+        pcm = held + pcm
+    if len(pcm) % SAMPLE_WIDTH:
+        return pcm[:-1], pcm[-1:]
+    return pcm, b""
+
+
 def _polyphase_filter(up: int, down: int) -> npt.NDArray[np.float32]:
     """Kaiser-windowed sinc low-pass, split into `up` branches of TAPS_PER_PHASE taps.
 
@@ -63,11 +73,7 @@ class StreamingResampler:
 
     def process(self, pcm: bytes) -> bytes:
         """Resample a chunk; an odd trailing byte is held for the next one."""
-        if self._odd_byte:
-            pcm = self._odd_byte + pcm
-            self._odd_byte = b""
-        if len(pcm) % SAMPLE_WIDTH:
-            pcm, self._odd_byte = pcm[:-1], pcm[-1:]
+        pcm, self._odd_byte = whole_samples(self._odd_byte, pcm)
         if self._passthrough or not pcm:
             return pcm
         return self._convert(pcm)

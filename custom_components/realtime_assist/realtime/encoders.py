@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from .audio import SAMPLE_WIDTH
+from .audio import SAMPLE_WIDTH, whole_samples
 
 # Sizes of a WAV whose length is unknown (Home Assistant, Wyoming and ESPHome read it so).
 _WAV_UNKNOWN_SIZE = 0xFFFFFFFF
@@ -45,11 +45,7 @@ class StreamEncoder(ABC):
 
     def encode(self, pcm: bytes) -> bytes:
         """Encode a chunk; an odd trailing byte waits for the next one."""
-        if self._odd_byte:
-            pcm = self._odd_byte + pcm
-            self._odd_byte = b""
-        if len(pcm) % SAMPLE_WIDTH:
-            pcm, self._odd_byte = pcm[:-1], pcm[-1:]
+        pcm, self._odd_byte = whole_samples(self._odd_byte, pcm)
         return self._encode(pcm) if pcm else b""
 
     def flush(self) -> bytes:
