@@ -12,6 +12,7 @@ the user's voice on its way to the model, 100 times a second per satellite.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from math import gcd
 
 import audioop
@@ -62,7 +63,7 @@ def _polyphase_filter(up: int, down: int) -> npt.NDArray[np.float32]:
     return np.ascontiguousarray(taps.reshape(TAPS_PER_PHASE, up).T, dtype=np.float32)
 
 
-class StreamingResampler:
+class StreamingResampler(ABC):
     """Whole samples only: an odd trailing byte waits for the next chunk."""
 
     def __init__(self, rate_in: int, rate_out: int) -> None:
@@ -78,8 +79,9 @@ class StreamingResampler:
             return pcm
         return self._convert(pcm)
 
+    @abstractmethod
     def _convert(self, pcm: bytes) -> bytes:
-        raise NotImplementedError
+        """Resample whole samples."""
 
 
 class MicrophoneResampler(StreamingResampler):

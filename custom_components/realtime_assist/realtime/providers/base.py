@@ -117,8 +117,8 @@ async def send_frame(socket: ClientConnection, frame: str | bytes) -> None:
     A stalled one is aborted, so the reader sees the drop and reconnects.
     A frame (bytes) that cannot fill the write buffer on an open connection
     is framed here and written at once: no timer, no task switch, and about
-    half of `websockets`' cost per frame in place (ARCHITECTURE.md, "Where
-    audio goes"). Anything else goes through `websockets`, which waits when
+    40 % less than `websockets`' send per frame in place (ARCHITECTURE.md,
+    "Where audio goes"). Anything else goes through `websockets`, which waits when
     its write buffer is full (the peer stopped reading), up to a deadline.
     """
     if isinstance(frame, bytes) and _writable_now(socket, len(frame)):
