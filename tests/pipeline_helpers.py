@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import struct
 from typing import Any
 
-from homeassistant.components import assist_pipeline
+from homeassistant.components import assist_pipeline, stt
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -22,6 +22,18 @@ from pytest_homeassistant_custom_component.typing import (
 )
 
 CHUNK_BYTES = 320  # 10 ms of 16 kHz 16-bit mono, as satellites send it
+
+
+def satellite_speech(language: str) -> stt.SpeechMetadata:
+    """What a satellite's audio is to speech-to-text: 16 kHz 16-bit mono PCM."""
+    return stt.SpeechMetadata(
+        language=language,
+        format=stt.AudioFormats.WAV,
+        codec=stt.AudioCodecs.PCM,
+        bit_rate=stt.AudioBitRates.BITRATE_16,
+        sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
+        channel=stt.AudioChannels.CHANNEL_MONO,
+    )
 
 
 @dataclass

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 import io
 import wave
 
-from homeassistant.components import stt
-
 from bench.floor import TRANSCRIPT, Floor, FloorScript, FloorSpeechToText, _paced
+from tests.pipeline_helpers import satellite_speech
 
 FRAME = bytes(320)  # 10 ms at 16 kHz
 
@@ -23,15 +22,7 @@ async def test_speech_to_text_returns_once_it_has_read_up_to_the_end_of_speech()
             read.append(FRAME)
             yield FRAME
 
-    metadata = stt.SpeechMetadata(
-        language="en",
-        format=stt.AudioFormats.WAV,
-        codec=stt.AudioCodecs.PCM,
-        bit_rate=stt.AudioBitRates.BITRATE_16,
-        sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
-        channel=stt.AudioChannels.CHANNEL_MONO,
-    )
-    result = await entity.async_process_audio_stream(metadata, frames())
+    result = await entity.async_process_audio_stream(satellite_speech("en"), frames())
 
     assert result.text == TRANSCRIPT
     assert len(read) == 3

@@ -17,7 +17,7 @@ import random
 import tracemalloc
 from typing import Any
 
-from homeassistant.components import assist_pipeline, stt, tts
+from homeassistant.components import assist_pipeline, tts
 from homeassistant.components.tts.const import DATA_TTS_MANAGER
 from homeassistant.core import Context, HomeAssistant
 import pytest
@@ -29,7 +29,7 @@ from custom_components.realtime_assist.realtime.turn import Turn
 from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.providers import FakeProvider
 from tests.fixtures_entry import every_provider
-from tests.pipeline_helpers import our_pipeline
+from tests.pipeline_helpers import our_pipeline, satellite_speech
 from tests.test_turn_faults import SAID
 
 provider = every_provider
@@ -64,14 +64,7 @@ async def _satellite_turn(
             hass,
             context=Context(),
             event_callback=lambda event: events.__setitem__(str(event.type), event.data or {}),
-            stt_metadata=stt.SpeechMetadata(
-                language="",
-                format=stt.AudioFormats.WAV,
-                codec=stt.AudioCodecs.PCM,
-                bit_rate=stt.AudioBitRates.BITRATE_16,
-                sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
-                channel=stt.AudioChannels.CHANNEL_MONO,
-            ),
+            stt_metadata=satellite_speech(""),
             stt_stream=speech(),
             pipeline_id=pipeline_id,
             conversation_id=conversation_id,

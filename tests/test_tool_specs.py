@@ -38,10 +38,13 @@ def conversions(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return converted
 
 
+# A turn's context: ours, no user or device, in English.
+LLM_CONTEXT = llm.LLMContext(DOMAIN, None, "en", conversation.DOMAIN, None)
+
+
 async def _assist_api(hass: HomeAssistant) -> llm.APIInstance:
     """The Assist API as a turn gets it (a new instance, new tool objects)."""
-    llm_context = llm.LLMContext(DOMAIN, None, "en", conversation.DOMAIN, None)
-    return await llm.async_get_api(hass, llm.LLM_API_ASSIST, llm_context)
+    return await llm.async_get_api(hass, llm.LLM_API_ASSIST, LLM_CONTEXT)
 
 
 async def test_the_same_tools_are_converted_once_and_new_ones_when_exposure_changes(
@@ -114,10 +117,9 @@ async def test_the_call_service_tool_is_converted_again_only_when_its_actions_ch
 ) -> None:
     """Its description lists the exposed entities; its schema, the actions."""
     [agent] = loaded_entry.runtime_data.agents.values()
-    llm_context = llm.LLMContext(DOMAIN, None, "en", conversation.DOMAIN, None)
 
     async def call_service_spec() -> ToolSpec:
-        prompt = await agent.async_turn_prompt(llm_context)
+        prompt = await agent.async_turn_prompt(LLM_CONTEXT)
         [spec] = [spec for spec in prompt.config.tools if spec.name == TOOL_NAME]
         return spec
 
