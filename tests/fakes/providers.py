@@ -36,7 +36,8 @@ from custom_components.realtime_assist.const import CONF_PROVIDER
 from custom_components.realtime_assist.realtime.events import Usage
 from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
 from tests.fakes import gemini_live, openai_realtime
-from tests.fakes.loopback import LoopbackServer, ModelPacing
+from tests.fakes.audio_samples import duration_ms
+from tests.fakes.loopback import LoopbackServer, ModelPacing, wait_until
 
 type Call = tuple[str, dict[str, Any]]
 """A tool call the model makes: (tool name, arguments)."""
@@ -104,6 +105,12 @@ class FakeSession(Protocol):
 
     def audio_received(self) -> bytes:
         """The exact user audio the connection received (PCM16 at its input rate), in order."""
+
+    def audio_messages(self) -> list[bytes]:
+        """The user audio of each message that carried some, in order."""
+
+    async def wait_for_audio_ms(self, ms: float) -> None:
+        """Until the connection has received this much user audio."""
 
     def got_only_configuration(self) -> bool:
         """The client sent nothing but the session's configuration (no input yet)."""
@@ -354,10 +361,21 @@ class OpenAISession:
         return self.conn.audio_ms_received
 
     def audio_received(self) -> bytes:
-        return b"".join(
+        return b"".join(self.audio_messages())
+
+    def audio_messages(self) -> list[bytes]:
+        return [
             base64.b64decode(event["audio"])
             for event in self.conn.received
             if event.get("type") == "input_audio_buffer.append"
+        ]
+
+    async def wait_for_audio_ms(self, ms: float) -> None:
+        await wait_until(
+            self.conn._changed,
+            lambda: duration_ms(self.audio_received()) >= ms,
+            5.0,
+            f"{ms} ms of audio",
         )
 
     def got_only_configuration(self) -> bool:
@@ -561,10 +579,18 @@ class GeminiSession:
         return self.conn.audio_ms_received
 
     def audio_received(self) -> bytes:
-        return b"".join(
+        return b"".join(self.audio_messages())
+
+    def audio_messages(self) -> list[bytes]:
+        return [
             base64.b64decode(message["realtimeInput"]["audio"]["data"])
             for message in self.conn.messages
             if "audio" in message.get("realtimeInput", {})
+        ]
+
+    async def wait_for_audio_ms(self, ms: float) -> None:
+        await wait_until(
+            self.conn._changed, lambda: self.conn.audio_ms_received >= ms, 5.0, f"{ms} ms of audio"
         )
 
     def got_only_configuration(self) -> bool:

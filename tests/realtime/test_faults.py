@@ -11,14 +11,11 @@ a drop only after what was sent) until the test has seen what comes first.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
-from homeassistant.const import CONF_API_KEY, CONF_URL
 import pytest
 
 from custom_components.realtime_assist.realtime.audio import MicrophoneResampler
-from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig, ToolSpec
+from custom_components.realtime_assist.realtime.config import ToolSpec
 from custom_components.realtime_assist.realtime.errors import ErrorKind, SessionClosedError
 from custom_components.realtime_assist.realtime.events import (
     AudioChunk,
@@ -39,76 +36,23 @@ from custom_components.realtime_assist.realtime.providers import (
     PROVIDER_GEMINI,
     PROVIDER_OPENAI,
     base,
-    create_provider,
 )
 from custom_components.realtime_assist.realtime.session import (
     RealtimeSession,
-    ReconnectPolicy,
     Subscription,
 )
 from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.providers import FakeProvider, GeminiFake, OpenAIFake
 from tests.fixtures_entry import every_provider
 from tests.realtime.events import audio_of, speak, until
+from tests.realtime.sessions import FAST, RATE, OpenSession, session_config
 
 provider = every_provider
 
-RATE = 16000
 DEADLINE_S = 10.0
-MODELS = {PROVIDER_OPENAI: "gpt-realtime", PROVIDER_GEMINI: "gemini-3.8-live"}
 TOOL = ToolSpec("HassTurnOn", "Turn a device on", {"type": "object", "properties": {}})
 UTTERANCE = silence(0.3, RATE) + speech_like(1.0, RATE) + silence(1.0, RATE)
 LONG_REPLY = "This answer goes on for a while, so that there is time to break it. " * 2
-FAST = ReconnectPolicy(attempts=3, first_delay_s=0.01, max_delay_s=0.05)
-
-type OpenSession = Callable[..., Awaitable[tuple[RealtimeSession, Subscription]]]
-
-
-def _config(name: str, **changes: Any) -> SessionConfig:
-    settings: dict[str, Any] = {
-        "model": MODELS[name],
-        "instructions": "You run a home.",
-        "input_transcription_model": "gpt-4o-mini-transcribe",
-    }
-    return SessionConfig(**(settings | changes))
-
-
-@pytest.fixture
-async def open_session(
-    realtime_fake: FakeProvider, caplog: pytest.LogCaptureFixture
-) -> AsyncIterator[OpenSession]:
-    """Sessions on the fake; afterwards: closed, no leaked task or socket, no traceback."""
-    before = set(asyncio.all_tasks())
-    sessions: list[RealtimeSession] = []
-
-    async def open_(**changes: Any) -> tuple[RealtimeSession, Subscription]:
-        data = realtime_fake.entry_data()
-        endpoint = Endpoint(api_key=data[CONF_API_KEY], url=data[CONF_URL])
-        session = RealtimeSession(
-            create_provider(realtime_fake.name, endpoint),
-            _config(realtime_fake.name, **changes),
-            input_sample_rate=RATE,
-            reconnect=FAST,
-        )
-        events = session.subscribe()
-        await session.start()
-        sessions.append(session)
-        return session, events
-
-    yield open_
-    for session in sessions:
-        await session.close()
-    realtime_fake.resume_reading()
-    realtime_fake.admit_connections()
-    async with asyncio.timeout(5):
-        for conn in realtime_fake.connections:
-            await conn.wait_closed()
-    leftover = asyncio.all_tasks() - before - {asyncio.current_task()}
-    if leftover:
-        await asyncio.wait(leftover, timeout=5)
-    assert [task for task in leftover if not task.done()] == []
-    assert realtime_fake.protocol_errors == []
-    assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"
 
 
 def _done(event: SessionEvent) -> bool:
@@ -449,13 +393,15 @@ async def test_gemini_instruction_change_waits_for_the_next_connection(
     """Home Assistant's prompt changes every turn (it carries the time): no reconnect for
     that on Gemini; a new voice does need one (OpenAI changes both live)."""
     session, events = await open_session()
-    await session.update(_config(realtime_fake.name, instructions="It is 10:01."))
+    await session.update(session_config(realtime_fake.name, instructions="It is 10:01."))
     realtime_fake.say("Noted.")
     await session.send_text("Hello")
     await _answers(events, "Noted.")
     assert len(realtime_fake.connections) == 1
 
-    await session.update(_config(realtime_fake.name, instructions="It is 10:02.", voice="Kore"))
+    await session.update(
+        session_config(realtime_fake.name, instructions="It is 10:02.", voice="Kore")
+    )
     if realtime_fake.name == PROVIDER_GEMINI:
         await until(events, lambda e: isinstance(e, Reconnected), DEADLINE_S)
         second = realtime_fake.connections[1]
@@ -476,7 +422,7 @@ async def test_no_recycle_while_a_tool_call_is_outstanding(
     seen = await until(events, lambda e: isinstance(e, AwaitingToolResults), DEADLINE_S)
     [call] = _of(ToolCall, seen)
 
-    await session.update(_config(realtime_fake.name, tools=(TOOL,), voice="Kore"))
+    await session.update(session_config(realtime_fake.name, tools=(TOOL,), voice="Kore"))
     await session.send_tool_result(call.call_id, call.name, {"success": True})
     answer = await until(events, lambda e: _done(e) and e.transcript != "", DEADLINE_S)  # type: ignore[union-attr]
     later = await until(events, lambda e: isinstance(e, Reconnected), DEADLINE_S)

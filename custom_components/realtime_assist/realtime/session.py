@@ -80,8 +80,8 @@ from .providers.base import (
 _LOGGER = logging.getLogger(__name__)
 # Responses whose usage is kept for `usage_of` (turns read theirs within minutes).
 _USAGE_KEPT = 256
-# Replayed audio goes in messages of at most this much input (a second at 16 kHz).
-_REPLAY_MESSAGE_BYTES = 32000
+# Audio goes in messages of at most this much input (a second at 16 kHz).
+_AUDIO_MESSAGE_BYTES = 32000
 
 
 class _SessionFailed(Exception):
@@ -246,6 +246,12 @@ class RealtimeSession:
         # Calls asked for and not yet answered or withdrawn: call id -> name.
         self._outstanding_calls: dict[str, str] = {}
         self._withdrawn_calls: set[str] = set()
+        # Audio handed in and not yet sent: what arrives within one pass of the event
+        # loop goes out as one message when that pass ends (`_flush_audio`).
+        self._outgoing: list[bytes] = []
+        self._flush: asyncio.Handle | None = None
+        # Sends the outgoing audio, in order, while the socket cannot take it at once.
+        self._audio_sender: asyncio.Task[None] | None = None
         self._turn_audio: deque[tuple[int, bytes]] = deque()
         self._turn_audio_ms = 0.0
         self._audio_seq = itertools.count()
@@ -282,6 +288,7 @@ class RealtimeSession:
             return
         self._closing = True
         self._disconnected()
+        self._offline()
         if self._recycle_timer is not None:
             self._recycle_timer.cancel()
         for task in (self._reader, *self._tasks):
@@ -373,15 +380,23 @@ class RealtimeSession:
     async def send_audio(self, pcm: bytes) -> None:
         """Push user audio: PCM16 mono at the session's input sample rate.
 
-        During a reconnect it is only kept, and replayed (in order) once the new
-        connection has the conversation.
+        It goes out when this pass of the event loop ends, joined with whatever
+        else arrived in it: a satellite's packet of several 10 ms frames costs one
+        send, and no frame waits for a later one. During a reconnect it is only
+        kept, and replayed (in order) once the new connection has the conversation.
         """
         self._ensure_open()
         chunk_ms = duration_ms(len(pcm), self._input_rate)
         self.stats["input_audio_ms"] += chunk_ms
         self._keep_turn_audio(pcm, chunk_ms)
-        if self._connected.is_set() and self._connection is not None:
-            await self._send_audio(self._connection, pcm)
+        if not self._connected.is_set():
+            return
+        self._outgoing.append(pcm)
+        if self._audio_sender is not None:
+            # The socket is behind: the caller waits for it, as with any send.
+            await asyncio.wait({self._audio_sender})
+        elif self._flush is None:
+            self._flush = asyncio.get_running_loop().call_soon(self._flush_audio)
 
     async def commit_audio(self) -> None:
         """End the user's turn by hand (when turn detection is off)."""
@@ -485,6 +500,7 @@ class RealtimeSession:
         (whose history does not have it yet), unless `wanted` says it no longer applies."""
         for attempt in range(2):
             connection = await self._ready()
+            await self._drain_audio()
             if not wanted():
                 return None
             try:
@@ -498,7 +514,15 @@ class RealtimeSession:
     def _lost(self, connection: ProviderConnection) -> None:
         """A send found the socket gone: hold input until the reader has reconnected."""
         if connection is self._connection:
-            self._connected.clear()
+            self._offline()
+
+    def _offline(self) -> None:
+        """Input waits from now on; audio not yet sent is replayed with the turn's."""
+        self._connected.clear()
+        self._outgoing.clear()
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
 
     def _reconnect_budget_s(self) -> float:
         policy = self._policy
@@ -520,7 +544,7 @@ class RealtimeSession:
     async def _replay_turn_audio(self, connection: ProviderConnection) -> None:
         """Send the turn's audio, including what arrives meanwhile, until caught up.
 
-        Frames are joined into messages of up to `_REPLAY_MESSAGE_BYTES`: they are all
+        Frames are joined into messages of up to `_AUDIO_MESSAGE_BYTES`: they are all
         here already, so joining delays nothing and saves a send per frame.
         """
         next_seq = 0
@@ -529,17 +553,63 @@ class RealtimeSession:
             batch: list[bytes] = []
             size = 0
             for _, pcm in pending:
-                if batch and size + len(pcm) > _REPLAY_MESSAGE_BYTES:
-                    await self._send_audio(connection, b"".join(batch))
+                if batch and size + len(pcm) > _AUDIO_MESSAGE_BYTES:
+                    await self._send_audio(connection, self._resample(b"".join(batch)))
                     batch, size = [], 0
                 batch.append(pcm)
                 size += len(pcm)
-            await self._send_audio(connection, b"".join(batch))
+            await self._send_audio(connection, self._resample(b"".join(batch)))
+
+    def _flush_audio(self) -> None:
+        """Send the outgoing audio, one message at a time while the socket takes it at once;
+        the rest goes to `_send_outgoing`, which may wait."""
+        self._flush = None
+        connection = self._connection
+        while self._outgoing and self._audio_sender is None and connection is not None:
+            pcm = self._resample(self._take_outgoing())
+            if not connection.send_audio_now(pcm):
+                self._audio_sender = self._spawn(
+                    self._send_outgoing(connection, pcm), "realtime_session_audio"
+                )
+
+    async def _send_outgoing(self, connection: ProviderConnection, pcm: bytes) -> None:
+        try:
+            await self._send_audio(connection, pcm)
+            while self._outgoing and connection is self._connection:
+                await self._send_audio(connection, self._resample(self._take_outgoing()))
+        finally:
+            self._audio_sender = None
+            if self._outgoing and self._flush is None:
+                self._flush = asyncio.get_running_loop().call_soon(self._flush_audio)
+
+    def _take_outgoing(self) -> bytes:
+        """The oldest outgoing audio, up to one message's worth (at least one chunk)."""
+        count, size = 0, 0
+        for pcm in self._outgoing:
+            if count and size + len(pcm) > _AUDIO_MESSAGE_BYTES:
+                break
+            count += 1
+            size += len(pcm)
+        taken = self._outgoing[:count]
+        del self._outgoing[:count]
+        return taken[0] if count == 1 else b"".join(taken)
+
+    async def _drain_audio(self) -> None:
+        """Audio handed in before goes out before anything sent after it."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush_audio()
+        if self._audio_sender is not None:
+            await asyncio.wait({self._audio_sender})
+
+    def _resample(self, pcm: bytes) -> bytes:
+        assert self._resampler is not None
+        return self._resampler.process(pcm)
 
     async def _send_audio(self, connection: ProviderConnection, pcm: bytes) -> None:
-        assert self._resampler is not None
+        """Send audio already at the provider's rate; a drop only holds input (see `_lost`)."""
         try:
-            await connection.send_audio(self._resampler.process(pcm))
+            await connection.send_audio(pcm)
         except ConnectionDroppedError:
             # The reader sees the drop, reconnects and replays the turn.
             _LOGGER.debug("Audio send failed; it will be replayed after reconnecting")
@@ -591,10 +661,11 @@ class RealtimeSession:
         self._recycling = True
         self._spawn(self._connection.close(), "realtime_session_recycle")
 
-    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _read(self) -> None:
         error: str | None = None
@@ -616,7 +687,7 @@ class RealtimeSession:
         finally:
             if not self._closing:
                 self._disconnected()
-                self._connected.clear()
+                self._offline()
                 if self._connection is not None:
                     with contextlib.suppress(Exception):
                         await self._connection.close()
@@ -645,7 +716,7 @@ class RealtimeSession:
         Raises what ends the session: AuthenticationError, or the last
         connection error once the attempts are used up.
         """
-        self._connected.clear()
+        self._offline()
         self._disconnected()
         if self._recycle_timer is not None:
             self._recycle_timer.cancel()

@@ -95,6 +95,7 @@ from .base import (
     protocol_error,
     retry_after,
     send_frame,
+    write_now,
 )
 from .listing import get_json, http_url
 from .playback import PlaybackLedger
@@ -606,6 +607,11 @@ class GeminiLiveConnection(ProviderConnection):
             self._activity_open = True
             await self._send({"realtimeInput": {"activityStart": {}}})
         await send_frame(self._socket, _AUDIO_MESSAGE % base64.b64encode(pcm))
+
+    def send_audio_now(self, pcm: bytes) -> bool:
+        if self._config.turn_detection.mode is TurnDetectionMode.OFF and not self._activity_open:
+            return False  # `send_audio` opens the activity first
+        return write_now(self._socket, _AUDIO_MESSAGE % base64.b64encode(pcm))
 
     async def commit_audio(self) -> None:
         if self._activity_open:

@@ -53,6 +53,7 @@ from .base import (
     protocol_error,
     retry_after,
     send_frame,
+    write_now,
 )
 from .listing import get_json, http_url
 from .playback import PlaybackLedger
@@ -516,6 +517,9 @@ class OpenAIRealtimeConnection(ProviderConnection):
 
     async def send_audio(self, pcm: bytes) -> None:
         await send_frame(self._socket, _APPEND_EVENT % base64.b64encode(pcm))
+
+    def send_audio_now(self, pcm: bytes) -> bool:
+        return write_now(self._socket, _APPEND_EVENT % base64.b64encode(pcm))
 
     async def commit_audio(self) -> None:
         await self._send({"type": "input_audio_buffer.commit"})
