@@ -57,11 +57,13 @@ import psutil
 from bench import kinds, micro, profile_report
 from bench.fake import BenchFakeServer
 from bench.newest import newest_host
-from bench.report import print_markdown, print_report
+from bench.report import floor_key, print_markdown, print_report
 from bench.satellite import (
     FRAME_BYTES,
     FRAME_KEY_BYTES,
+    FRAME_MS,
     FRAME_S,
+    VOICE_PE_PACKET_MS,
     Satellite,
     TurnRecord,
     last_speech_frame,
@@ -222,8 +224,10 @@ async def drive(
     speech_s: float = SPEECH_S,
     reply_s: float = REPLY_S,
     after_turn: Callable[[int], Awaitable[None]] | None = None,
+    packet_ms: int = FRAME_MS,
 ) -> Drive:
-    """`satellites` satellites at once, each running `turns` pipeline runs one after another."""
+    """`satellites` satellites at once, each running `turns` pipeline runs one after another;
+    their microphones send `packet_ms` at a time."""
     group = [
         Satellite(bench.http, bench.base_url, bench.ha["token"], f"bench-{phase}-{i}")
         for i in range(satellites)
@@ -248,7 +252,11 @@ async def drive(
             register(turn, bench.fake)
             try:
                 await satellite.run_turn(
-                    turn, pipeline_id, speed=speed, new_conversation=new_conversation
+                    turn,
+                    pipeline_id,
+                    speed=speed,
+                    new_conversation=new_conversation,
+                    packet_ms=packet_ms,
                 )
             finally:
                 unregister(turn, bench.fake)
@@ -550,7 +558,9 @@ async def phase_floor(bench: Bench) -> None:
     The same turns (audio, pacing, end of speech, reply length) through our
     pipeline and through the floor's, one satellite and then 20 at once, each
     after a warm-up turn outside the costed window: ours minus the floor is
-    what we add to Home Assistant's own pipeline.
+    what we add to Home Assistant's own pipeline. Twice: with the microphone's
+    audio in 10 ms messages (the most messages Home Assistant hands on: it splits
+    all audio into 10 ms chunks), and in a Voice PE's 32 ms packets.
     """
     args = bench.args
     silence_frames = round(AGENT_SILENCE_MS["Floor"] / 1000 / FRAME_S)
@@ -572,9 +582,15 @@ async def phase_floor(bench: Bench) -> None:
     }
     for agent in ("Bench", "Floor"):
         await drive(bench, f"floor-warmup-{agent}", agent=agent)
-    for satellites, turns in ((1, args.floor_turns), (20, args.rounds_20)):
+    for packet_ms, satellites, turns in (
+        (FRAME_MS, 1, args.floor_turns),
+        (FRAME_MS, 20, args.rounds_20),
+        (VOICE_PE_PACKET_MS, 1, args.floor_turns),
+        (VOICE_PE_PACKET_MS, 20, args.rounds_20),
+    ):
         print(
-            f"floor: ours, then the do-nothing floor: {satellites} satellite(s), {turns} turns each"
+            f"floor: ours, then the do-nothing floor: {satellites} satellite(s), {turns} turns "
+            f"each, {packet_ms} ms packets"
         )
         pair: dict[str, dict[str, Any]] = {}
         for label, agent in (("ours", "Bench"), ("floor", "Floor")):
@@ -585,6 +601,7 @@ async def phase_floor(bench: Bench) -> None:
                 turns=turns,
                 agent=agent,
                 jitter_s=0.3 if satellites > 1 else 0.0,
+                packet_ms=packet_ms,
             )
             turns_ok = result.ok_turns
             pair[label] = cost(result, satellites) | {
@@ -603,7 +620,7 @@ async def phase_floor(bench: Bench) -> None:
             for key in ("cpu_ms_per_audio_s", "cpu_ms_per_turn", "cpu_percent_of_one_core")
             if pair["ours"][key] is not None and pair["floor"][key] is not None
         }
-        floor[f"satellites_{satellites}"] = pair
+        floor[floor_key(satellites, packet_ms)] = pair
     bench.results["floor"] = floor
 
 

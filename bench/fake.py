@@ -24,6 +24,7 @@ it for its warm-up turns and checks `protocol_errors` afterwards.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,15 @@ if TYPE_CHECKING:
 # A resampled frame is known by its last samples: its first ones, and on a fresh
 # resampler their count, depend on the previous frame, which a reused session carries over.
 KEY_BYTES = 384
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedFrame:
+    """A satellite frame as the fake will see it: whose, which, and its resampled size."""
+
+    turn: TurnRecord
+    index: int
+    size: int
 
 
 class BenchConnection(FakeConnection):
@@ -110,14 +120,20 @@ class BenchConnection(FakeConnection):
         await handler(event)
 
     def _match_append(self, audio: str, arrived_at: float) -> None:
+        """Mark the frames of one append as arrived: its last frame by its key, then the
+        frames the integration joined before it (frames that came together), walking back."""
         self.appends += 1
         pcm = base64.b64decode(audio)
+        end = len(pcm)
         found = self.server.expected.pop(pcm[-KEY_BYTES:], None)
         if found is None:
             self.server.unmatched_appends += 1
             return
-        turn, index = found
-        turn.arrived_at[index] = arrived_at
+        turn = found.turn
+        while found is not None:
+            found.turn.arrived_at[found.index] = arrived_at
+            end -= found.size
+            found = self.server.expected.pop(pcm[end - KEY_BYTES : end], None)
         if self.turn is not turn:
             self.turn = turn
             turn.connection_created_at = self.created_at
@@ -129,8 +145,8 @@ class BenchFakeServer(FakeOpenAIRealtimeServer):
     def __init__(self) -> None:
         super().__init__()
         self.validate = True
-        # Resampled frame bytes (the last KEY_BYTES) -> (turn, frame index).
-        self.expected: dict[bytes, tuple[TurnRecord, int]] = {}
+        # Resampled frame bytes (the last KEY_BYTES) -> the frame.
+        self.expected: dict[bytes, ExpectedFrame] = {}
         self.unmatched_appends = 0
         self.unmatched_responses = 0
         self.responder = self._respond

@@ -90,6 +90,9 @@ AGENTS: dict[str, dict[str, Any]] = {
 }
 # Bytes of a 16 kHz frame that identify it (the driver computes the same key).
 FRAME_KEY_BYTES = 24
+# Per frame: `session.send_audio`, plus its share of the flush that sends frames
+# handed in within one pass of the event loop.
+WHOLE_INPUT_PATH = "session.send_audio + flush (whole input path)"
 # A satellite's turn: its run and the playback it started.
 SATELLITE_TURN_TIMEOUT_S = 30.0
 # Objects counted to find what a turn or a conversation leaves behind.
@@ -152,19 +155,21 @@ class Probes:
         self.cpu = {}
         return data
 
-    def _account(self, label: str, started: float, wall: float) -> None:
+    def _account(self, label: str, started: float, wall: float, calls: int = 1) -> None:
         entry = self.cpu.setdefault(label, [0.0, 0.0, 0])
         entry[0] += time.thread_time() - started
         entry[1] += time.perf_counter() - wall
-        entry[2] += 1
+        entry[2] += calls
 
     def install(self, entry: MockConfigEntry) -> None:
         """Wrap the integration's audio entry and exit and Home Assistant's TTS conversion."""
         self.uninstall()
         self.enabled = True
         send_audio = RealtimeSession.send_audio
+        flush_audio = RealtimeSession._flush_audio
         resample = StreamingResampler.process
         provider_send = OpenAIRealtimeConnection.send_audio
+        provider_send_now = OpenAIRealtimeConnection.send_audio_now
         process_audio = RealtimeSpeechToTextEntity.async_process_audio_stream
         encoded = realtime_tts._encoded
         convert = tts_component._async_convert_audio
@@ -177,7 +182,13 @@ class Probes:
             self.audio_in[pcm[:FRAME_KEY_BYTES].hex()] = time.perf_counter()
             started, wall = time.thread_time(), time.perf_counter()
             await send_audio(session, pcm)
-            self._account("session.send_audio (whole input path)", started, wall)
+            self._account(WHOLE_INPUT_PATH, started, wall)
+
+        def probed_flush_audio(session: RealtimeSession) -> None:
+            # The send itself, when the event loop's pass ends: the same frames' cost.
+            started, wall = time.thread_time(), time.perf_counter()
+            flush_audio(session)
+            self._account(WHOLE_INPUT_PATH, started, wall, calls=0)
 
         def probed_resample(resampler: StreamingResampler, pcm: bytes) -> bytes:
             started, wall = time.thread_time(), time.perf_counter()
@@ -192,6 +203,13 @@ class Probes:
             started, wall = time.thread_time(), time.perf_counter()
             await provider_send(connection, pcm)
             self._account("OpenAI send_audio (base64, JSON, websocket)", started, wall)
+
+        def probed_provider_send_now(connection: Any, pcm: bytes) -> bool:
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                return provider_send_now(connection, pcm)
+            finally:
+                self._account("OpenAI send_audio_now (base64, frame, write)", started, wall)
 
         async def probed_process_audio(
             entity: RealtimeSpeechToTextEntity,
@@ -242,8 +260,10 @@ class Probes:
             return connection
 
         RealtimeSession.send_audio = probed_send_audio  # type: ignore[method-assign]
+        RealtimeSession._flush_audio = probed_flush_audio  # type: ignore[method-assign]
         StreamingResampler.process = probed_resample  # type: ignore[method-assign]
         OpenAIRealtimeConnection.send_audio = probed_provider_send  # type: ignore[method-assign]
+        OpenAIRealtimeConnection.send_audio_now = probed_provider_send_now  # type: ignore[method-assign]
         RealtimeSpeechToTextEntity.async_process_audio_stream = probed_process_audio  # type: ignore[method-assign]
         realtime_tts._encoded = probed_encoded  # type: ignore[assignment]
         tts_component._async_convert_audio = probed_convert  # type: ignore[attr-defined]
@@ -252,8 +272,10 @@ class Probes:
 
         def undo() -> None:
             RealtimeSession.send_audio = send_audio  # type: ignore[method-assign]
+            RealtimeSession._flush_audio = flush_audio  # type: ignore[method-assign]
             StreamingResampler.process = resample  # type: ignore[method-assign]
             OpenAIRealtimeConnection.send_audio = provider_send  # type: ignore[method-assign]
+            OpenAIRealtimeConnection.send_audio_now = provider_send_now  # type: ignore[method-assign]
             RealtimeSpeechToTextEntity.async_process_audio_stream = process_audio  # type: ignore[method-assign]
             realtime_tts._encoded = encoded  # type: ignore[assignment]
             tts_component._async_convert_audio = convert  # type: ignore[attr-defined]

@@ -224,7 +224,8 @@ def _fake_server(ready: threading.Event, url: list[str], done: threading.Event) 
 
 
 async def _session_costs(frames: int = 1500) -> dict[str, Any]:
-    """RealtimeSession.send_audio end to end: resample, base64, JSON, websocket send."""
+    """RealtimeSession.send_audio end to end, one frame per pass of the event loop:
+    resample, base64, JSON, websocket send."""
     ready, done, url = threading.Event(), threading.Event(), []
     thread = threading.Thread(target=_fake_server, args=(ready, url, done), daemon=True)
     thread.start()
@@ -243,8 +244,8 @@ async def _session_costs(frames: int = 1500) -> dict[str, Any]:
             for _ in range(frames):
                 start = time.thread_time()
                 await session.send_audio(frame)
+                await asyncio.sleep(0)  # the pass ends: the session sends what it was handed
                 spent += time.thread_time() - start
-                await asyncio.sleep(0)
         finally:
             await session.close()
     finally:

@@ -32,8 +32,10 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
 # Hot-path functions reported one by one: (label, file substring, function name).
 HOT_PATH: tuple[tuple[str, str, str], ...] = (
     ("in: RealtimeSession.send_audio", "realtime/session.py", "send_audio"),
+    ("in: RealtimeSession._flush_audio", "realtime/session.py", "_flush_audio"),
     ("in: Resampler.process", "realtime/audio.py", "process"),
     ("in: OpenAIRealtimeConnection.send_audio", "providers/openai.py", "send_audio"),
+    ("in: OpenAIRealtimeConnection.send_audio_now", "providers/openai.py", "send_audio_now"),
     ("in: Turn._send_audio", "realtime/turn.py", "_send_audio"),
     ("in: HA websocket binary handler", "assist_pipeline/websocket_api.py", "handle_binary"),
     ("in: HA stt_stream", "assist_pipeline/websocket_api.py", "stt_stream"),

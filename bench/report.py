@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 # A leak run is "flat" when the fitted growth stays under this per turn.
@@ -9,6 +10,9 @@ FLAT_KIB_PER_TURN = 5.0
 # Issue 17's targets: our CPU above the do-nothing floor, and 20 satellites at once.
 ADDED_MS_PER_AUDIO_S = 3.0
 ADDED_MS_PER_TURN = 20.0
+# The floor phase's microphones: 10 ms per message (how Home Assistant hands audio
+# on, the most messages), and a Voice PE's 32 ms packets.
+FLOOR_PACKETS_MS = {10: "10 ms messages", 32: "Voice PE 32 ms packets"}
 CPU_PERCENT_20 = 25.0
 P95_RATIO_20 = 2.0
 # One satellite's p95 that 20 satellites' are compared with (bench.__main__.latencies).
@@ -310,6 +314,11 @@ def print_kinds(phase: dict[str, Any], pacing: dict[str, Any]) -> None:
                 print(f"  {kind} {length}: {cell['errors'][0][:300]}")
 
 
+def floor_key(satellites: int, packet_ms: int) -> str:
+    """Where the floor phase keeps the pair of `satellites` sending `packet_ms` at a time."""
+    return f"satellites_{satellites}" + ("" if packet_ms == 10 else f"_packets_{packet_ms}ms")
+
+
 def print_floor(floor: dict[str, Any]) -> None:
     """Ours against the do-nothing floor (bench/floor.py): what we add to Home Assistant's own."""
     print()
@@ -317,7 +326,7 @@ def print_floor(floor: dict[str, Any]) -> None:
         "our added CPU: the same turns through ours and through a do-nothing STT, agent and "
         "TTS (bench/floor.py), probes off; Home Assistant's process"
     )
-    header = f"{'':40} {'ours':>8} {'floor':>8} {'added':>8}  target"
+    header = f"{'':52} {'ours':>8} {'floor':>8} {'added':>8}  target"
     print(header)
     print("-" * len(header))
     rows = (
@@ -327,10 +336,13 @@ def print_floor(floor: dict[str, Any]) -> None:
         ("20 satellites: ms CPU per turn", 20, "cpu_ms_per_turn", None),
         ("20 satellites: % of one core", 20, "cpu_percent_of_one_core", None),
     )
-    for label, satellites, key, limit in rows:
-        pair = floor.get(f"satellites_{satellites}")
+    for (packet_ms, packets), (label, satellites, key, limit) in itertools.product(
+        FLOOR_PACKETS_MS.items(), rows
+    ):
+        pair = floor.get(floor_key(satellites, packet_ms))
         if not pair:
             continue
+        shown = label.replace(":", f", {packets}:", 1)
         added = pair["added"].get(key)
         if limit is not None:
             target = f"added <= {limit:g}: {_verdict(added, limit)}"
@@ -340,17 +352,18 @@ def print_floor(floor: dict[str, Any]) -> None:
         else:
             target = ""
         print(
-            f"{label:40} {_fmt(pair['ours'][key], 1):>8} {_fmt(pair['floor'][key], 1):>8} "
+            f"{shown:52} {_fmt(pair['ours'][key], 1):>8} {_fmt(pair['floor'][key], 1):>8} "
             f"{_fmt(added, 1):>8}  {target}"
         )
-    for satellites in (1, 20):
-        pair = floor.get(f"satellites_{satellites}") or {}
+    for packet_ms, satellites in itertools.product(FLOOR_PACKETS_MS, (1, 20)):
+        pair = floor.get(floor_key(satellites, packet_ms)) or {}
+        who = f"{satellites} satellite(s), {FLOOR_PACKETS_MS[packet_ms]}"
         for label in ("ours", "floor"):
             if (side := pair.get(label)) and side["failed_turns"]:
-                print(f"  {satellites} satellite(s), {label}: {side['failed_turns']} turns failed")
+                print(f"  {who}, {label}: {side['failed_turns']} turns failed")
         if pair:
             print(
-                f"  {satellites} satellite(s), the same shape? end of speech -> stt-end "
+                f"  {who}, the same shape? end of speech -> stt-end "
                 f"(median): ours {_fmt(pair['ours']['speech_end_to_stt_end_ms']['median'], 0)}, "
                 f"floor {_fmt(pair['floor']['speech_end_to_stt_end_ms']['median'], 0)} ms; "
                 "-> first reply audio at the satellite: ours "
@@ -406,15 +419,18 @@ def print_markdown(results: dict[str, Any]) -> None:
                 "the target is on our share: next row",
             )
         )
-    if one := floor.get("satellites_1"):
-        for label, key, digits, limit in (
+    for (packet_ms, packets), (label, key, digits, limit) in itertools.product(
+        FLOOR_PACKETS_MS.items(),
+        (
             ("CPU per second of audio (in + out)", "cpu_ms_per_audio_s", 1, ADDED_MS_PER_AUDIO_S),
             ("CPU per turn", "cpu_ms_per_turn", 0, ADDED_MS_PER_TURN),
-        ):
+        ),
+    ):
+        if one := floor.get(floor_key(1, packet_ms)):
             rows.append(
                 (
-                    f"*floor*: {label}, one satellite: HA process with ours / do-nothing floor "
-                    "/ ours added",
+                    f"*floor*, {packets}: {label}, one satellite: HA process with ours / "
+                    "do-nothing floor / ours added",
                     _triple(one, key, digits),
                     "",
                     f"added <= {limit:g} ms",
@@ -442,12 +458,15 @@ def print_markdown(results: dict[str, Any]) -> None:
                 met(percent, CPU_PERCENT_20),
             )
         )
-    if many:
-        percent = many["ours"]["cpu_percent_of_one_core"]
+    for packet_ms, packets in FLOOR_PACKETS_MS.items():
+        if not (pair := floor.get(floor_key(20, packet_ms))):
+            continue
+        percent = pair["ours"]["cpu_percent_of_one_core"]
         rows.append(
             (
-                "*floor*: 20 satellites at once: HA CPU of one core, ours (do-nothing floor)",
-                f"{_fmt(percent, 1)} ({_fmt(many['floor']['cpu_percent_of_one_core'], 1)}) %",
+                f"*floor*, {packets}: 20 satellites at once: HA CPU of one core, ours "
+                "(do-nothing floor)",
+                f"{_fmt(percent, 1)} ({_fmt(pair['floor']['cpu_percent_of_one_core'], 1)}) %",
                 "",
                 f"<= {CPU_PERCENT_20:g} %",
                 met(percent, CPU_PERCENT_20),

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.fake import KEY_BYTES, BenchFakeServer
+from bench.fake import KEY_BYTES, BenchFakeServer, ExpectedFrame
 from bench.wav import AudioStreamParser
 from custom_components.realtime_assist.realtime.audio import MicrophoneResampler
 from tests.fakes.audio_samples import silence, speech_like
@@ -37,6 +37,9 @@ SATELLITE_RATE = 16000
 PROVIDER_RATE = 24000
 FRAME_BYTES = 320  # 10 ms
 FRAME_S = 0.01
+FRAME_MS = 10
+# What a Voice PE (ESPHome's voice_assistant) sends at a time: 32 ms of audio.
+VOICE_PE_PACKET_MS = 32
 LEAD_S = 0.1  # the silence before the user speaks
 TURN_TIMEOUT_S = 10.0
 END_GRACE_S = 1.0
@@ -210,9 +213,10 @@ def register(turn: TurnRecord, fake: BenchFakeServer) -> None:
     """Tell the fake what each frame looks like once the integration resampled it."""
     resampler = MicrophoneResampler(SATELLITE_RATE, PROVIDER_RATE)
     for index, frame in enumerate(turn.frames):
-        key = resampler.process(frame)[-KEY_BYTES:]
+        resampled = resampler.process(frame)
+        key = resampled[-KEY_BYTES:]
         turn.keys.append(key)
-        fake.expected[key] = (turn, index)
+        fake.expected[key] = ExpectedFrame(turn, index, len(resampled))
 
 
 def unregister(turn: TurnRecord, fake: BenchFakeServer) -> None:
@@ -254,8 +258,10 @@ class Satellite:
         *,
         speed: float = 1.0,
         new_conversation: bool = False,
+        packet_ms: int = FRAME_MS,
     ) -> None:
-        """One pipeline run; `speed` paces the audio (1.0: real time, math.inf: a burst)."""
+        """One pipeline run; `speed` paces the audio (1.0: real time, math.inf: a burst);
+        the microphone's audio goes in packets of `packet_ms`."""
         ws = self._ws
         assert ws is not None
         msg_id = next(self._ids)
@@ -296,7 +302,9 @@ class Satellite:
                         turn.run_start_at = received_at
                         handler = payload["runner_data"]["stt_binary_handler_id"]
                         self.conversation_id = turn.conversation_id = payload.get("conversation_id")
-                        sender = asyncio.create_task(self._send_audio(turn, handler, speed))
+                        sender = asyncio.create_task(
+                            self._send_audio(turn, handler, speed, packet_ms)
+                        )
                         # The Assist dialog plays the TTS URL from run-start (ha-assist-chat.ts).
                         url = payload["tts_output"]["url"]
                         reader = asyncio.create_task(self._read_tts(turn, url))
@@ -324,18 +332,27 @@ class Satellite:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    async def _send_audio(self, turn: TurnRecord, handler: int, speed: float) -> None:
+    async def _send_audio(
+        self, turn: TurnRecord, handler: int, speed: float, packet_ms: int
+    ) -> None:
+        """The turn's audio in packets (each whole as the microphone filled it); a frame
+        counts as sent with the packet that holds its last byte."""
         ws = self._ws
         assert ws is not None
         prefix = bytes([handler])
+        audio = turn.audio
+        packet_bytes = packet_ms * FRAME_BYTES // FRAME_MS
         loop = asyncio.get_running_loop()
         start = loop.time()
-        interval = 0.0 if math.isinf(speed) else FRAME_S / speed
-        for index, frame in enumerate(turn.frames):
-            delay = start + index * interval - loop.time()
+        interval = 0.0 if math.isinf(speed) else packet_ms / 1000 / speed
+        for number, offset in enumerate(range(0, len(audio), packet_bytes)):
+            delay = start + number * interval - loop.time()
             await asyncio.sleep(max(0.0, delay))
-            data = prefix + frame
-            turn.sent_at[index] = time.perf_counter()
+            end = offset + packet_bytes
+            data = prefix + audio[offset:end]
+            sent_at = time.perf_counter()
+            for index in range(offset // FRAME_BYTES, min(end, len(audio)) // FRAME_BYTES):
+                turn.sent_at[index] = sent_at
             await ws.send_bytes(data)
         # Out of audio and still no end of speech from the provider: end the stream.
         await asyncio.sleep(END_GRACE_S)
