@@ -30,26 +30,29 @@ def _at_provider_rate(realtime_fake: FakeProvider) -> MicrophoneResampler | None
 async def test_frames_handed_in_together_go_as_one_message(
     realtime_fake: FakeProvider, open_session: OpenSession
 ) -> None:
-    """A satellite's packet becomes several 10 ms frames in a row (Home Assistant splits
-    it): they cost one send. A frame that comes alone goes at once: it reaches the
-    provider before anything follows it."""
+    """A satellite's packet becomes several 10 ms chunks in a row (Home Assistant splits
+    it). Once chunks have come together, a packet costs one send. A frame that comes
+    alone goes at once: it reaches the provider before anything follows it."""
     session, _ = await open_session()
     conn = await realtime_fake.wait_for_connection(1)
-    packet = _frames(silence(0.03, RATE))
+    first, second = _frames(silence(0.03, RATE)), _frames(speech_like(0.03, RATE))
     alone = silence(0.01, RATE)
 
-    # (A fresh resampler's first output is a sample short of 30 ms.)
-    for frame in packet:
-        await session.send_audio(frame)
-    await conn.wait_for_audio_ms(29.9)
+    # (A fresh resampler's first output is a sample short of 10 ms.)
+    for sent_ms, packet in ((29.9, first), (59.9, second)):
+        for frame in packet:
+            await session.send_audio(frame)
+        await conn.wait_for_audio_ms(sent_ms)
     await session.send_audio(alone)
-    await conn.wait_for_audio_ms(39.9)
+    await conn.wait_for_audio_ms(69.9)
 
     resampler = _at_provider_rate(realtime_fake)
-    expected = [b"".join(packet), alone]
+    sent = [b"".join(first), b"".join(second), alone]
     if resampler is not None:
-        expected = [resampler.process(pcm) for pcm in expected]
-    assert conn.audio_messages() == expected
+        sent = [resampler.process(pcm) for pcm in sent]
+    *_, second_message, last_message = conn.audio_messages()
+    assert (second_message, last_message) == (sent[1], sent[2])
+    assert conn.audio_received() == b"".join(sent)
 
 
 async def test_what_is_sent_after_the_audio_does_not_overtake_it(

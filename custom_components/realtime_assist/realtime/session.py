@@ -82,6 +82,9 @@ _LOGGER = logging.getLogger(__name__)
 _USAGE_KEPT = 256
 # Audio goes in messages of at most this much input (a second at 16 kHz).
 _AUDIO_MESSAGE_BYTES = 32000
+# Chunks handed in closer together than this came together (Home Assistant splits each
+# packet a satellite sends into 10 ms chunks and hands them on in a row).
+_TOGETHER_S = 0.001
 
 
 class _SessionFailed(Exception):
@@ -246,10 +249,13 @@ class RealtimeSession:
         # Calls asked for and not yet answered or withdrawn: call id -> name.
         self._outstanding_calls: dict[str, str] = {}
         self._withdrawn_calls: set[str] = set()
-        # Audio handed in and not yet sent: what arrives within one pass of the event
-        # loop goes out as one message when that pass ends (`_flush_audio`).
+        # Audio handed in and not yet sent. While chunks come together, what arrives
+        # within one pass of the event loop goes out as one message when the pass ends
+        # (`_flush_audio`); while they come one by one, each goes at once.
         self._outgoing: list[bytes] = []
         self._flush: asyncio.Handle | None = None
+        self._joining = False
+        self._last_audio_at = 0.0
         # Sends the outgoing audio, in order, while the socket cannot take it at once.
         self._audio_sender: asyncio.Task[None] | None = None
         self._turn_audio: deque[tuple[int, bytes]] = deque()
@@ -380,10 +386,12 @@ class RealtimeSession:
     async def send_audio(self, pcm: bytes) -> None:
         """Push user audio: PCM16 mono at the session's input sample rate.
 
-        It goes out when this pass of the event loop ends, joined with whatever
-        else arrived in it: a satellite's packet of several 10 ms frames costs one
-        send, and no frame waits for a later one. During a reconnect it is only
-        kept, and replayed (in order) once the new connection has the conversation.
+        While chunks come together, each goes out when this pass of the event loop
+        ends, joined with whatever else arrived in it: a satellite's packet of
+        several 10 ms chunks costs one send. While they come one by one, each goes
+        at once (waiting for the end of the pass would cost a loop pass per chunk).
+        No chunk waits for a later one. During a reconnect it is only kept, and
+        replayed (in order) once the new connection has the conversation.
         """
         self._ensure_open()
         chunk_ms = duration_ms(len(pcm), self._input_rate)
@@ -395,8 +403,17 @@ class RealtimeSession:
         if self._audio_sender is not None:
             # The socket is behind: the caller waits for it, as with any send.
             await asyncio.wait({self._audio_sender})
-        elif self._flush is None:
-            self._flush = asyncio.get_running_loop().call_soon(self._flush_audio)
+            return
+        if self._flush is not None:
+            return  # it goes with the chunks before it
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        together = now - self._last_audio_at < _TOGETHER_S
+        self._last_audio_at = now
+        if self._joining or together:
+            self._flush = loop.call_soon(self._flush_audio)
+        else:
+            self._flush_audio()
 
     async def commit_audio(self) -> None:
         """End the user's turn by hand (when turn detection is off)."""
@@ -564,6 +581,8 @@ class RealtimeSession:
         """Send the outgoing audio, one message at a time while the socket takes it at once;
         the rest goes to `_send_outgoing`, which may wait."""
         self._flush = None
+        # Chunks came together this time: the next ones probably will too.
+        self._joining = len(self._outgoing) > 1
         connection = self._connection
         while self._outgoing and self._audio_sender is None and connection is not None:
             pcm = self._resample(self._take_outgoing())
