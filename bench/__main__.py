@@ -201,6 +201,8 @@ class Drive:
     cpu_s: float
     children_cpu_s: float
     driver_cpu_s: float
+    # Audio messages the provider got.
+    appends: int
 
     @property
     def ok_turns(self) -> list[TurnRecord]:
@@ -265,6 +267,7 @@ async def drive(
                 await after_turn(len(records))
 
     unmatched_before = bench.fake.unmatched_appends, bench.fake.unmatched_responses
+    appends_before = bench.fake.appends
     driver = psutil.Process()
     driver_before = sum(driver.cpu_times()[:2])
     cpu_before, children_before = bench.cpu()
@@ -286,7 +289,12 @@ async def drive(
     if any(unmatched):
         print(f"  {phase}: {unmatched[0]} appends and {unmatched[1]} responses matched no turn")
     return Drive(
-        records, wall_s, cpu_after - cpu_before, children_after - children_before, driver_cpu_s
+        records,
+        wall_s,
+        cpu_after - cpu_before,
+        children_after - children_before,
+        driver_cpu_s,
+        bench.fake.appends - appends_before,
     )
 
 
@@ -473,11 +481,13 @@ async def _drive_kinds(
         await run(0, warm_up=True)
     driver = psutil.Process()
     driver_before, cpu_before, started = sum(driver.cpu_times()[:2]), cpu_s(), time.perf_counter()
+    appends_before = bench.fake.appends
     turns = await run(bench.args.satellite_rounds, warm_up=False)
     wall_s = time.perf_counter() - started
     driver_s = sum(driver.cpu_times()[:2]) - driver_before
     (own, children), (own_before, children_before) = cpu_s(), cpu_before
-    return Drive(turns, wall_s, own - own_before, children - children_before, driver_s)
+    appends = bench.fake.appends - appends_before
+    return Drive(turns, wall_s, own - own_before, children - children_before, driver_s, appends)
 
 
 async def _kinds_results(bench: Bench, result: Drive, host: kinds.Host) -> dict[str, Any]:
@@ -614,6 +624,7 @@ async def phase_floor(bench: Bench) -> None:
                 "speech_end_to_first_audio_ms": summarize(
                     _values([ms(turn.first_audio_at, turn.speech_end_at) for turn in turns_ok])
                 ),
+                "provider_messages_per_chunk": _per_chunk(result),
             }
         pair["added"] = {
             key: round(pair["ours"][key] - pair["floor"][key], 3)
@@ -622,6 +633,12 @@ async def phase_floor(bench: Bench) -> None:
         }
         floor[floor_key(satellites, packet_ms)] = pair
     bench.results["floor"] = floor
+
+
+def _per_chunk(result: Drive) -> float | None:
+    """Audio messages the provider got per 10 ms chunk the satellites sent (1: one each)."""
+    chunks = sum(1 for turn in result.turns for sent in turn.sent_at if sent is not None)
+    return round(result.appends / chunks, 2) if chunks else None
 
 
 def _memory_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

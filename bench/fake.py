@@ -70,7 +70,6 @@ class BenchConnection(FakeConnection):
         self.turn: TurnRecord | None = None
         # The turn whose response is streaming (None: a response of no benchmark turn).
         self.response_turn: TurnRecord | None = None
-        self.appends = 0
 
     async def send(self, event: dict[str, Any]) -> None:
         event = {"event_id": self.server.new_id("event"), **event}
@@ -122,7 +121,7 @@ class BenchConnection(FakeConnection):
     def _match_append(self, audio: str, arrived_at: float) -> None:
         """Mark the frames of one append as arrived: its last frame by its key, then the
         frames the integration joined before it (frames that came together), walking back."""
-        self.appends += 1
+        self.server.appends += 1
         pcm = base64.b64decode(audio)
         end = len(pcm)
         found = self.server.expected.pop(pcm[-KEY_BYTES:], None)
@@ -147,6 +146,8 @@ class BenchFakeServer(FakeOpenAIRealtimeServer):
         self.validate = True
         # Resampled frame bytes (the last KEY_BYTES) -> the frame.
         self.expected: dict[bytes, ExpectedFrame] = {}
+        # Audio messages the integration sent (each may join several frames).
+        self.appends = 0
         self.unmatched_appends = 0
         self.unmatched_responses = 0
         self.responder = self._respond

@@ -51,7 +51,7 @@ from typing import Any
 # Home Assistant must import our package before the hass fixture changes sys.path.
 import custom_components.realtime_assist  # noqa: F401  # isort: skip
 
-from homeassistant.components import assist_pipeline, stt, tts as tts_component
+from homeassistant.components import assist_pipeline, conversation, stt, tts as tts_component
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.components.tts.const import DATA_TTS_MANAGER
 from homeassistant.config_entries import ConfigSubentryData
@@ -64,7 +64,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from bench.floor import PLATFORM as FLOOR_PLATFORM, Floor, FloorScript, async_add_floor
 from bench.wav import AudioStreamParser
-from custom_components.realtime_assist import tts as realtime_tts
+from custom_components.realtime_assist import agent as realtime_agent, tts as realtime_tts
 from custom_components.realtime_assist.agent_config import recommended_agent_options
 from custom_components.realtime_assist.assist_bridge import current_conversation_id
 from custom_components.realtime_assist.const import (
@@ -93,6 +93,9 @@ FRAME_KEY_BYTES = 24
 # Per frame: `session.send_audio`, plus its share of the flush that sends frames
 # handed in within one pass of the event loop.
 WHOLE_INPUT_PATH = "session.send_audio + flush (whole input path)"
+# Home Assistant's own LLM API (prompt and tools), as every LLM agent builds it per turn
+# (a turn's second call hands over what the first built: counted with it).
+LLM_API_PER_TURN = "per turn: HA's LLM API prompt and tools"
 # A satellite's turn: its run and the playback it started.
 SATELLITE_TURN_TIMEOUT_S = 30.0
 # Objects counted to find what a turn or a conversation leaves behind.
@@ -177,6 +180,9 @@ class Probes:
         connect = provider.connect
         tts_entity = realtime_tts.RealtimeTextToSpeechEntity
         read_aloud = tts_entity._read_aloud
+        provide_llm_data = conversation.ChatLog.async_provide_llm_data
+        service_tool = realtime_agent.async_agent_service_tool
+        vocabulary = realtime_agent.async_home_vocabulary
 
         async def probed_send_audio(session: RealtimeSession, pcm: bytes) -> None:
             self.audio_in[pcm[:FRAME_KEY_BYTES].hex()] = time.perf_counter()
@@ -253,6 +259,28 @@ class Probes:
             self.read_aloud += 1
             return read_aloud(entity, *args, **kwargs)
 
+        async def probed_provide_llm_data(chat_log: Any, *args: Any, **kwargs: Any) -> Any:
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                return await provide_llm_data(chat_log, *args, **kwargs)
+            finally:
+                reused = len(args) > 1 and isinstance(args[1], realtime_agent.BuiltAPI)
+                self._account(LLM_API_PER_TURN, started, wall, calls=0 if reused else 1)
+
+        async def probed_service_tool(*args: Any, **kwargs: Any) -> Any:
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                return await service_tool(*args, **kwargs)
+            finally:
+                self._account("per turn: our action tool", started, wall)
+
+        def probed_vocabulary(hass: HomeAssistant) -> tuple[str, ...]:
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                return vocabulary(hass)
+            finally:
+                self._account("per turn: transcription vocabulary", started, wall)
+
         async def probed_connect(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             connection = await connect(*args, **kwargs)
@@ -269,6 +297,9 @@ class Probes:
         tts_component._async_convert_audio = probed_convert  # type: ignore[attr-defined]
         provider.connect = probed_connect  # type: ignore[method-assign]
         tts_entity._read_aloud = counted_read_aloud  # type: ignore[method-assign]
+        conversation.ChatLog.async_provide_llm_data = probed_provide_llm_data  # type: ignore[method-assign]
+        realtime_agent.async_agent_service_tool = probed_service_tool
+        realtime_agent.async_home_vocabulary = probed_vocabulary
 
         def undo() -> None:
             RealtimeSession.send_audio = send_audio  # type: ignore[method-assign]
@@ -281,6 +312,9 @@ class Probes:
             tts_component._async_convert_audio = convert  # type: ignore[attr-defined]
             del provider.connect
             tts_entity._read_aloud = read_aloud  # type: ignore[method-assign]
+            conversation.ChatLog.async_provide_llm_data = provide_llm_data  # type: ignore[method-assign]
+            realtime_agent.async_agent_service_tool = service_tool
+            realtime_agent.async_home_vocabulary = vocabulary
 
         self._undo.append(undo)
 

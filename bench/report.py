@@ -326,7 +326,7 @@ def print_floor(floor: dict[str, Any]) -> None:
         "our added CPU: the same turns through ours and through a do-nothing STT, agent and "
         "TTS (bench/floor.py), probes off; Home Assistant's process"
     )
-    header = f"{'':52} {'ours':>8} {'floor':>8} {'added':>8}  target"
+    header = f"{'':62} {'ours':>8} {'floor':>8} {'added':>8}  target"
     print(header)
     print("-" * len(header))
     rows = (
@@ -352,7 +352,7 @@ def print_floor(floor: dict[str, Any]) -> None:
         else:
             target = ""
         print(
-            f"{shown:52} {_fmt(pair['ours'][key], 1):>8} {_fmt(pair['floor'][key], 1):>8} "
+            f"{shown:62} {_fmt(pair['ours'][key], 1):>8} {_fmt(pair['floor'][key], 1):>8} "
             f"{_fmt(added, 1):>8}  {target}"
         )
     for packet_ms, satellites in itertools.product(FLOOR_PACKETS_MS, (1, 20)):
@@ -368,7 +368,9 @@ def print_floor(floor: dict[str, Any]) -> None:
                 f"floor {_fmt(pair['floor']['speech_end_to_stt_end_ms']['median'], 0)} ms; "
                 "-> first reply audio at the satellite: ours "
                 f"{_fmt(pair['ours']['speech_end_to_first_audio_ms']['median'], 0)}, floor "
-                f"{_fmt(pair['floor']['speech_end_to_first_audio_ms']['median'], 0)} ms"
+                f"{_fmt(pair['floor']['speech_end_to_first_audio_ms']['median'], 0)} ms; "
+                "provider messages per 10 ms chunk: "
+                f"{_fmt(pair['ours'].get('provider_messages_per_chunk'), 2)}"
             )
     if one := floor.get("satellites_1"):
         ours = one["ours"]
