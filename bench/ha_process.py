@@ -184,14 +184,23 @@ class Probes:
         service_tool = realtime_agent.async_agent_service_tool
         vocabulary = realtime_agent.async_home_vocabulary
 
+        sending: set[RealtimeSession] = set()
+
         async def probed_send_audio(session: RealtimeSession, pcm: bytes) -> None:
             self.audio_in[pcm[:FRAME_KEY_BYTES].hex()] = time.perf_counter()
             started, wall = time.thread_time(), time.perf_counter()
-            await send_audio(session, pcm)
+            sending.add(session)
+            try:
+                await send_audio(session, pcm)
+            finally:
+                sending.discard(session)
             self._account(WHOLE_INPUT_PATH, started, wall)
 
         def probed_flush_audio(session: RealtimeSession) -> None:
-            # The send itself, when the event loop's pass ends: the same frames' cost.
+            if session in sending:  # a chunk that came alone, sent in `send_audio`: counted there
+                flush_audio(session)
+                return
+            # The send of chunks that came together, when the loop's pass ends.
             started, wall = time.thread_time(), time.perf_counter()
             flush_audio(session)
             self._account(WHOLE_INPUT_PATH, started, wall, calls=0)

@@ -399,21 +399,21 @@ class RealtimeSession:
         self._keep_turn_audio(pcm, chunk_ms)
         if not self._connected.is_set():
             return
-        self._outgoing.append(pcm)
         if self._audio_sender is not None:
             # The socket is behind: the caller waits for it, as with any send.
+            self._outgoing.append(pcm)
             await asyncio.wait({self._audio_sender})
-            return
-        if self._flush is not None:
-            return  # it goes with the chunks before it
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        together = now - self._last_audio_at < _TOGETHER_S
-        self._last_audio_at = now
-        if self._joining or together:
-            self._flush = loop.call_soon(self._flush_audio)
+        elif self._flush is not None:
+            self._outgoing.append(pcm)  # it goes with the chunks before it
         else:
-            self._flush_audio()
+            now = time.monotonic()
+            together = now - self._last_audio_at < _TOGETHER_S
+            self._last_audio_at = now
+            if self._joining or together:
+                self._outgoing.append(pcm)
+                self._flush = asyncio.get_running_loop().call_soon(self._flush_audio)
+            else:
+                self._send_now(pcm)
 
     async def commit_audio(self) -> None:
         """End the user's turn by hand (when turn detection is off)."""
@@ -583,13 +583,19 @@ class RealtimeSession:
         self._flush = None
         # Chunks came together this time: the next ones probably will too.
         self._joining = len(self._outgoing) > 1
-        connection = self._connection
-        while self._outgoing and self._audio_sender is None and connection is not None:
-            pcm = self._resample(self._take_outgoing())
-            if not connection.send_audio_now(pcm):
-                self._audio_sender = self._spawn(
-                    self._send_outgoing(connection, pcm), "realtime_session_audio"
-                )
+        while self._outgoing and self._audio_sender is None:
+            self._send_now(self._take_outgoing())
+
+    def _send_now(self, pcm: bytes) -> None:
+        """Send input audio at once if the socket takes it, else from `_send_outgoing`."""
+        connection, resampler = self._connection, self._resampler
+        assert connection is not None
+        assert resampler is not None
+        resampled = resampler.process(pcm)
+        if not connection.send_audio_now(resampled):
+            self._audio_sender = self._spawn(
+                self._send_outgoing(connection, resampled), "realtime_session_audio"
+            )
 
     async def _send_outgoing(self, connection: ProviderConnection, pcm: bytes) -> None:
         try:
