@@ -21,7 +21,7 @@ the service descriptions and their translations load asynchronously.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 from functools import lru_cache
@@ -195,6 +195,17 @@ def _entity_filter_matches(entity_filter: Mapping[str, Any], state: State) -> bo
     return _features_match(features, int(state.attributes.get(ATTR_SUPPORTED_FEATURES, 0) or 0))
 
 
+def _by_kind(states: Iterable[State]) -> dict[tuple[str, str], list[State]]:
+    """States of one domain grouped by what a target filter reads (device class and
+    features): the filters then run once per kind, not once per entity."""
+    kinds: dict[tuple[str, str], list[State]] = {}
+    for state in states:
+        attributes = state.attributes
+        kind = (repr(attributes.get("device_class")), repr(attributes.get(ATTR_SUPPORTED_FEATURES)))
+        kinds.setdefault(kind, []).append(state)
+    return kinds
+
+
 def _target_matches(description: Mapping[str, Any], state: State) -> bool:
     """Whether an entity can be a target of an action, by its description's filters."""
     target = description.get("target") or {}
@@ -331,11 +342,16 @@ async def async_get_services(
 
     services: list[ServiceInfo] = []
     for domain in sorted(domains):
-        domain_states = [state for state in exposed_states if state.domain == domain]
+        kinds = _by_kind(state for state in exposed_states if state.domain == domain)
         for name, description in sorted(descriptions[domain].items()):
             if not _has_entity_target(description):
                 continue
-            targets = [state for state in domain_states if _target_matches(description, state)]
+            targets = [
+                state
+                for states in kinds.values()
+                if _target_matches(description, states[0])
+                for state in states
+            ]
             if not targets:
                 continue
             text = texts.get(f"component.{domain}.services.{name}.description") or str(
@@ -366,19 +382,41 @@ def _entity_names(hass: HomeAssistant, state: State) -> list[str]:
     return [name for name in intent.async_get_entity_aliases(hass, entry, state=state) if name]
 
 
+class _TargetNames(Mapping[str, str]):
+    """Exposed entities (id: name), each name looked up only when read: the description
+    names as many as fit, and a large home has far more."""
+
+    def __init__(self, hass: HomeAssistant, states: Iterable[State]) -> None:
+        self._hass = hass
+        self._states = {state.entity_id: state for state in states}
+
+    def __getitem__(self, entity_id: str) -> str:
+        state = self._states[entity_id]
+        return next(iter(_entity_names(self._hass, state)), state.name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
 @callback
-def async_get_targets(hass: HomeAssistant, services: Iterable[ServiceInfo]) -> dict[str, str]:
+def async_get_targets(hass: HomeAssistant, services: Iterable[ServiceInfo]) -> Mapping[str, str]:
     """The exposed entities the actions can act on, with their names.
 
     Assist's prompt names entities without their ids; the tool description
     lists the ids so the model can target them.
     """
     domains = {info.domain for info in services}
-    return {
-        state.entity_id: next(iter(_entity_names(hass, state)), state.name)
-        for state in sorted(hass.states.async_all(domains), key=lambda s: s.entity_id)
-        if async_should_expose(hass, CONVERSATION_ASSISTANT, state.entity_id)
-    }
+    return _TargetNames(
+        hass,
+        (
+            state
+            for state in sorted(hass.states.async_all(domains), key=lambda s: s.entity_id)
+            if async_should_expose(hass, CONVERSATION_ASSISTANT, state.entity_id)
+        ),
+    )
 
 
 def _describe(services: Iterable[ServiceInfo], targets: Mapping[str, str]) -> str:
@@ -406,11 +444,11 @@ def _describe(services: Iterable[ServiceInfo], targets: Mapping[str, str]) -> st
     parts.append(_ENTITIES_INTRO)
     length += len(_ENTITIES_INTRO)
     left_out = 0
-    for entity_id, name in targets.items():
-        line = f"\n- {entity_id}: {name}"
-        if left_out or length + len(line) > MAX_DESCRIPTION_CHARS - 80:
-            left_out += 1
-            continue
+    for index, entity_id in enumerate(targets):
+        line = f"\n- {entity_id}: {targets[entity_id]}"
+        if length + len(line) > MAX_DESCRIPTION_CHARS - 80:
+            left_out = len(targets) - index
+            break
         parts.append(line)
         length += len(line)
     if left_out:
