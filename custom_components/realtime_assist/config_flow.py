@@ -125,6 +125,7 @@ from .service_tool import (
     allowed_service_domains,
     async_sensitive_action_options,
     async_service_domain_options,
+    exposed_domains,
 )
 from .usage import PRICE_KINDS, agent_prices, default_prices
 
@@ -654,7 +655,7 @@ async def _async_sensitive_action_options(
     unticked.
     """
     allowed: list[str] = list(options.get(CONF_ALLOWED_SENSITIVE_ACTIONS) or ())
-    domains = allowed_service_domains(hass, options.get(CONF_SERVICE_DOMAINS))
+    domains = allowed_service_domains(options.get(CONF_SERVICE_DOMAINS), exposed_domains(hass))
     entries = await async_sensitive_action_options(
         hass, domains | {action.partition(".")[0] for action in allowed}
     )

@@ -151,13 +151,19 @@ class ServiceInfo:
 
 
 @callback
-def exposed_domains(hass: HomeAssistant, assistant: str = CONVERSATION_ASSISTANT) -> set[str]:
-    """The domains of the entities exposed to `assistant` (the conversation assistant)."""
-    return {
-        state.domain
+def exposed_states(hass: HomeAssistant, assistant: str = CONVERSATION_ASSISTANT) -> list[State]:
+    """The states of the entities exposed to `assistant` (the conversation assistant)."""
+    return [
+        state
         for state in hass.states.async_all()
         if async_should_expose(hass, assistant, state.entity_id)
-    }
+    ]
+
+
+@callback
+def exposed_domains(hass: HomeAssistant, assistant: str = CONVERSATION_ASSISTANT) -> set[str]:
+    """The domains of the entities exposed to `assistant` (the conversation assistant)."""
+    return {state.domain for state in exposed_states(hass, assistant)}
 
 
 def _has_entity_target(description: Mapping[str, Any]) -> bool:
@@ -253,15 +259,15 @@ def _short_text(text: str) -> str:
 
 
 def allowed_service_domains(
-    hass: HomeAssistant, allowed_domains: Collection[str] | None
+    allowed_domains: Collection[str] | None, exposed: Collection[str]
 ) -> set[str]:
     """The domains whose actions may be offered.
 
     `allowed_domains` None (or empty) means the domains of the exposed
-    entities. System domains are never included.
+    entities (`exposed`). System domains are never included.
     """
     domains = {domain.strip().lower() for domain in allowed_domains or ()} - {""}
-    return (domains or exposed_domains(hass)) - NEVER_DOMAINS
+    return (domains or set(exposed)) - NEVER_DOMAINS
 
 
 async def async_service_domain_options(
@@ -317,21 +323,16 @@ def _sensitive(
 
 async def async_get_services(
     hass: HomeAssistant,
-    domains: Collection[str],
+    exposed_states: Collection[State],
     language: str | None = None,
     allowed_sensitive: Collection[str] = (),
 ) -> list[ServiceInfo]:
-    """The actions of `domains` that target entities and apply to an exposed entity.
+    """The actions that target entities and apply to one of `exposed_states` (the exposed
+    entities of the allowed domains).
 
     Sensitive actions the owner did not allow (`allowed_sensitive`) carry their
     policy entry (`ServiceInfo.sensitive`).
     """
-    exposed_states = [
-        state
-        for state in hass.states.async_all()
-        if state.domain in domains
-        and async_should_expose(hass, CONVERSATION_ASSISTANT, state.entity_id)
-    ]
     if not exposed_states:
         return []
     descriptions = await service.async_get_all_descriptions(hass)
@@ -383,8 +384,12 @@ def _entity_names(hass: HomeAssistant, state: State) -> list[str]:
 
 
 class _TargetNames(Mapping[str, str]):
-    """Exposed entities (id: name), each name looked up only when read: the description
-    names as many as fit, and a large home has far more."""
+    """Exposed entities the actions can act on (id: name), each name looked up only when
+    read: the description names as many as fit, and a large home has far more.
+
+    Assist's prompt names entities without their ids; the tool description
+    lists the ids so the model can target them.
+    """
 
     def __init__(self, hass: HomeAssistant, states: Iterable[State]) -> None:
         self._hass = hass
@@ -399,24 +404,6 @@ class _TargetNames(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._states)
-
-
-@callback
-def async_get_targets(hass: HomeAssistant, services: Iterable[ServiceInfo]) -> Mapping[str, str]:
-    """The exposed entities the actions can act on, with their names.
-
-    Assist's prompt names entities without their ids; the tool description
-    lists the ids so the model can target them.
-    """
-    domains = {info.domain for info in services}
-    return _TargetNames(
-        hass,
-        (
-            state
-            for state in sorted(hass.states.async_all(domains), key=lambda s: s.entity_id)
-            if async_should_expose(hass, CONVERSATION_ASSISTANT, state.entity_id)
-        ),
-    )
 
 
 def _describe(services: Iterable[ServiceInfo], targets: Mapping[str, str]) -> str:
@@ -569,10 +556,16 @@ class CallServiceTool(llm.Tool):
         allowed (`domain.service`). An agent should leave the tool out when
         `services` is empty: there is nothing it could call.
         """
-        domains = allowed_service_domains(hass, allowed_domains)
-        services = await async_get_services(hass, domains, language, allowed_sensitive)
-        offered = [info for info in services if not info.refused]
-        return cls(domains, services, async_get_targets(hass, offered))
+        # Which entities are exposed is looked up once for the whole tool.
+        exposed = exposed_states(hass)
+        domains = allowed_service_domains(allowed_domains, {state.domain for state in exposed})
+        exposed = [state for state in exposed if state.domain in domains]
+        services = await async_get_services(hass, exposed, language, allowed_sensitive)
+        offered = {info.domain for info in services if not info.refused}
+        targets = sorted(
+            (state for state in exposed if state.domain in offered), key=lambda s: s.entity_id
+        )
+        return cls(domains, services, _TargetNames(hass, targets))
 
     @override
     def __repr__(self) -> str:
