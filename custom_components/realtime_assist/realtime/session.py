@@ -588,10 +588,9 @@ class RealtimeSession:
 
     def _send_now(self, pcm: bytes) -> None:
         """Send input audio at once if the socket takes it, else from `_send_outgoing`."""
-        connection, resampler = self._connection, self._resampler
+        connection = self._connection
         assert connection is not None
-        assert resampler is not None
-        resampled = resampler.process(pcm)
+        resampled = self._resample(pcm)
         if not connection.send_audio_now(resampled):
             self._audio_sender = self._spawn(
                 self._send_outgoing(connection, resampled), "realtime_session_audio"

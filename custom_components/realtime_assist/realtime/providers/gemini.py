@@ -603,15 +603,20 @@ class GeminiLiveConnection(ProviderConnection):
         await send_frame(self._socket, json.dumps(message, separators=(",", ":")))
 
     async def send_audio(self, pcm: bytes) -> None:
-        if self._config.turn_detection.mode is TurnDetectionMode.OFF and not self._activity_open:
+        if self._activity_to_open:
             self._activity_open = True
             await self._send({"realtimeInput": {"activityStart": {}}})
         await send_frame(self._socket, _AUDIO_MESSAGE % base64.b64encode(pcm))
 
     def send_audio_now(self, pcm: bytes) -> bool:
-        if self._config.turn_detection.mode is TurnDetectionMode.OFF and not self._activity_open:
+        if self._activity_to_open:
             return False  # `send_audio` opens the activity first
         return write_now(self._socket, _AUDIO_MESSAGE % base64.b64encode(pcm))
+
+    @property
+    def _activity_to_open(self) -> bool:
+        """Turn detection is ours and the user's turn has no open activity yet."""
+        return self._config.turn_detection.mode is TurnDetectionMode.OFF and not self._activity_open
 
     async def commit_audio(self) -> None:
         if self._activity_open:
