@@ -406,7 +406,7 @@ class _TargetNames(Mapping[str, str]):
         return len(self._states)
 
 
-def _describe(services: Iterable[ServiceInfo], targets: Mapping[str, str]) -> str:
+def _describe(services: Collection[ServiceInfo], targets: Mapping[str, str]) -> str:
     """The tool description: the base text, one line per action and the entities.
 
     Actions past their share of the budget are only in the `service`
@@ -415,11 +415,11 @@ def _describe(services: Iterable[ServiceInfo], targets: Mapping[str, str]) -> st
     parts = [_BASE_DESCRIPTION]
     length = len(_BASE_DESCRIPTION)
     left_out = 0
-    for info in services:
+    for index, info in enumerate(services):
         line = f"\n- {info.describe()}"
-        if left_out or length + len(line) > _MAX_SERVICES_CHARS:
-            left_out += 1
-            continue
+        if length + len(line) > _MAX_SERVICES_CHARS:
+            left_out = len(services) - index
+            break
         parts.append(line)
         length += len(line)
     if left_out:
