@@ -14,8 +14,15 @@ from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import conversation
-from homeassistant.const import UnitOfTime
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED, UnitOfTime
+from homeassistant.core import (
+    Context,
+    Event,
+    EventStateChangedData,
+    EventStateReportedData,
+    HomeAssistant,
+    callback,
+)
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
@@ -39,6 +46,7 @@ from custom_components.realtime_assist.const import (
 )
 from custom_components.realtime_assist.realtime.events import Usage
 from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
+from custom_components.realtime_assist.sensor import SENSORS
 from custom_components.realtime_assist.usage import (
     PRICE_KINDS,
     PriceTable,
@@ -58,7 +66,7 @@ from tests.fakes.providers import (
 from tests.fixtures_entry import every_provider
 from tests.fixtures_home import FRONT_DOOR_CAMERA, HomeCamera
 from tests.pipeline_helpers import PipelineRun, our_pipeline, run_pipeline
-from tests.usage_helpers import TOKEN_SENSORS, TurnEvents, usage_sensor
+from tests.usage_helpers import TOKEN_SENSORS, TurnEvents, usage_sensor, usage_sensor_id
 
 AGENT_ID = "conversation.realtime_assist"
 UTTERANCE = silence(0.2, 16000) + speech_like(1.0, 16000) + silence(1.0, 16000)
@@ -67,6 +75,7 @@ UTTERANCE = silence(0.2, 16000) + speech_like(1.0, 16000) + silence(1.0, 16000)
 provider = every_provider
 # Spend needs a list price: usage.py has none yet for gemini-3.8-live, the default.
 PRICED_GEMINI_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+SENSOR_KEYS = [description.key for description in SENSORS]
 
 
 @pytest.fixture
@@ -100,6 +109,12 @@ def _speech(result: conversation.ConversationResult) -> str:
 
 def _state(hass: HomeAssistant, key: str) -> str:
     return usage_sensor(hass, key).state
+
+
+def _shown(hass: HomeAssistant, key: str) -> tuple[str, dict[str, Any]]:
+    """What the user sees of a sensor: its state and attributes (not when it was written)."""
+    state = usage_sensor(hass, key)
+    return state.state, dict(state.attributes)
 
 
 def _usage(event: dict[str, Any]) -> Usage:
@@ -215,6 +230,41 @@ async def test_turn_event_and_last_turn_sensor_tell_the_whole_turn(
     assert state.attributes["tokens"] == usage.total_tokens
     assert state.attributes["latency_ms"] == event["latency_ms"]
     assert realtime_fake.protocol_errors == []
+
+
+async def test_a_turn_writes_only_the_sensors_whose_figure_changed(
+    hass: HomeAssistant, realtime_fake: FakeProvider, loaded_entry: MockConfigEntry
+) -> None:
+    """Eleven sensors, two reports a turn: an unchanged figure is not written again."""
+    turns = TurnEvents(hass)
+    realtime_fake.say("Paris is the capital of France.")
+    await _converse(hass, "What is the capital of France?")
+    await turns.wait_for(1)
+    sensors = {usage_sensor_id(hass, key): key for key in SENSOR_KEYS}
+    before = {key: _shown(hass, key) for key in SENSOR_KEYS}
+    written: Counter[str] = Counter()
+
+    @callback
+    def count(event: Event[EventStateChangedData] | Event[EventStateReportedData]) -> None:
+        written[sensors[event.data["entity_id"]]] += 1
+
+    @callback
+    def ours(data: EventStateChangedData | EventStateReportedData) -> bool:
+        return data["entity_id"] in sensors
+
+    for event_type in (EVENT_STATE_CHANGED, EVENT_STATE_REPORTED):
+        hass.bus.async_listen(event_type, count, event_filter=ours)
+    realtime_fake.say("Berlin is the capital of Germany.")
+    await _converse(hass, "And of Germany?")
+    await turns.wait_for(2)
+    await hass.async_block_till_done()
+
+    changed = {key for key in SENSOR_KEYS if _shown(hass, key) != before[key]}
+    assert {"turns", "last_turn", "input_text_tokens"} <= changed
+    assert "input_image_tokens" not in changed
+    # Each changed sensor was written at most once per report; no other was written.
+    assert set(written) == changed
+    assert all(count <= 2 for count in written.values()), written
 
 
 def test_spend_follows_the_price_table() -> None:

@@ -20,7 +20,7 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import UnitOfTime
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
@@ -126,6 +126,7 @@ class RealtimeUsageSensor(RealtimeAssistEntity, SensorEntity):
         super().__init__(entry, subentry)
         self.entity_description = description
         self._attr_unique_id = f"{subentry.subentry_id}_{description.key}"
+        self._shown: tuple[object, ...] | None = None
 
     @property
     def meter(self) -> UsageMeter:
@@ -168,4 +169,17 @@ class RealtimeUsageSensor(RealtimeAssistEntity, SensorEntity):
 
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        self.async_on_remove(self.meter.async_add_listener(self.async_write_ha_state))
+        self.async_on_remove(self.meter.async_add_listener(self._meter_changed))
+
+    @callback
+    def _meter_changed(self) -> None:
+        """Write the state only if this sensor's figure changed.
+
+        The meter reports all its figures at once, twice a turn (its usage, its
+        record) and on every tick; most sensors' figures stay as they were.
+        """
+        last_turn = self.meter.last_turn if self.entity_description.key == LAST_TURN else None
+        shown = (self.native_value, self.last_reset, last_turn)
+        if shown != self._shown:
+            self._shown = shown
+            self.async_write_ha_state()
