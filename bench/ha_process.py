@@ -36,7 +36,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Sequence,
+)
 import contextlib
 import cProfile
 import gc
@@ -56,7 +63,7 @@ from homeassistant.components.homeassistant.exposed_entities import async_expose
 from homeassistant.components.tts.const import DATA_TTS_MANAGER
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import CONF_API_KEY, CONF_URL, Platform, __version__ as HA_VERSION
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -183,6 +190,7 @@ class Probes:
         provide_llm_data = conversation.ChatLog.async_provide_llm_data
         service_tool = realtime_agent.async_agent_service_tool
         vocabulary = realtime_agent.async_home_vocabulary
+        exposed_states = realtime_agent.exposed_states
 
         sending: set[RealtimeSession] = set()
 
@@ -283,12 +291,19 @@ class Probes:
             finally:
                 self._account("per turn: our action tool", started, wall)
 
-        def probed_vocabulary(hass: HomeAssistant) -> tuple[str, ...]:
+        def probed_vocabulary(hass: HomeAssistant, exposed: Sequence[State]) -> tuple[str, ...]:
             started, wall = time.thread_time(), time.perf_counter()
             try:
-                return vocabulary(hass)
+                return vocabulary(hass, exposed)
             finally:
                 self._account("per turn: transcription vocabulary", started, wall)
+
+        def probed_exposed(hass: HomeAssistant) -> list[State]:
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                return exposed_states(hass)
+            finally:
+                self._account("per turn: which entities are exposed", started, wall)
 
         async def probed_connect(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
@@ -309,6 +324,7 @@ class Probes:
         conversation.ChatLog.async_provide_llm_data = probed_provide_llm_data  # type: ignore[method-assign]
         realtime_agent.async_agent_service_tool = probed_service_tool
         realtime_agent.async_home_vocabulary = probed_vocabulary
+        realtime_agent.exposed_states = probed_exposed
 
         def undo() -> None:
             RealtimeSession.send_audio = send_audio  # type: ignore[method-assign]
@@ -324,6 +340,7 @@ class Probes:
             conversation.ChatLog.async_provide_llm_data = provide_llm_data  # type: ignore[method-assign]
             realtime_agent.async_agent_service_tool = service_tool
             realtime_agent.async_home_vocabulary = vocabulary
+            realtime_agent.exposed_states = exposed_states
 
         self._undo.append(undo)
 

@@ -18,6 +18,7 @@ from custom_components.realtime_assist.realtime.config import (
     MAX_VOCABULARY_CHARS,
     MAX_VOCABULARY_TERMS,
 )
+from custom_components.realtime_assist.service_tool import exposed_states
 from custom_components.realtime_assist.vocabulary import async_home_vocabulary
 from tests.fakes.audio_samples import utterance
 from tests.fakes.providers import FakeProvider
@@ -33,8 +34,9 @@ SAID = "Turn on the Hue Go in Jonas's room."
 
 @pytest.fixture
 async def big_home(hass: HomeAssistant, kitchen_light: str) -> str:
-    """2,000 exposed sensors, an unexposed one, Jonas's room, and the kitchen light
-    in it with the alias "Hue Go". Returns the kitchen light's entity id."""
+    """2,000 exposed sensors, an unexposed one, Jonas's room, the kitchen light in it
+    with the alias "Hue Go", and after them all a thermometer the owner calls "Attic".
+    Returns the kitchen light's entity id."""
     entities = er.async_get(hass)
     for number in range(BIG_HOME):
         entry = entities.async_get_or_create(
@@ -45,6 +47,12 @@ async def big_home(hass: HomeAssistant, kitchen_light: str) -> str:
     hidden = entities.async_get_or_create("sensor", "big_home", "hidden", original_name="Secret")
     hass.states.async_set(hidden.entity_id, "1", {"friendly_name": "Secret diary"})
     async_expose_entity(hass, ASSISTANT, hidden.entity_id, False)
+    attic = entities.async_get_or_create(
+        "sensor", "big_home", "attic", original_name="Thermometer 7"
+    )
+    hass.states.async_set(attic.entity_id, "1", {"friendly_name": "Thermometer 7"})
+    async_expose_entity(hass, ASSISTANT, attic.entity_id, True)
+    entities.async_update_entity(attic.entity_id, aliases=[er.COMPUTED_NAME, "Attic"])
     room = ar.async_get(hass).async_get_or_create("Jonas's room")
     entities.async_update_entity(kitchen_light, area_id=room.id, aliases=["Hue Go"])
     return kitchen_light
@@ -52,9 +60,9 @@ async def big_home(hass: HomeAssistant, kitchen_light: str) -> str:
 
 async def test_a_big_home_gives_a_bounded_vocabulary(hass: HomeAssistant, big_home: str) -> None:
     """Areas first, then the aliases people say, then names; never an unexposed one."""
-    vocabulary = async_home_vocabulary(hass)
+    vocabulary = async_home_vocabulary(hass, exposed_states(hass))
 
-    assert vocabulary[:2] == ("Jonas's room", "Hue Go")
+    assert vocabulary[:3] == ("Jonas's room", "Hue Go", "Attic")
     assert "Sensor 0" in vocabulary
     assert "Secret diary" not in vocabulary
     assert len(vocabulary) <= MAX_VOCABULARY_TERMS

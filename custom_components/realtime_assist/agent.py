@@ -16,7 +16,7 @@ from typing import Any
 from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.const import CONF_LLM_HASS_API, CONF_PROMPT, Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import chat_session, llm
 
 from .agent_config import session_config_from_options
@@ -50,7 +50,7 @@ from .realtime.pool import Lease, SessionPool
 from .realtime.providers.base import Provider
 from .realtime.session import RealtimeSession
 from .realtime.turn import FailureReason, Turn, TurnDeadlines, TurnError
-from .service_tool import async_agent_service_tool
+from .service_tool import async_agent_service_tool, exposed_states
 from .tools import ToolSpecCache, guard_chat_log_tools
 from .usage import UsageMeter
 from .vocabulary import async_home_vocabulary
@@ -264,8 +264,12 @@ class RealtimeAgent:
             self.options.get(CONF_PROMPT),
             extra_system_prompt,
         )
+        # Which entities are exposed is looked up once for the turn's tools and words.
+        exposed = exposed_states(self.hass)
         if log.llm_api is not None:
-            self._guard_tools(log, [*await self._async_own_tools(llm_context), *extra_tools])
+            self._guard_tools(
+                log, [*await self._async_own_tools(llm_context, exposed), *extra_tools]
+            )
         system = log.content[0]
         config = dataclasses.replace(
             self.base_config,
@@ -273,7 +277,7 @@ class RealtimeAgent:
             + f"\n{UNTRUSTED_CONTENT_PROMPT}",
             tools=self._tool_specs.tool_specs(log.llm_api),
             language=llm_context.language,
-            transcription_vocabulary=async_home_vocabulary(self.hass),
+            transcription_vocabulary=async_home_vocabulary(self.hass, exposed),
         )
         return TurnPrompt(llm_context, extra_system_prompt, log.llm_api, config)
 
@@ -297,11 +301,13 @@ class RealtimeAgent:
         turn, prompt = kept
         return prompt if turn is self._turns.get(conversation_id) and not turn.answered else None
 
-    async def _async_own_tools(self, llm_context: llm.LLMContext) -> list[llm.Tool]:
+    async def _async_own_tools(
+        self, llm_context: llm.LLMContext, exposed: Sequence[State]
+    ) -> list[llm.Tool]:
         """Tools of this agent beside the selected LLM APIs (they act on our own session)."""
         tools: list[llm.Tool] = []
         if service_tool := await async_agent_service_tool(
-            self.hass, self.options, llm_context.language
+            self.hass, self.options, llm_context.language, exposed
         ):
             tools.append(service_tool)
         if cameras := exposed_cameras(self.hass):

@@ -21,7 +21,7 @@ the service descriptions and their translations load asynchronously.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from functools import lru_cache
@@ -546,6 +546,7 @@ class CallServiceTool(llm.Tool):
         allowed_domains: Collection[str] | None,
         language: str | None = None,
         allowed_sensitive: Collection[str] = (),
+        exposed: Sequence[State] | None = None,
     ) -> CallServiceTool:
         """The tool for one turn.
 
@@ -553,11 +554,13 @@ class CallServiceTool(llm.Tool):
         domains of the entities exposed to the conversation assistant.
         `language` picks the action descriptions' language (default: Home
         Assistant's). `allowed_sensitive` are the sensitive actions the owner
-        allowed (`domain.service`). An agent should leave the tool out when
-        `services` is empty: there is nothing it could call.
+        allowed (`domain.service`). `exposed` are the exposed entities' states,
+        when the caller has them already. An agent should leave the tool out
+        when `services` is empty: there is nothing it could call.
         """
-        # Which entities are exposed is looked up once for the whole tool.
-        exposed = exposed_states(hass)
+        # Which entities are exposed is looked up once for the whole tool (or the turn).
+        if exposed is None:
+            exposed = exposed_states(hass)
         domains = allowed_service_domains(allowed_domains, {state.domain for state in exposed})
         exposed = [state for state in exposed if state.domain in domains]
         services = await async_get_services(hass, exposed, language, allowed_sensitive)
@@ -755,7 +758,10 @@ def _json_value_tree(value: Any) -> Any:
 
 
 async def async_agent_service_tool(
-    hass: HomeAssistant, options: Mapping[str, Any], language: str | None
+    hass: HomeAssistant,
+    options: Mapping[str, Any],
+    language: str | None,
+    exposed: Sequence[State] | None = None,
 ) -> CallServiceTool | None:
     """The tool as an agent's settings (subentry data) make it, or None when it is not offered.
 
@@ -771,5 +777,6 @@ async def async_agent_service_tool(
         options.get(CONF_SERVICE_DOMAINS),
         language,
         options.get(CONF_ALLOWED_SENSITIVE_ACTIONS) or (),
+        exposed,
     )
     return tool if tool.services else None

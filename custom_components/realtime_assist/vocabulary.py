@@ -9,30 +9,34 @@ owner gave entities (the words people actually say), then entity names.
 
 from __future__ import annotations
 
-from homeassistant.components import conversation
-from homeassistant.components.homeassistant.exposed_entities import async_should_expose
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import area_registry as ar, entity_registry as er, intent
+from collections.abc import Iterator, Sequence
+
+from homeassistant.core import HomeAssistant, State, callback
+from homeassistant.helpers import area_registry as ar, entity_registry as er
 
 from .realtime.config import vocabulary_within_limits
 
 
 @callback
-def async_home_vocabulary(hass: HomeAssistant) -> tuple[str, ...]:
-    """Names the user may say to the assistant, bounded; only exposed entities count."""
-    areas = [
-        name
-        for area in ar.async_get(hass).async_list_areas()
-        for name in (area.name, *sorted(area.aliases))
-    ]
+def async_home_vocabulary(hass: HomeAssistant, exposed: Sequence[State]) -> tuple[str, ...]:
+    """Names the user may say to the assistant, bounded; `exposed`: the exposed entities' states.
+
+    The terms are made one by one as the bound takes them, and it stops at as
+    many as it keeps.
+    """
     entities = er.async_get(hass)
-    aliases: list[str] = []
-    names: list[str] = []
-    for state in hass.states.async_all():
-        if not async_should_expose(hass, conversation.DOMAIN, state.entity_id):
-            continue
-        entry = entities.async_get(state.entity_id)
-        if entry is not None and entry.aliases:
-            aliases += intent.async_get_entity_aliases(hass, entry, state=state)
-        names.append(state.name)
-    return vocabulary_within_limits([*areas, *aliases, *names])
+
+    def terms() -> Iterator[str]:
+        for area in ar.async_get(hass).async_list_areas():
+            yield area.name
+            yield from sorted(area.aliases)
+        for state in exposed:
+            entry = entities.async_get(state.entity_id)
+            if entry is not None:
+                # Every entity's aliases hold its computed name unless the owner took
+                # it out: names come after all the aliases the owner wrote.
+                yield from (alias for alias in entry.aliases if alias is not er.COMPUTED_NAME)
+        for state in exposed:
+            yield state.name
+
+    return vocabulary_within_limits(terms())
