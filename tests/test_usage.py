@@ -204,7 +204,7 @@ async def test_turn_event_and_last_turn_sensor_tell_the_whole_turn(
         "satellite_id": None,
         "typed": False,
         "user_text": "Turn on the kitchen light.",
-        "reply_text": "Sure.The kitchen light is on.",
+        "reply_text": "Sure. The kitchen light is on.",
         "tool_calls": [{"name": "intent__HassTurnOn", "arguments": {"name": "Kitchen Light"}}],
         "outcome": "completed",
         "usage": {**event["usage"], "total_tokens": usage.total_tokens},

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 import logging
@@ -249,7 +249,8 @@ class Turn:
         self.answered = False
         # The model said up front that its reply will ask the user something.
         self.expects_answer = False
-        self._said: list[str] = []
+        # What the model said, by response (a tool round starts another).
+        self._said: dict[str, list[str]] = {}
         # The model's function calls, in order (the turn record lists them).
         self.tool_calls: list[ToolCall] = []
         # When the user's words were over (spoken: the provider heard them stop; typed:
@@ -399,7 +400,7 @@ class Turn:
 
     def words_so_far(self) -> str:
         """What the model has said (or written) in this turn by now."""
-        return "".join(self._said).strip()
+        return _sentences(self._said.values())
 
     def withdrawn(self, call_id: str) -> bool:
         """Whether the provider already withdrew a tool call (the news is queued, unread)."""
@@ -410,8 +411,9 @@ class Turn:
 
     async def reply_text(self) -> str:
         """Everything the model said or wrote in this turn."""
-        words = [event.text async for event in self.replies() if isinstance(event, TranscriptDelta)]
-        return "".join(words).strip()
+        async for _event in self.replies():
+            pass
+        return self.words_so_far()
 
     # -- text-to-speech ----------------------------------------------------------
 
@@ -578,8 +580,8 @@ class Turn:
                     self._audio.append(event)
                 self.speaking.set()
                 self._audio_added.set()
-            case TranscriptDelta(text=text):
-                self._said.append(text)
+            case TranscriptDelta(response_id=response_id, text=text):
+                self._said.setdefault(response_id, []).append(text)
                 self._settle_heard()
                 self._reply(event)
             case ToolCall():
@@ -695,6 +697,11 @@ class Turn:
         callbacks, self._on_end = self._on_end, []
         for callback in callbacks:
             callback(self)
+
+
+def _sentences(responses: Iterable[list[str]]) -> str:
+    """The texts of a turn's responses, a space between two (each is whole sentences)."""
+    return " ".join(text for parts in responses if (text := "".join(parts).strip()))
 
 
 @dataclass(slots=True)
