@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 import contextlib
 from dataclasses import dataclass
 import itertools
@@ -85,6 +85,18 @@ _AUDIO_MESSAGE_BYTES = 32000
 # Chunks handed in closer together than this came together (Home Assistant splits each
 # packet a satellite sends into 10 ms chunks and hands them on in a row).
 _TOGETHER_S = 0.001
+
+
+def _one_message(chunks: Sequence[bytes]) -> int:
+    """How many of the first `chunks` go in one audio message: up to
+    `_AUDIO_MESSAGE_BYTES`, at least one."""
+    count, size = 0, 0
+    for pcm in chunks:
+        if count and size + len(pcm) > _AUDIO_MESSAGE_BYTES:
+            break
+        count += 1
+        size += len(pcm)
+    return count
 
 
 class _SessionFailed(Exception):
@@ -567,15 +579,11 @@ class RealtimeSession:
         next_seq = 0
         while pending := [entry for entry in self._turn_audio if entry[0] >= next_seq]:
             next_seq = pending[-1][0] + 1
-            batch: list[bytes] = []
-            size = 0
-            for _, pcm in pending:
-                if batch and size + len(pcm) > _AUDIO_MESSAGE_BYTES:
-                    await self._send_audio(connection, self._resample(b"".join(batch)))
-                    batch, size = [], 0
-                batch.append(pcm)
-                size += len(pcm)
-            await self._send_audio(connection, self._resample(b"".join(batch)))
+            chunks = [pcm for _, pcm in pending]
+            while chunks:
+                count = _one_message(chunks)
+                await self._send_audio(connection, self._resample(b"".join(chunks[:count])))
+                del chunks[:count]
 
     def _flush_audio(self) -> None:
         """Send the outgoing audio, one message at a time while the socket takes it at once;
@@ -608,12 +616,7 @@ class RealtimeSession:
 
     def _take_outgoing(self) -> bytes:
         """The oldest outgoing audio, up to one message's worth (at least one chunk)."""
-        count, size = 0, 0
-        for pcm in self._outgoing:
-            if count and size + len(pcm) > _AUDIO_MESSAGE_BYTES:
-                break
-            count += 1
-            size += len(pcm)
+        count = _one_message(self._outgoing)
         taken = self._outgoing[:count]
         del self._outgoing[:count]
         return taken[0] if count == 1 else b"".join(taken)
