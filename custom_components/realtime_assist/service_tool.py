@@ -413,34 +413,28 @@ def _describe(services: Collection[ServiceInfo], targets: Mapping[str, str]) -> 
     parameter's list; entities past the rest are found by name.
     """
     parts = [_BASE_DESCRIPTION]
-    length = len(_BASE_DESCRIPTION)
-    left_out = 0
-    for index, info in enumerate(services):
-        line = f"\n- {info.describe()}"
-        if length + len(line) > _MAX_SERVICES_CHARS:
-            left_out = len(services) - index
-            break
-        parts.append(line)
-        length += len(line)
-    if left_out:
-        line = f"\n({left_out} more actions: see the service parameter.)"
-        parts.append(line)
-        length += len(line)
+    actions = (f"\n- {info.describe()}" for info in services)
+    if left_out := _add_within(parts, actions, len(services), _MAX_SERVICES_CHARS):
+        parts.append(f"\n({left_out} more actions: see the service parameter.)")
     if not targets:
         return "".join(parts)
     parts.append(_ENTITIES_INTRO)
-    length += len(_ENTITIES_INTRO)
-    left_out = 0
-    for index, entity_id in enumerate(targets):
-        line = f"\n- {entity_id}: {targets[entity_id]}"
-        if length + len(line) > MAX_DESCRIPTION_CHARS - 80:
-            left_out = len(targets) - index
-            break
-        parts.append(line)
-        length += len(line)
-    if left_out:
+    entities = (f"\n- {entity_id}: {name}" for entity_id, name in targets.items())
+    if left_out := _add_within(parts, entities, len(targets), MAX_DESCRIPTION_CHARS - 80):
         parts.append(f"\n({left_out} more; entity_id also accepts an entity's name.)")
     return "".join(parts)
+
+
+def _add_within(parts: list[str], lines: Iterable[str], count: int, budget: int) -> int:
+    """Add `lines` (`count` of them, each made only when it is read) to `parts` while all
+    of them stay within `budget` characters; returns how many were left out."""
+    length = sum(len(part) for part in parts)
+    for index, line in enumerate(lines):
+        if length + len(line) > budget:
+            return count - index
+        parts.append(line)
+        length += len(line)
+    return 0
 
 
 def _json_value(value: Any) -> Any:
