@@ -42,7 +42,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Sequence,
+    Coroutine,
 )
 import contextlib
 import cProfile
@@ -63,7 +63,7 @@ from homeassistant.components.homeassistant.exposed_entities import async_expose
 from homeassistant.components.tts.const import DATA_TTS_MANAGER
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import CONF_API_KEY, CONF_URL, Platform, __version__ as HA_VERSION
-from homeassistant.core import HomeAssistant, State
+from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -171,6 +171,32 @@ class Probes:
         entry[1] += time.perf_counter() - wall
         entry[2] += calls
 
+    def _timed[**P, R](self, label: str, function: Callable[P, R]) -> Callable[P, R]:
+        """`function`, with the CPU and wall time of each call counted under `label`."""
+
+        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self._account(label, started, wall)
+
+        return timed
+
+    def _timed_async[**P, R](
+        self, label: str, function: Callable[P, Awaitable[R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        """`_timed` for a coroutine function: the time until its result."""
+
+        async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            started, wall = time.thread_time(), time.perf_counter()
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                self._account(label, started, wall)
+
+        return timed
+
     def install(self, entry: MockConfigEntry) -> None:
         """Wrap the integration's audio entry and exit and Home Assistant's TTS conversion."""
         self.uninstall()
@@ -222,18 +248,6 @@ class Probes:
                 label = f"{kind}.process {resampler.rate_in}->{resampler.rate_out}"
                 self._account(label, started, wall)
 
-        async def probed_provider_send(connection: Any, pcm: bytes) -> None:
-            started, wall = time.thread_time(), time.perf_counter()
-            await provider_send(connection, pcm)
-            self._account("OpenAI send_audio (base64, JSON, websocket)", started, wall)
-
-        def probed_provider_send_now(connection: Any, pcm: bytes) -> bool:
-            started, wall = time.thread_time(), time.perf_counter()
-            try:
-                return provider_send_now(connection, pcm)
-            finally:
-                self._account("OpenAI send_audio_now (base64, frame, write)", started, wall)
-
         async def probed_process_audio(
             entity: RealtimeSpeechToTextEntity,
             metadata: stt.SpeechMetadata,
@@ -284,27 +298,6 @@ class Probes:
                 reused = len(args) > 1 and isinstance(args[1], realtime_agent.BuiltAPI)
                 self._account(LLM_API_PER_TURN, started, wall, calls=0 if reused else 1)
 
-        async def probed_service_tool(*args: Any, **kwargs: Any) -> Any:
-            started, wall = time.thread_time(), time.perf_counter()
-            try:
-                return await service_tool(*args, **kwargs)
-            finally:
-                self._account("per turn: our action tool", started, wall)
-
-        def probed_vocabulary(hass: HomeAssistant, exposed: Sequence[State]) -> tuple[str, ...]:
-            started, wall = time.thread_time(), time.perf_counter()
-            try:
-                return vocabulary(hass, exposed)
-            finally:
-                self._account("per turn: transcription vocabulary", started, wall)
-
-        def probed_exposed(hass: HomeAssistant) -> list[State]:
-            started, wall = time.thread_time(), time.perf_counter()
-            try:
-                return exposed_states(hass)
-            finally:
-                self._account("per turn: which entities are exposed", started, wall)
-
         async def probed_connect(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             connection = await connect(*args, **kwargs)
@@ -314,17 +307,27 @@ class Probes:
         RealtimeSession.send_audio = probed_send_audio  # type: ignore[method-assign]
         RealtimeSession._flush_audio = probed_flush_audio  # type: ignore[method-assign]
         StreamingResampler.process = probed_resample  # type: ignore[method-assign]
-        OpenAIRealtimeConnection.send_audio = probed_provider_send  # type: ignore[method-assign]
-        OpenAIRealtimeConnection.send_audio_now = probed_provider_send_now  # type: ignore[method-assign]
+        OpenAIRealtimeConnection.send_audio = self._timed_async(  # type: ignore[method-assign]
+            "OpenAI send_audio (base64, JSON, websocket)", provider_send
+        )
+        OpenAIRealtimeConnection.send_audio_now = self._timed(  # type: ignore[method-assign]
+            "OpenAI send_audio_now (base64, frame, write)", provider_send_now
+        )
         RealtimeSpeechToTextEntity.async_process_audio_stream = probed_process_audio  # type: ignore[method-assign]
         realtime_tts._encoded = probed_encoded  # type: ignore[assignment]
         tts_component._async_convert_audio = probed_convert  # type: ignore[attr-defined]
         provider.connect = probed_connect  # type: ignore[method-assign]
         tts_entity._read_aloud = counted_read_aloud  # type: ignore[method-assign]
         conversation.ChatLog.async_provide_llm_data = probed_provide_llm_data  # type: ignore[method-assign]
-        realtime_agent.async_agent_service_tool = probed_service_tool
-        realtime_agent.async_home_vocabulary = probed_vocabulary
-        realtime_agent.exposed_states = probed_exposed
+        realtime_agent.async_agent_service_tool = self._timed_async(
+            "per turn: our action tool", service_tool
+        )
+        realtime_agent.async_home_vocabulary = self._timed(
+            "per turn: transcription vocabulary", vocabulary
+        )
+        realtime_agent.exposed_states = self._timed(
+            "per turn: which entities are exposed", exposed_states
+        )
 
         def undo() -> None:
             RealtimeSession.send_audio = send_audio  # type: ignore[method-assign]
