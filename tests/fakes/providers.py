@@ -36,7 +36,6 @@ from custom_components.realtime_assist.const import CONF_PROVIDER
 from custom_components.realtime_assist.realtime.events import Usage
 from custom_components.realtime_assist.realtime.providers import PROVIDER_GEMINI, PROVIDER_OPENAI
 from tests.fakes import gemini_live, openai_realtime
-from tests.fakes.audio_samples import duration_ms
 from tests.fakes.loopback import LoopbackServer, ModelPacing, wait_until
 
 type Call = tuple[str, dict[str, Any]]
@@ -371,12 +370,7 @@ class OpenAISession:
         ]
 
     async def wait_for_audio_ms(self, ms: float) -> None:
-        await wait_until(
-            self.conn._changed,
-            lambda: duration_ms(self.audio_received()) >= ms,
-            5.0,
-            f"{ms} ms of audio",
-        )
+        await _wait_for_audio_ms(self.conn, ms)
 
     def got_only_configuration(self) -> bool:
         return all(event.get("type") == "session.update" for event in self.conn.received)
@@ -589,9 +583,7 @@ class GeminiSession:
         ]
 
     async def wait_for_audio_ms(self, ms: float) -> None:
-        await wait_until(
-            self.conn._changed, lambda: self.conn.audio_ms_received >= ms, 5.0, f"{ms} ms of audio"
-        )
+        await _wait_for_audio_ms(self.conn, ms)
 
     def got_only_configuration(self) -> bool:
         return all("setup" in message for message in self.conn.received)
@@ -698,3 +690,10 @@ class GeminiFake(_FaultSwitches):
     @property
     def protocol_errors(self) -> list[str]:
         return self.server.protocol_errors
+
+
+async def _wait_for_audio_ms(
+    conn: openai_realtime.FakeConnection | gemini_live.FakeGeminiConnection, ms: float
+) -> None:
+    """Until a fake's connection has received `ms` of user audio."""
+    await wait_until(conn._changed, lambda: conn.audio_ms_received >= ms, 5.0, f"{ms} ms of audio")
