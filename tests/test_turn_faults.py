@@ -373,6 +373,26 @@ async def test_a_failed_typed_turn_does_not_poison_the_next(
     assert realtime_fake.connections[-1].last_user_text() == "Hello again?"
 
 
+# A priced model: the spend limit needs a price.
+@pytest.mark.parametrize("provider", [PROVIDER_OPENAI])
+async def test_a_refused_turn_of_a_going_conversation_is_told(
+    realtime_fake: FakeProvider, speaker: Speaker, loaded_entry: MockConfigEntry
+) -> None:
+    """A satellite goes on with its conversation; past the spend limit its next turn is
+    refused, and the user hears why, not silence (the last turn's reply stood in)."""
+    realtime_fake.say(ANSWER)
+    first = await speaker.speak()
+    _answered(first)
+    [agent] = loaded_entry.runtime_data.agents.values()
+    agent.usage.daily_limit = 0.0  # reached
+
+    refused = await speaker.speak(first.conversation_id)
+
+    assert refused.result["response"]["response_type"] == "error", refused.result
+    assert "spending limit" in refused.speech
+    assert refused.pcm.endswith(TONE)
+
+
 def _agent_id(entry: MockConfigEntry) -> str:
     [agent] = entry.runtime_data.agents.values()
     return str(agent.entity_ids["conversation"])

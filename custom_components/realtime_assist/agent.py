@@ -399,9 +399,6 @@ class RealtimeAgent:
         """
         self._failures.pop(conversation_id, None)
         self._told.discard(conversation_id)
-        if (refused := self.usage.refusal()) is not None:
-            self.note_failure(conversation_id, refused)
-            raise refused
         playing = self._device_turns.get(device_id) if device_id is not None else None
         if playing is not None and (playing.still_playing() or not playing.ended.is_set()):
             # Half-duplex barge-in: the satellite started a new turn over the reply.
@@ -409,6 +406,11 @@ class RealtimeAgent:
         if (previous := self._turns.pop(conversation_id, None)) is not None:
             await previous.cancel()
             await self._replies_done(previous)
+        # Refused only now: the previous turn is gone, so its reply cannot stand in
+        # for the refusal (text-to-speech plays a conversation's turn before its failure).
+        if (refused := self.usage.refusal()) is not None:
+            self.note_failure(conversation_id, refused)
+            raise refused
         new_conversation = self.pool.get(conversation_id) is None
         try:
             async with asyncio.timeout(self.deadlines.session_s):
