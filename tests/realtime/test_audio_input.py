@@ -1,12 +1,16 @@
 """User audio on its way to the provider, on both fakes: frames handed in together go
-out as one message, a frame handed in alone goes at once, and nothing sent after the
-audio overtakes it."""
+out as one message, a frame handed in alone goes at once, nothing sent after the
+audio overtakes it, and without the provider's turn detection the audio is the speech."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
 
 from custom_components.realtime_assist.realtime.audio import MicrophoneResampler
 from custom_components.realtime_assist.realtime.config import TurnDetection, TurnDetectionMode
 from custom_components.realtime_assist.realtime.events import InputTranscript, ResponseDone
+from custom_components.realtime_assist.realtime.turn import Turn, TurnDeadlines
 from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.providers import FakeProvider, OpenAIFake
 from tests.fixtures_entry import every_provider
@@ -75,3 +79,26 @@ async def test_what_is_sent_after_the_audio_does_not_overtake_it(
     conn = await realtime_fake.wait_for_connection(1)
     resampler = _at_provider_rate(realtime_fake)
     assert conn.audio_received() == (resampler.process(spoken) if resampler else spoken)
+
+
+async def test_with_turn_detection_off_the_audio_is_the_speech_however_long(
+    realtime_fake: FakeProvider, open_session: OpenSession
+) -> None:
+    """Without the provider's turn detection nobody reports the user starting to speak;
+    Home Assistant's VAD ends the stream. A command that outlasts the wait for speech to
+    start (none at all here) is heard whole, not dropped as "nobody spoke"."""
+    session, _ = await open_session(turn_detection=TurnDetection(mode=TurnDetectionMode.OFF))
+    realtime_fake.hear("Turn on the porch light and tell me tomorrow's weather.")
+    realtime_fake.say("Done.")
+    turn = Turn(session, deadlines=TurnDeadlines(speech_start_s=0.0))
+
+    async def satellite() -> AsyncIterator[bytes]:
+        for frame in _frames(speech_like(0.5, RATE) + silence(0.2, RATE)):
+            yield frame
+            await asyncio.sleep(0)  # a frame per pass of the loop, as a stream comes
+
+    try:
+        heard = await turn.listen(satellite(), commit_at_end=True)
+    finally:
+        await turn.cancel()
+    assert heard == "Turn on the porch light and tell me tomorrow's weather."

@@ -335,6 +335,11 @@ class Turn:
         Returns as soon as the transcript is in or the model starts answering
         (then with the words so far); raises TurnError when the turn fails.
         """
+        if commit_at_end and self._heard_at is None:
+            # No provider reports speech starting without its turn detection: the
+            # stream is the speech (Home Assistant's VAD ends it), up to `max_speech_s`.
+            self._heard_at = self._phase_since
+            self._reschedule()
         self._sender = asyncio.create_task(
             self._send_audio(audio, commit_at_end), name="realtime_turn_audio"
         )
