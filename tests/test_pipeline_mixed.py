@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from unittest.mock import patch
 
-from homeassistant.components import assist_pipeline
+from homeassistant.components import assist_pipeline, conversation
 from homeassistant.components.assist_pipeline.pipeline import async_get_pipeline
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -364,3 +365,49 @@ async def test_our_agent_with_another_voice_answers_in_text(
     assert _state(hass, ids[Platform.TTS]) == "unknown"
     assert _reader_connections(realtime_fake) == []
     assert realtime_fake.protocol_errors == []
+
+
+async def test_an_answer_home_assistant_gives_itself_is_what_the_satellite_says(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+    realtime_fake: FakeProvider,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """Our whole pipeline, and an automation's sentence trigger answers the words: Home
+    Assistant answers before any agent, ours is never asked. The satellite says the
+    automation's answer, not the model's reply to the same audio; a message typed next
+    in the conversation is a turn of its own, not taken for that unanswered one."""
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": {
+                "triggers": {"trigger": "conversation", "command": "good night"},
+                "actions": {"set_conversation_response": "Sleep well"},
+            }
+        },
+    )
+    await hass.async_block_till_done()
+    realtime_fake.hear("good night")
+    sleep_well = speech_like(0.6, 24000, seed=7)
+    realtime_fake.respond_with(_reader_says("Sleep well", sleep_well))
+
+    run = await run_pipeline(hass_ws_client, our_pipeline(hass, loaded_entry).id, UTTERANCE)
+
+    assert "error" not in run.types, run.of_type("error")
+    assert run.one("intent-end")["processed_locally"] is True
+    assert _speech(run) == "Sleep well"
+    _rate, played = wav_pcm(await fetch_tts(hass_client, run.one("tts-end")["tts_output"]["url"]))
+    assert played == sleep_well
+    realtime_fake.respond_with(lambda _conn: Reply("It is ten."))
+    [agent] = loaded_entry.runtime_data.agents.values()
+    typed = await conversation.async_converse(
+        hass,
+        "What time is it?",
+        run.one("intent-end")["intent_output"]["conversation_id"],
+        Context(),
+        agent_id=agent.entity_ids["conversation"],
+    )
+    assert typed.response.speech["plain"]["speech"] == "It is ten."
+    assert _turn_connections(realtime_fake)[-1].last_user_text() == "What time is it?"

@@ -382,10 +382,13 @@ class RealtimeAgent:
         speaking: bool = False,
         deadlines: TurnDeadlines | None = None,
         prompt: TurnPrompt | None = None,
+        run_id: str | None = None,
     ) -> Turn:
         """Start the conversation's next turn on its session (spoken unless `typed_text`).
 
         `prompt`: what `config` was made of, kept for the turn's conversation stage.
+        `run_id`: the pipeline run that begins a spoken turn; only its conversation
+        stage answers it (see `spoken_turn`).
 
         A full-duplex listener (browser.py) passes `speaking` when the provider already
         hears the user, and `deadlines` of its own (it waits for speech as long as the
@@ -430,6 +433,7 @@ class RealtimeAgent:
             typed=typed_text is not None,
             speaking=speaking,
         )
+        turn.began_in = run_id
         self._turns[conversation_id] = turn
         if prompt is not None:
             self._prompts[conversation_id] = (turn, prompt)
@@ -470,6 +474,27 @@ class RealtimeAgent:
     def turn(self, conversation_id: str | None) -> Turn | None:
         """The conversation's current (or last) turn."""
         return self._turns.get(conversation_id) if conversation_id else None
+
+    def spoken_turn(self, conversation_id: str, run: PipelineRunInfo | None) -> Turn | None:
+        """The turn speech-to-text began for this run, the model already answering it.
+
+        None for any other message of the conversation: one typed after a run that
+        Home Assistant answered itself (a sentence trigger, a local intent) must not
+        be taken for that run's turn. A run whose record is gone is taken to be it.
+        """
+        turn = self._turns.get(conversation_id)
+        if turn is None or turn.answered or turn.session.closed:
+            return None
+        if turn.began_in is None or (run is not None and not run.known):
+            return turn
+        return turn if run is not None and run.run_id == turn.began_in else None
+
+    async def async_answered_without_us(self, turn: Turn) -> None:
+        """Home Assistant answered the turn's run itself: the model's reply is not said."""
+        if turn.answered:
+            return
+        turn.discard_audio()
+        await turn.cancel("Home Assistant answered")
 
     def keep_replying(self, turn: Turn, work: asyncio.Task[None]) -> None:
         """A reply that goes on after the conversation stage returned (see conversation.py)."""

@@ -48,6 +48,8 @@ class PipelineRunInfo:
     # False: a run is going on but Home Assistant no longer keeps the record that
     # says which (it keeps the last 10 runs per pipeline); nothing else is known.
     known: bool = True
+    # Which run: a turn speech-to-text began belongs to its own run's conversation stage.
+    run_id: str | None = None
 
 
 def current_conversation_id() -> str | None:
@@ -88,6 +90,7 @@ def current_pipeline_run(hass: HomeAssistant) -> PipelineRunInfo | None:
                     tts_engine=run.pipeline.tts_engine,
                     context=run.context,
                     speaks=run.end_stage == PipelineStage.TTS,
+                    run_id=run.id,
                 )
         if unrecorded:
             return PipelineRunInfo(conversation_id, None, None, None, None, None, None, known=False)

@@ -100,9 +100,9 @@ class RealtimeConversationEntity(
         except conversation.ConverseError as err:
             return err.as_conversation_result()
 
-        turn = agent.turn(conversation_id)
+        turn = agent.spoken_turn(conversation_id, run)
         try:
-            if turn is None or turn.answered or turn.session.closed:
+            if turn is None:
                 # Typed, or spoken to another speech-to-text: the text starts the turn.
                 turn = await agent.async_begin_turn(
                     conversation_id, config, typed_text=user_input.text

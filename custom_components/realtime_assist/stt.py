@@ -101,7 +101,11 @@ class RealtimeSpeechToTextEntity(RealtimeSpeechEntity, SatelliteAudioInput, stt.
         config = agent.adapt_to_run(prompt.config if prompt else agent.base_config, run)
         try:
             turn = await agent.async_begin_turn(
-                conversation_id, config, device_id=device_id, prompt=prompt
+                conversation_id,
+                config,
+                device_id=device_id,
+                prompt=prompt,
+                run_id=run.run_id if run else None,
             )
             text = await turn.listen(stream, commit_at_end=self._turn_detection_off)
         except TurnError as err:

@@ -98,7 +98,11 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
         conversation_id = current_conversation_id()
         turn = agent.turn(conversation_id)
         failure = agent.failure(conversation_id)
-        if turn is not None and turn.plays_audio:
+        if turn is not None and not turn.answered:
+            # Home Assistant answered the run itself (a sentence trigger, a local
+            # intent): its words are read, not the model's reply to the same audio.
+            await agent.async_answered_without_us(turn)
+        if turn is not None and turn.answered and turn.plays_audio:
             # The pipeline streams the agent's text to us too; the voice already has it.
             self.hass.async_create_background_task(
                 _drain(request.message_gen), "realtime_assist_tts_text"

@@ -247,6 +247,8 @@ class Turn:
         self.interrupted = False
         # The agent took this turn's reply (a message typed next starts a new turn).
         self.answered = False
+        # What began the turn (the glue's pipeline run): only its own agent stage takes it.
+        self.began_in: str | None = None
         # The model said up front that its reply will ask the user something.
         self.expects_answer = False
         # What the model said, by response (a tool round starts another).
