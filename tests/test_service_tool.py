@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.const import CONF_LLM_HASS_API, EVENT_CALL_SERVICE
+from homeassistant.const import CONF_LLM_HASS_API, EVENT_CALL_SERVICE, Platform
 from homeassistant.core import Context, Event, HomeAssistant
 from homeassistant.exceptions import Unauthorized
 from homeassistant.helpers import entity_registry as er, llm
 from homeassistant.setup import async_setup_component
 import probatio
 import pytest
-from pytest_homeassistant_custom_component.common import MockUser, async_mock_service
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockUser,
+    async_mock_service,
+)
 
 from custom_components.realtime_assist.const import DOMAIN
 from custom_components.realtime_assist.service_tool import (
@@ -228,6 +233,52 @@ async def test_targets_in_data_are_refused(hass: HomeAssistant, kitchen_light: s
     )
     assert result.data["error"] == "TargetNotAllowed"
     assert hass.states.get(kitchen_light).state == "off"
+
+
+@pytest.fixture
+async def players(hass: HomeAssistant, ha_core: None) -> None:
+    """Home Assistant's demo media players; only `media_player.walkman` (a music player
+    that can group) is exposed. `media_player.kitchen` is the same kind, not exposed."""
+    with patch(
+        "homeassistant.components.demo.COMPONENTS_WITH_CONFIG_ENTRY_DEMO_PLATFORM",
+        [Platform.MEDIA_PLAYER],
+    ):
+        demo = MockConfigEntry(domain="demo")
+        demo.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(demo.entry_id)
+        await hass.async_block_till_done()
+    for entity_id in hass.states.async_entity_ids():
+        async_expose_entity(hass, "conversation", entity_id, entity_id == "media_player.walkman")
+
+
+async def test_entities_in_fields_are_checked_like_targets(
+    hass: HomeAssistant, players: None
+) -> None:
+    """`media_player.join` names players in `group_members`: an unexposed player is not
+    pulled into the group; once exposed, it is (by its name, too)."""
+    tool = await CallServiceTool.async_create(hass, None)
+    join = {"service": "media_player.join", "entity_id": ["media_player.walkman"]}
+
+    result = await call(hass, tool, join | {"data": {"group_members": ["media_player.kitchen"]}})
+    await hass.async_block_till_done()
+
+    assert hass.states.get("media_player.walkman").attributes["group_members"] == [], result.data
+    assert result.data.get("error") == "EntityNotExposed", result.data
+    assert result.data["refused"] is True
+
+    # Nor is it found by its name.
+    result = await call(hass, tool, join | {"data": {"group_members": "Kitchen"}})
+    assert result.data["error"] == "EntityNotFound", result.data
+
+    async_expose_entity(hass, "conversation", "media_player.kitchen", True)
+    result = await call(hass, tool, join | {"data": {"group_members": ["Kitchen"]}})
+    await hass.async_block_till_done()
+
+    assert not result.error, result.data
+    assert hass.states.get("media_player.walkman").attributes["group_members"] == [
+        "media_player.walkman",
+        "media_player.kitchen",
+    ]
 
 
 async def test_invalid_arguments_and_service_errors(

@@ -11,6 +11,8 @@ with a generic action tool; this tool is the narrow variant that also works on
 * only actions that target entities, and only entities that are exposed and
   belong to the action's own domain (`climate.*` on `climate.` entities), so
   system actions such as `homeassistant.restart` can never run;
+* entities named in a field (`media_player.join`'s `group_members`) pass the same
+  checks; fields that name devices or areas are refused;
 * no sensitive action (unlocking, disarming, opening a garage door, blinding a
   camera, writing files...: `sensitive_actions.py`) unless the owner allowed it;
 * with the user's context, so Home Assistant's permissions apply.
@@ -36,7 +38,7 @@ from homeassistant.const import (
     ATTR_SUPPORTED_FEATURES,
     CONF_LLM_HASS_API,
 )
-from homeassistant.core import HomeAssistant, State, callback, split_entity_id
+from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import entity_registry as er, intent, llm, service, translation
 from homeassistant.util.json import JsonObjectType
@@ -66,6 +68,9 @@ NEVER_DOMAINS: Final = frozenset({"homeassistant", "hassio", "backup", "recorder
 _TARGET_KEYS: Final = frozenset(
     {"entity_id", "device_id", "area_id", "floor_id", "label_id", "exclude"}
 )
+# Selectors of fields that name devices, places or whole targets: the entities they
+# reach cannot be checked, so such fields are refused like the keys above.
+_PLACE_SELECTORS: Final = frozenset({"device", "area", "floor", "label", "target"})
 
 # Budget for the tool description. Actions beyond their share are left to
 # the `service` parameter's list; entities beyond the rest are left out (the
@@ -123,6 +128,41 @@ _ARGS_SCHEMA: Final = probatio.Schema(
 
 
 @dataclass(frozen=True, slots=True)
+class EntityField:
+    """Where a call names entities: `entity_id`, or a field with an entity selector
+    (`media_player.join`'s `group_members`). Entities named there can be reached as
+    surely as the targets, so each must be exposed, fit and the user's to control."""
+
+    name: str
+    filters: tuple[Mapping[str, Any], ...] = ()
+    """Which entities fit (domain, device class, features); empty: any entity."""
+
+    @classmethod
+    def of_selector(cls, name: str, config: Mapping[str, Any] | None) -> EntityField:
+        """The field of an entity selector (its `filter` list, or the legacy filter keys)."""
+        config = config or {}
+        filters = [f for f in _as_list(config.get("filter")) if isinstance(f, Mapping)]
+        legacy = {key: config[key] for key in ("domain", "device_class") if key in config}
+        return cls(name, tuple(filters or ([legacy] if legacy else [])))
+
+    @property
+    def domains(self) -> list[str] | None:
+        """The domains whose entities may fit, or None when any domain may."""
+        if not self.filters or not all(f.get("domain") for f in self.filters):
+            return None
+        return [str(domain) for f in self.filters for domain in _as_list(f["domain"])]
+
+    @property
+    def kind(self) -> str:
+        """The fitting entities' kind, for the model ("media_player")."""
+        return " or ".join(self.domains or ["suitable"])
+
+    def fits(self, state: State) -> bool:
+        """Whether an entity may be named here."""
+        return not self.filters or any(_entity_filter_matches(f, state) for f in self.filters)
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceInfo:
     """What the tool knows about one allowed action."""
 
@@ -133,6 +173,10 @@ class ServiceInfo:
     returns_response: bool
     sensitive: SensitiveAction | None = None
     """The policy's entry when the action is sensitive and the owner did not allow it."""
+    entity_fields: tuple[EntityField, ...] = ()
+    """Fields that name entities (entity selectors): checked like `entity_id`."""
+    place_fields: frozenset[str] = frozenset()
+    """Fields that name devices, areas, floors, labels or targets: refused."""
 
     @property
     def full_name(self) -> str:
@@ -239,12 +283,42 @@ def _field_matches(field: Mapping[str, Any], states: Collection[State]) -> bool:
     return False
 
 
+def _selector(field: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any] | None]:
+    """A field's selector: its kind ("entity", "number"...) and its configuration."""
+    selector = field.get("selector")
+    if not isinstance(selector, Mapping) or not selector:
+        return None, None
+    kind, config = next(iter(selector.items()))
+    return str(kind), config if isinstance(config, Mapping) else None
+
+
+def _entity_fields(fields: Mapping[str, Any]) -> tuple[EntityField, ...]:
+    """An action's fields that name entities; sections are flattened."""
+    return tuple(
+        EntityField.of_selector(name, config)
+        for name, field in description_fields(fields)
+        for kind, config in [_selector(field)]
+        if kind == "entity"
+    )
+
+
+def _place_fields(fields: Mapping[str, Any]) -> frozenset[str]:
+    """An action's fields that name devices, areas, floors, labels or targets."""
+    return frozenset(
+        name
+        for name, field in description_fields(fields)
+        if _selector(field)[0] in _PLACE_SELECTORS
+    )
+
+
 def _field_names(fields: Mapping[str, Any], states: Collection[State]) -> list[str]:
-    """The names of an action's fields that apply to the entities; sections are flattened."""
+    """The names of an action's fields that apply to the entities and may be passed;
+    sections are flattened."""
+    refused = _TARGET_KEYS | _place_fields(fields)
     return [
         name
         for name, field in description_fields(fields)
-        if name not in _TARGET_KEYS and _field_matches(field, states)
+        if name not in refused and _field_matches(field, states)
     ]
 
 
@@ -364,14 +438,17 @@ async def async_get_services(
             sensitive = _sensitive(f"{domain}.{name}", description, targets, allowed_sensitive)
             if sensitive is not None and sensitive.device_classes:
                 targets = [state for state in targets if not sensitive.applies_to(state)]
+            fields = description.get("fields") or {}
             services.append(
                 ServiceInfo(
                     domain=domain,
                     service=name,
-                    fields=tuple(_field_names(description.get("fields") or {}, targets)),
+                    fields=tuple(_field_names(fields, targets)),
                     text=_short_text(text),
                     returns_response="response" in description,
                     sensitive=sensitive,
+                    entity_fields=_entity_fields(fields),
+                    place_fields=_place_fields(fields),
                 )
             )
     return services
@@ -589,16 +666,23 @@ class CallServiceTool(llm.Tool):
         if refusal := self._check_service(hass, full_name):
             return refusal
         domain, service_name = full_name.split(".", 1)
-        if refusal := await self._async_check_entities(hass, domain, entity_ids, llm_context):
+        info = self.services[full_name]
+        if not entity_ids:
+            return error_result("NoTarget", "Name at least one entity in entity_id.")
+        targets_field = EntityField(ATTR_ENTITY_ID, ({"domain": domain},))
+        if refusal := await self._async_check_entities(
+            hass, full_name, targets_field, entity_ids, llm_context
+        ):
             return refusal
-        if targets := sorted(_TARGET_KEYS.intersection(data)):
+        if targets := sorted((_TARGET_KEYS | info.place_fields).intersection(data)):
             return error_result(
                 "TargetNotAllowed",
                 f"Do not pass {', '.join(targets)} in data; list the entities in entity_id.",
                 refused=True,
             )
+        if refusal := await self._async_check_entity_fields(hass, info, data, llm_context):
+            return refusal
 
-        info = self.services[full_name]
         if info.sensitive is not None and (
             refusal := _check_sensitive(hass, info.sensitive, entity_ids, data)
         ):
@@ -672,23 +756,26 @@ class CallServiceTool(llm.Tool):
     async def _async_check_entities(
         self,
         hass: HomeAssistant,
-        domain: str,
+        action: str,
+        field: EntityField,
         entity_ids: list[str],
         llm_context: llm.LLMContext,
     ) -> llm.ToolResult | None:
-        """Refuse unknown, unexposed, foreign-domain or forbidden entities."""
-        if not entity_ids:
-            return error_result("NoTarget", "Name at least one entity in entity_id.")
+        """Refuse unknown, unexposed, unfitting or forbidden entities named in `field`.
+
+        The model may know an entity only by the name Assist told it: names of exposed
+        entities become their ids in `entity_ids`.
+        """
         assistant = llm_context.assistant or CONVERSATION_ASSISTANT
         for index, entity_id in enumerate(entity_ids):
             if (state := hass.states.get(entity_id)) is not None:
                 entity_ids[index] = state.entity_id
                 continue
-            # The model may know an entity only by the name Assist told it.
             matches = [
                 state.entity_id
-                for state in hass.states.async_all(domain)
-                if async_should_expose(hass, assistant, state.entity_id)
+                for state in hass.states.async_all(field.domains)
+                if field.fits(state)
+                and async_should_expose(hass, assistant, state.entity_id)
                 and entity_id.casefold() in {name.casefold() for name in _entity_names(hass, state)}
             ]
             if len(matches) > 1:
@@ -698,7 +785,9 @@ class CallServiceTool(llm.Tool):
                     "Pick one by its entity_id.",
                 )
             if not matches:
-                return error_result("EntityNotFound", f"There is no {domain} entity {entity_id}.")
+                return error_result(
+                    "EntityNotFound", f"There is no {field.kind} entity {entity_id}."
+                )
             entity_ids[index] = matches[0]
         for entity_id in entity_ids:
             if not async_should_expose(hass, assistant, entity_id):
@@ -708,15 +797,15 @@ class CallServiceTool(llm.Tool):
                     "under Settings > Voice assistants > Expose.",
                     refused=True,
                 )
-            if split_entity_id(entity_id)[0] != domain:
+            if (state := hass.states.get(entity_id)) is None or not field.fits(state):
                 return error_result(
                     "WrongDomain",
-                    f"{entity_id} is not a {domain} entity; {domain} actions only act on "
-                    f"{domain} entities.",
+                    f"{entity_id} is not a {field.kind} entity; {action} takes only "
+                    f"{field.kind} entities in {field.name}.",
                     refused=True,
                 )
         # Home Assistant checks entity permissions in entity services; checking
-        # here as well covers actions whose handlers do not.
+        # here as well covers actions whose handlers do not (and entities in fields).
         for entity_id in entity_ids:
             if not await async_user_may(hass, llm_context.context, entity_id, POLICY_CONTROL):
                 return error_result(
@@ -724,6 +813,29 @@ class CallServiceTool(llm.Tool):
                     f"The user is not allowed to control {entity_id}.",
                     refused=True,
                 )
+        return None
+
+    async def _async_check_entity_fields(
+        self,
+        hass: HomeAssistant,
+        info: ServiceInfo,
+        data: dict[str, Any],
+        llm_context: llm.LLMContext,
+    ) -> llm.ToolResult | None:
+        """Check the entities named in the call's entity fields as targets are checked (names
+        become ids in `data`): a field must not reach what `entity_id` may not."""
+        for field in info.entity_fields:
+            if (value := data.get(field.name)) is None:
+                continue
+            entity_ids = _as_list(value)
+            if not all(isinstance(entity_id, str) for entity_id in entity_ids):
+                return error_result("InvalidData", f"{field.name} takes entity ids.")
+            entity_ids = [entity_id.strip() for entity_id in entity_ids]
+            if refusal := await self._async_check_entities(
+                hass, info.full_name, field, entity_ids, llm_context
+            ):
+                return refusal
+            data[field.name] = entity_ids if isinstance(value, list | tuple) else entity_ids[0]
         return None
 
 
