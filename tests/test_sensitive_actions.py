@@ -387,6 +387,75 @@ async def test_garage_door_alone_is_never_offered_an_opening(
     assert "cover.open_cover" not in (tool.description or "")
 
 
+async def _cover_group(hass: HomeAssistant, name: str, members: list[str]) -> str:
+    """A cover group (device class: none) of `members`, exposed; returns its entity id."""
+    group = MockConfigEntry(
+        domain="group",
+        title=name,
+        options={"group_type": "cover", "name": name, "entities": members, "hide_members": False},
+    )
+    group.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(group.entry_id)
+    await hass.async_block_till_done()
+    [entity_id] = [
+        state.entity_id
+        for state in hass.states.async_all("cover")
+        if state.attributes.get("entity_id") == members
+    ]
+    async_expose_entity(hass, "conversation", entity_id, True)
+    return entity_id
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["group", "group-of-groups"])
+async def test_cover_group_does_not_open_the_garage_door_unless_allowed(
+    hass: HomeAssistant, realtime_fake: FakeProvider, agents: MockConfigEntry, nested: bool
+) -> None:
+    """Opening a group opens its members: a group holding the garage door (itself of no
+    device class) needs the owner's permission as the garage door does."""
+    garage = "cover.garage_door"
+    members = [garage, "cover.kitchen_window"]
+    if nested:
+        members = [await _cover_group(hass, "Garage covers", [garage]), "cover.kitchen_window"]
+    group = await _cover_group(hass, "All covers", members)
+    assert hass.states.get(garage).state == "closed"
+
+    refused, _conn = await _model_calls(
+        hass, realtime_fake, DEFAULT_AGENT, "cover.open_cover", group, {}
+    )
+    await hass.async_block_till_done()
+
+    assert hass.states.get(garage).state == "closed", refused
+    assert hass.states.get("cover.kitchen_window").state == "closed"
+    assert refused.get("error") == "SensitiveActionRefused", refused
+    assert garage in refused["error_text"]
+
+    allowed, _conn = await _model_calls(
+        hass, realtime_fake, TRUSTED_AGENT, "cover.open_cover", group, {}
+    )
+    await hass.async_block_till_done()
+
+    assert allowed.get("success") is True, allowed
+    assert hass.states.get(garage).state in {"opening", "open"}
+
+
+async def test_groups_listing_each_other_are_still_checked(
+    hass: HomeAssistant, realtime_fake: FakeProvider, agents: MockConfigEntry
+) -> None:
+    """Members are followed once each: two groups that list each other (and the garage
+    door) end in a refusal, not a loop."""
+    for name, members in (("one", ["cover.two"]), ("two", ["cover.one", "cover.garage_door"])):
+        hass.states.async_set(f"cover.{name}", "closed", {"entity_id": members})
+        async_expose_entity(hass, "conversation", f"cover.{name}", True)
+
+    refused, _conn = await _model_calls(
+        hass, realtime_fake, DEFAULT_AGENT, "cover.open_cover", "cover.one", {}
+    )
+
+    await hass.async_block_till_done()
+    assert hass.states.get("cover.garage_door").state == "closed", refused
+    assert refused.get("error") == "SensitiveActionRefused", refused
+
+
 async def test_agent_settings_list_each_sensitive_action_with_its_risk(
     hass: HomeAssistant, realtime_fake: FakeProvider, agents: MockConfigEntry
 ) -> None:

@@ -14,7 +14,8 @@ with a generic action tool; this tool is the narrow variant that also works on
 * entities named in a field (`media_player.join`'s `group_members`) pass the same
   checks; fields that name devices or areas are refused;
 * no sensitive action (unlocking, disarming, opening a garage door, blinding a
-  camera, writing files...: `sensitive_actions.py`) unless the owner allowed it;
+  camera, writing files...: `sensitive_actions.py`) unless the owner allowed it,
+  on a target or on any member of a group it targets;
 * with the user's context, so Home Assistant's permissions apply.
 
 Build one per turn with `await CallServiceTool.async_create(hass, domains)`:
@@ -839,17 +840,37 @@ class CallServiceTool(llm.Tool):
         return None
 
 
+def _with_members(hass: HomeAssistant, entity_ids: Iterable[str]) -> Iterator[State]:
+    """The entities' states and, through groups (an `entity_id` attribute listing members,
+    as cover, light, lock and old-style groups have), every member's, each once.
+
+    Acting on a group acts on its members: a cover group holding the garage door
+    opens the garage door.
+    """
+    pending = list(entity_ids)
+    seen: set[str] = set()
+    while pending:
+        entity_id = pending.pop(0)
+        if entity_id in seen or (state := hass.states.get(entity_id)) is None:
+            continue
+        seen.add(entity_id)
+        yield state
+        members = _as_list(state.attributes.get(ATTR_ENTITY_ID))
+        pending.extend(member for member in members if isinstance(member, str))
+
+
 def _check_sensitive(
     hass: HomeAssistant, entry: SensitiveAction, entity_ids: Iterable[str], data: Mapping[str, Any]
 ) -> llm.ToolResult | None:
-    """Refuse a call of a conditionally sensitive action when this call is the sensitive kind."""
+    """Refuse a call of a conditionally sensitive action when this call is the sensitive kind
+    (on a target, or on a member of a group it targets)."""
     if entry.arguments is not None and entry.arguments(data):
         return error_result("SensitiveActionRefused", refusal_text(entry), refused=True)
     if entry.device_classes:
-        for entity_id in entity_ids:
-            if (state := hass.states.get(entity_id)) is not None and entry.applies_to(state):
+        for state in _with_members(hass, entity_ids):
+            if entry.applies_to(state):
                 return error_result(
-                    "SensitiveActionRefused", refusal_text(entry, entity_id), refused=True
+                    "SensitiveActionRefused", refusal_text(entry, state.entity_id), refused=True
                 )
     return None
 
