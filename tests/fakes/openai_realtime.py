@@ -871,8 +871,11 @@ class FakeConnection:
             }
         )
         if self.server.pause_after_speech_stopped_s:
-            # The commit and transcript arrive in a later read, as over a real network.
-            await asyncio.sleep(self.server.pause_after_speech_stopped_s)
+            # The commit and transcript arrive in a later read, as over a real network
+            # (never, if the connection drops meanwhile).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.server.pause_after_speech_stopped_s):
+                    await self.ws.wait_closed()
         audio = bytes(self._buffer[speech.start - self._buffer_start : self._vad_pos])
         del self._buffer[: self._vad_pos]
         self._buffer_start, self._vad_pos = end, 0
