@@ -66,6 +66,9 @@ from tests.realtime.events import audio_of, speak, until
 
 SATELLITE_RATE = 16000
 FAST_RECONNECT = ReconnectPolicy(attempts=3, first_delay_s=0.01, max_delay_s=0.05)
+UTTERANCE = (
+    silence(0.3, SATELLITE_RATE) + speech_like(1.0, SATELLITE_RATE) + silence(1.0, SATELLITE_RATE)
+)
 LONG_REPLY = "This is a long answer that keeps the model talking for a few seconds. " * 2
 
 type MakeSession = Callable[..., Awaitable[tuple[RealtimeSession, Subscription]]]
@@ -370,6 +373,92 @@ async def test_audio_sent_while_reconnecting_is_delivered_after(
     assert second.audio_ms_received == pytest.approx(500, abs=5)
     appends = [e for e in second.received if e["type"] == "input_audio_buffer.append"]
     assert len(appends) == 1
+
+
+async def test_question_lost_with_the_socket_is_asked_again(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """A typed question and its `response.create` were written, but the socket died
+    before the server read them. The new connection gets the question from the history
+    and is asked for the answer: it comes, once."""
+    fake_server.add_response(ScriptedResponse(SpeechItem("It is 21 degrees.")))
+    fake_server.add_response(ScriptedResponse(SpeechItem("You're welcome.")))
+    session, events = await make_session()
+    fake_server.pause_reading()  # the frames stay in the network, unread
+    await session.send_text("How warm is it inside?")
+    fake_server.connections[0].close_abruptly()
+
+    seen = await until(events, _final_done)
+    [reconnected] = [e for e in seen if isinstance(e, Reconnected)]
+    assert reconnected.restored_items == 1  # the question is back
+    assert (seen[-1].status, seen[-1].transcript) == (  # type: ignore[union-attr]
+        ResponseStatus.COMPLETED,
+        "It is 21 degrees.",
+    )
+    await _answered_once(fake_server, session, events, ["It is 21 degrees."])
+
+
+async def test_drop_after_the_user_stopped_still_answers_them_once(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """The server's VAD heard the user stop; the connection drops before its commit and
+    response (a real network may deliver those in a later read). The turn's audio is
+    kept until the provider answers it, so the new connection gets it again: its VAD
+    ends the turn and answers, once (nobody asks as well)."""
+    fake_server.pause_after_speech_stopped_s = 30.0  # the commit would come much later
+    fake_server.add_input_transcript("Turn on the porch light.")
+    fake_server.add_response(ScriptedResponse(SpeechItem("Done.")))
+    fake_server.add_response(ScriptedResponse(SpeechItem("You're welcome.")))
+    session, events = await make_session()
+    await speak(session, UTTERANCE)
+    await until(events, lambda e: isinstance(e, SpeechStopped))
+    fake_server.pause_after_speech_stopped_s = 0.0  # the new connection is prompt
+    fake_server.connections[0].close_abruptly()
+
+    seen = await until(events, _final_done)
+    assert [e for e in seen if isinstance(e, Reconnected)]
+    heard = [e.text for e in seen if isinstance(e, InputTranscript) and e.final]
+    assert heard == ["Turn on the porch light."]
+    assert (seen[-1].status, seen[-1].transcript) == (  # type: ignore[union-attr]
+        ResponseStatus.COMPLETED,
+        "Done.",
+    )
+    await _answered_once(fake_server, session, events, ["Done."])
+
+
+async def test_answered_spoken_turn_is_not_replayed_after_a_drop(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """Once the model answers a spoken turn, a new connection gets it from the history,
+    not as audio again (its VAD would answer the old question once more)."""
+    fake_server.add_input_transcript("Turn on the porch light.")
+    fake_server.add_response(ScriptedResponse(SpeechItem("Done.")))
+    fake_server.add_response(ScriptedResponse(SpeechItem("You're welcome.")))
+    session, events = await make_session()
+    await speak(session, UTTERANCE)
+    await until(events, _final_done)
+
+    fake_server.connections[0].close_abruptly()
+    await until(events, lambda e: isinstance(e, Reconnected))
+    await _answered_once(fake_server, session, events, [])
+    assert fake_server.connections[1].audio_ms_received == 0
+
+
+async def _answered_once(
+    fake_server: FakeOpenAIRealtimeServer,
+    session: RealtimeSession,
+    events: Subscription,
+    replies: list[str],
+) -> None:
+    """The next answer is to the next question, and the new connection said `replies`
+    and then that answer: nothing was answered twice."""
+    await session.send_text("Thanks.")
+    later = await until(events, _final_done)
+    assert later[-1].transcript == "You're welcome."  # type: ignore[union-attr]
+    conn = fake_server.connections[-1]
+    said = ["".join(item.text for item in response.items) for response in conn.responses]
+    assert said == [*replies, "You're welcome."]
+    assert conn.errors_sent == []
 
 
 async def test_session_expiry_rolls_over_to_a_new_connection(

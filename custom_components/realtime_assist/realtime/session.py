@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 import contextlib
 from dataclasses import dataclass
+from enum import StrEnum
 import itertools
 import json
 import logging
@@ -99,6 +100,15 @@ def _one_message(chunks: Sequence[bytes]) -> int:
     return count
 
 
+class _TurnEnd(StrEnum):
+    """What ended a user's turn that the provider has not shown it has."""
+
+    # Its turn detection (SpeechStopped): replayed, the audio ends the turn again.
+    DETECTED = "detected"
+    # `commit_audio`: replayed, the audio must be committed again.
+    COMMITTED = "committed"
+
+
 class _SessionFailed(Exception):
     """The provider ended the session for good (fatal error, unrecoverable close)."""
 
@@ -116,8 +126,9 @@ class ReconnectPolicy:
     max_delay_s: float = 8.0
     # Recycle a connection this long before the provider would end it.
     recycle_margin_s: float = 60.0
-    # The user's audio since the last end of turn is kept (up to this) and
-    # replayed into a new connection: a drop mid-utterance loses no words.
+    # The user's audio since the provider last took a turn is kept (up to this) and
+    # replayed into a new connection: a drop mid-utterance, or after the user
+    # stopped but before the provider answered, loses no words.
     max_replay_audio_s: float = 10.0
     # A rate-limited response is asked for again this many times, waiting (the
     # provider's hint, else backoff) no more than this in all.
@@ -273,8 +284,13 @@ class RealtimeSession:
         self._turn_audio: deque[tuple[int, bytes]] = deque()
         self._turn_audio_ms = 0.0
         self._audio_seq = itertools.count()
+        # The user's turn ended, and the provider has neither answered it nor sent its
+        # final transcript: the provider may not have it yet, so its audio stays kept.
+        self._turn_ended: _TurnEnd | None = None
         self._rate_limit_tries = 0
         self._rate_limit_waited_s = 0.0
+        # Asks for a rate-limited response again (after a drop, on the new connection).
+        self._rate_limit_retry: asyncio.Task[None] | None = None
         # What the provider reported per response, and responses whose report is to come.
         self._usage: dict[str, Usage] = {}
         self._usage_pending: set[str] = set()
@@ -430,7 +446,7 @@ class RealtimeSession:
     async def commit_audio(self) -> None:
         """End the user's turn by hand (when turn detection is off)."""
         await self._deliver(lambda connection: connection.commit_audio())
-        self._forget_turn_audio()
+        self._turn_ended = _TurnEnd.COMMITTED
         if self._config.turn_detection.mode is TurnDetectionMode.OFF:
             self._expecting_response = True
 
@@ -566,9 +582,16 @@ class RealtimeSession:
             self._turn_audio_ms -= duration_ms(len(dropped), self._input_rate)
 
     def _forget_turn_audio(self) -> None:
-        """The provider has the turn (it ended): nothing to replay any more."""
+        """The provider has the turn (or it was given up): nothing to replay any more."""
         self._turn_audio.clear()
         self._turn_audio_ms = 0.0
+        self._turn_ended = None
+
+    def _turn_taken(self) -> None:
+        """The provider answers the ended turn, or sent its words (the history has them):
+        a new connection gets it from there, so its audio is no longer replayed."""
+        if self._turn_ended is not None:
+            self._forget_turn_audio()
 
     async def _replay_turn_audio(self, connection: ProviderConnection) -> None:
         """Send the turn's audio, including what arrives meanwhile, until caught up.
@@ -775,6 +798,7 @@ class RealtimeSession:
             try:
                 await connection.restore(history)
                 await self._replay_turn_audio(connection)
+                await self._ask_again(connection)
             except ConnectionDroppedError as err:
                 failure = err
                 _LOGGER.info("Reconnect attempt %d dropped while restoring", attempt + 1)
@@ -789,7 +813,10 @@ class RealtimeSession:
 
     def _lose_response(self, lost: ConnectionLost, *, withdraw_all: bool) -> bool:
         """What the old connection took with it: the response in flight (True if there was
-        one) and its tool calls, or every unanswered call if the next cannot carry them."""
+        one) and its tool calls, or every unanswered call if the next cannot carry them.
+
+        A response expected and not started is still expected: `_ask_again` sees to it.
+        """
         if lost.kind is not ErrorKind.CONNECTION:
             self.stats["last_error"] = f"{lost.kind}: {lost.reason}"
             self._emit(
@@ -798,7 +825,6 @@ class RealtimeSession:
                 )
             )
         lost_response, self._active_response = self._active_response, None
-        self._expecting_response = False
         # Reports the old connection owed are not coming on a new one.
         self._usage_pending.clear()
         withdrawn = [call.call_id for call in self._response_calls if call.call_id]
@@ -816,6 +842,25 @@ class RealtimeSession:
                 )
             )
         return lost_response is not None
+
+    async def _ask_again(self, connection: ProviderConnection) -> None:
+        """Ask the restored connection for what the old one may have lost unread.
+
+        A turn its turn detection ended needs nothing: the replayed audio ends it again
+        and the provider answers by itself (asking too would get two answers). A turn
+        ended by `commit_audio` is committed again. A response expected and not started
+        (asked for, or due after tool results) is asked for once, unless a rate-limit
+        retry is still to ask for it.
+        """
+        if self._turn_ended is _TurnEnd.DETECTED:
+            return
+        if self._turn_ended is _TurnEnd.COMMITTED and self._turn_audio:
+            await connection.commit_audio()
+            if self._config.turn_detection.mode is TurnDetectionMode.OFF:
+                return  # the commit asks for the response (see `commit_audio`)
+        retry = self._rate_limit_retry
+        if self._expecting_response and (retry is None or retry.done()):
+            await connection.create_response()
 
     def _withdraw(self, call_ids: tuple[str, ...]) -> None:
         """Calls the model no longer waits for: consumers are told, results are dropped."""
@@ -853,6 +898,7 @@ class RealtimeSession:
                     self._mark_interrupted(response_id)
                 return
             case ResponseStarted(response_id=response_id):
+                self._turn_taken()
                 self._active_response = response_id
                 self._expecting_response = False
                 self.stats["responses"] += 1
@@ -866,10 +912,11 @@ class RealtimeSession:
                     self._mark_interrupted(self._active_response)
                     return
             case SpeechStopped():
-                self._forget_turn_audio()
+                self._turn_ended = _TurnEnd.DETECTED
                 if self._config.turn_detection.create_response:
                     self._expecting_response = True
             case InputTranscript(final=True, text=text) if text.strip():
+                self._turn_taken()
                 self._remember(HistoryItem(HistoryRole.USER, text))
             case ToolCall(call_id=call_id, name=name, arguments=arguments):
                 self._outstanding_calls[call_id] = name
@@ -962,10 +1009,10 @@ class RealtimeSession:
         self._rate_limit_waited_s += delay
         self.stats["rate_limit_retries"] += 1
         self._expecting_response = True
-        self._spawn(self._ask_again(delay), "realtime_session_retry")
+        self._rate_limit_retry = self._spawn(self._ask_after(delay), "realtime_session_retry")
         return ResponseRetrying(response_id, delay)
 
-    async def _ask_again(self, delay_s: float) -> None:
+    async def _ask_after(self, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
         try:
             await self._deliver(lambda connection: connection.create_response())
