@@ -649,6 +649,10 @@ async def test_conversation_items(server: FakeOpenAIRealtimeServer) -> None:
 # -- protocol violations -------------------------------------------------------------
 
 
+def _tool(name: str) -> dict[str, Any]:
+    return {"type": "function", "name": name, "parameters": {"type": "object"}}
+
+
 @pytest.mark.parametrize(
     ("event", "code", "param"),
     [
@@ -671,6 +675,16 @@ async def test_conversation_items(server: FakeOpenAIRealtimeServer) -> None:
             {"type": "conversation.item.create", "item": {"type": "function_call_output"}},
             "missing_required_parameter",
             "item.call_id",
+        ),
+        (
+            {"type": "session.update", "session": {"type": "realtime", "tools": [_tool("a" * 65)]}},
+            "string_above_max_length",
+            "session.tools[0].name",
+        ),
+        (
+            {"type": "response.create", "response": {"tools": [_tool("x"), _tool("script.x")]}},
+            "invalid_value",
+            "response.tools[1].name",
         ),
     ],
 )

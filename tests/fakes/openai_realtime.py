@@ -113,6 +113,8 @@ OTHER_MODELS = ("gpt-5.2", "gpt-4o-mini-transcribe", "gpt-realtime-whisper", "gp
 _REASONING_MODEL = re.compile(r"gpt-realtime-2(\.\d+)?(-|$)")
 _KEYWORD_TRANSCRIPTION_MODELS = frozenset({"gpt-transcribe", "gpt-live-transcribe"})
 _UNPROMPTED_TRANSCRIPTION_MODELS = frozenset({"gpt-realtime-whisper", "gpt-4o-transcribe-diarize"})
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+_MAX_FUNCTION_NAME = 64
 OPENAI_MODELS_PATH = "/v1/models"
 AZURE_MODELS_PATH = "/openai/v1/models"
 
@@ -250,6 +252,39 @@ def _check_client_event(event: dict[str, Any]) -> tuple[str, str, str | None] | 
     unknown = _unknown_fields(model)
     if unknown:
         return "unknown_parameter", f"Unknown parameter: '{unknown[0]}'.", unknown[0]
+    return _check_function_names(event)
+
+
+def _check_function_names(event: dict[str, Any]) -> tuple[str, str, str | None] | None:
+    """Why the real API would reject the event's function names (the SDK types leave
+    them unchecked): the API's schema takes `^[a-zA-Z0-9_-]+$`, at most 64 characters.
+
+    The message is the API's (Chat Completions' "Invalid 'tools[0].function.name':
+    string too long…", code `string_above_max_length`, as public client reports show
+    it), with the realtime event's parameter path.
+    """
+    for key in ("session", "response"):
+        tools = _dig(event, key, "tools") or []
+        for i, tool in enumerate(tools):
+            name = tool.get("name") if tool.get("type") == "function" else None
+            if name is None:
+                continue
+            param = f"{key}.tools[{i}].name"
+            if len(name) > _MAX_FUNCTION_NAME:
+                return (
+                    "string_above_max_length",
+                    f"Invalid '{param}': string too long. Expected a string with maximum "
+                    f"length {_MAX_FUNCTION_NAME}, but got a string with length {len(name)} "
+                    "instead.",
+                    param,
+                )
+            if not _FUNCTION_NAME.fullmatch(name):
+                return (
+                    "invalid_value",
+                    f"Invalid '{param}': string does not match pattern. Expected a string "
+                    f"that matches the pattern '{_FUNCTION_NAME.pattern}'.",
+                    param,
+                )
     return None
 
 
