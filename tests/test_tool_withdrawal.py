@@ -80,7 +80,7 @@ async def test_withdrawn_call_is_never_started(
     contents = [
         content
         async for content in chat_log.async_add_delta_content_stream(
-            "agent", _chat_log_deltas(turn)
+            "agent", _chat_log_deltas(turn, {})
         )
     ]
 

@@ -11,7 +11,7 @@ what went wrong, which the satellite then says.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 import contextlib
 from typing import Literal
 
@@ -37,6 +37,7 @@ from .notices import async_failure_message
 from .realtime.errors import RealtimeError
 from .realtime.events import AwaitingToolResults, ResponseStarted, ToolCall, TranscriptDelta
 from .realtime.turn import UNHEARD_WORDS, Turn, TurnError
+from .tools import own_tool_names, provider_tool_name
 
 PARALLEL_UPDATES = 0
 # How Home Assistant tells a question (`ChatLog.continue_conversation`): "?", Greek, Chinese.
@@ -244,18 +245,25 @@ async def write_reply(agent_id: str, turn: Turn, chat_log: conversation.ChatLog)
     model may still be talking. The reply ends with the turn; a failed turn ends
     it early, with what the model said so far kept in the log.
     """
-    async for content in chat_log.async_add_delta_content_stream(agent_id, _chat_log_deltas(turn)):
+    deltas = _chat_log_deltas(turn, own_tool_names(chat_log.llm_api))
+    async for content in chat_log.async_add_delta_content_stream(agent_id, deltas):
         if isinstance(content, conversation.ToolResultContent) and not turn.ended.is_set():
             try:
                 await turn.session.send_tool_result(
-                    content.tool_call_id, content.tool_name, dict(content.result.data)
+                    content.tool_call_id,
+                    provider_tool_name(content.tool_name),
+                    dict(content.result.data),
                 )
             except RealtimeError as err:
                 LOGGER.debug("Tool result for %s not delivered: %s", content.tool_name, err)
 
 
-async def _chat_log_deltas(turn: Turn) -> AsyncIterator[conversation.AssistantContentDeltaDict]:
+async def _chat_log_deltas(
+    turn: Turn, own_names: Mapping[str, str]
+) -> AsyncIterator[conversation.AssistantContentDeltaDict]:
     """The model's answer as chat log deltas, until the turn ends.
+
+    `own_names`: the tools' own names by the names the model was given for them.
 
     A batch of tool calls closes the assistant message (the chat log then waits
     for the calls, already running, and hands us their results); each response of
@@ -275,7 +283,9 @@ async def _chat_log_deltas(turn: Turn) -> AsyncIterator[conversation.AssistantCo
                     LOGGER.debug("Not starting withdrawn tool call %s", event.name)
                 case ToolCall():
                     tool_input = llm.ToolInput(
-                        id=event.call_id, tool_name=event.name, tool_args=event.arguments
+                        id=event.call_id,
+                        tool_name=own_names.get(event.name, event.name),
+                        tool_args=event.arguments,
                     )
                     yield {"tool_calls": [tool_input]}
                 case AwaitingToolResults():

@@ -7,15 +7,21 @@ spoken conversation needs on top: a time limit per call, any failure turned
 into an error result the model can talk about instead of a hung turn, and a
 record of every call (`EVENT_TOOL_CALL` on the bus, with the user's context;
 the logbook shows it, automations can react to it).
+
+The model is given each tool under a function name the providers take
+(`provider_tool_name`); its calls are mapped back to the tools' own names
+(`own_tool_names`) before Home Assistant sees them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+import hashlib
 import json
+import re
 from typing import Any, Final
 
 from homeassistant.components import conversation
@@ -31,6 +37,11 @@ from .realtime.config import ToolSpec
 
 # JSON-schema keywords the realtime APIs reject at the top of a function's parameters.
 _UNSUPPORTED_TOP_LEVEL = frozenset({"oneOf", "anyOf", "allOf", "enum", "not"})
+# Function names both providers take: OpenAI `^[a-zA-Z0-9_-]+$`, at most 64 characters;
+# Gemini starts with a letter or an underscore (and takes up to 128, dots and colons).
+_PROVIDER_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_-]{0,63}")
+_NOT_IN_NAMES: Final = re.compile(r"[^a-zA-Z0-9_-]")
+_MAX_NAME: Final = 64
 # Arguments and results longer than this (as JSON) are recorded cut short: the
 # recorder drops an event's data past 32 KiB, and a live context can be larger.
 MAX_RECORDED_CHARS: Final = 2000
@@ -79,13 +90,36 @@ class ToolSpecCache:
             self._parameters[key] = parameters
             specs.append(
                 ToolSpec(
-                    tool.name,
+                    provider_tool_name(tool.name),
                     tool.description or "",
                     parameters,
                     blocking=tool.annotations.read_only,
                 )
             )
         return tuple(specs)
+
+
+def provider_tool_name(name: str) -> str:
+    """The function name the model is given for a tool: its own, if the providers take it.
+
+    A provider rejects the whole tool list for one name it does not take, and Home
+    Assistant names a script's tool after the script (`script__` and an object id
+    of any length; other APIs' tools may hold dots or spaces). Such a name is cut
+    to fit, its other characters replaced, and ends in a hash of the whole name:
+    the same in every turn, and different for different tools.
+    """
+    if _PROVIDER_NAME.fullmatch(name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    readable = _NOT_IN_NAMES.sub("_", name)[: _MAX_NAME - len(digest) - 2]
+    start = "" if _PROVIDER_NAME.match(readable) else "_"
+    return f"{start}{readable}_{digest}"
+
+
+def own_tool_names(api: llm.APIInstance | None) -> Mapping[str, str]:
+    """The tools' own names by the names the model calls them by (`provider_tool_name`)."""
+    tools = api.tools if api is not None else ()
+    return {provider_tool_name(tool.name): tool.name for tool in tools}
 
 
 class _Same:
