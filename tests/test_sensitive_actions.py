@@ -16,10 +16,13 @@ from typing import Any
 from unittest.mock import patch
 
 from homeassistant.components import conversation
+from homeassistant.components.demo.media_player import YOUTUBE_PLAYER_SUPPORT, DemoYoutubePlayer
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.components.media_player import MediaPlayerEntityFeature
 from homeassistant.config_entries import SOURCE_RECONFIGURE, ConfigSubentry
-from homeassistant.const import Platform
+from homeassistant.const import CONF_LLM_HASS_API, Platform
 from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import llm
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -38,7 +41,7 @@ from custom_components.realtime_assist.sensitive_actions import (
     sensitive_action,
 )
 from custom_components.realtime_assist.service_tool import TOOL_NAME, CallServiceTool
-from tests.fakes.providers import FakeProvider, FakeSession, OpenAISession, Reply
+from tests.fakes.providers import Call, FakeProvider, FakeSession, OpenAISession, Reply
 from tests.flow_texts import assert_form_texts, form_fields
 
 DEFAULT_AGENT = "conversation.realtime_assist"
@@ -217,9 +220,15 @@ async def _model_calls(
     data: dict[str, Any],
 ) -> tuple[dict[str, Any], FakeSession]:
     """One turn in which the model calls the action; the result it got, and its session."""
-    fake.say_then_call(
-        None, (TOOL_NAME, {"service": service, "entity_id": [entity_id], "data": data})
-    )
+    call = (TOOL_NAME, {"service": service, "entity_id": [entity_id], "data": data})
+    return await _model_calls_tool(hass, fake, agent_id, call)
+
+
+async def _model_calls_tool(
+    hass: HomeAssistant, fake: FakeProvider, agent_id: str, call: Call
+) -> tuple[dict[str, Any], FakeSession]:
+    """One turn in which the model makes this tool call; the result it got, and its session."""
+    fake.say_then_call(None, call)
     fake.respond_with(_answer_after_tools)
     await conversation.async_converse(hass, "Please do it", None, Context(), agent_id=agent_id)
     conn = fake.connections[-1]
@@ -321,6 +330,94 @@ async def test_harmless_calls_of_conditionally_sensitive_actions_run_by_default(
 
     assert result.get("success") is True, result
     assert observe(hass) != before
+
+
+# Home Assistant's own tool (Assist API) for playing what its search tool found, or a URL.
+PLAY_MEDIA_TOOL = "media_player__play_media"
+LIVING_ROOM = "media_player.living_room"
+
+
+@pytest.fixture
+def searchable_players(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's video players search media too, so the Assist API offers its play-media
+    tool (asked for before `agents`, which sets the players up)."""
+    monkeypatch.setattr(
+        DemoYoutubePlayer,
+        "_attr_supported_features",
+        YOUTUBE_PLAYER_SUPPORT | MediaPlayerEntityFeature.SEARCH_MEDIA,
+    )
+
+
+@pytest.mark.parametrize(
+    ("content_id", "agent_id", "plays"),
+    [
+        ("https://evil.example/x.mp3", DEFAULT_AGENT, False),
+        ("/media/x.mp3", DEFAULT_AGENT, False),
+        ("media-source://radio_browser/station", DEFAULT_AGENT, True),
+        ("https://evil.example/x.mp3", TRUSTED_AGENT, True),
+    ],
+)
+async def test_home_assistants_play_media_tool_plays_a_url_only_once_allowed(
+    hass: HomeAssistant,
+    realtime_fake: FakeProvider,
+    searchable_players: None,
+    agents: MockConfigEntry,
+    content_id: str,
+    agent_id: str,
+    plays: bool,
+) -> None:
+    """The same rule as the action tool's `media_player.play_media` (README, Safety)."""
+    playing = _attribute(LIVING_ROOM, "media_content_id")
+    args = {"media_content_id": content_id, "media_content_type": "music"}
+
+    result, conn = await _model_calls_tool(
+        hass, realtime_fake, agent_id, (PLAY_MEDIA_TOOL, args | {"player_name": "Living Room"})
+    )
+
+    assert PLAY_MEDIA_TOOL in conn.tool_names
+    assert (playing(hass) == content_id) is plays, result
+    if plays:
+        assert result == {"success": True}
+    else:
+        assert result["error"] == "SensitiveActionRefused", result
+        assert result["refused"] is True
+        assert "not allowed" in result["error_text"]
+    assert realtime_fake.protocol_errors == []
+
+
+class _OtherAPI(llm.API):
+    """A second LLM API, so Home Assistant names each tool after its API."""
+
+    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
+        return llm.APIInstance(api=self, api_prompt="", llm_context=llm_context, tools=[])
+
+
+async def test_home_assistants_play_media_tool_is_refused_among_several_apis(
+    hass: HomeAssistant,
+    realtime_fake: FakeProvider,
+    searchable_players: None,
+    sensitive_home: Path,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """With two APIs selected the tool is `assist__media_player__play_media`."""
+    llm.async_register_api(hass, _OtherAPI(hass=hass, id="other", name="Other"))
+    subentry = next(iter(mock_config_entry.subentries.values()))
+    apis = {CONF_LLM_HASS_API: [llm.LLM_API_ASSIST, "other"]}
+    hass.config_entries.async_update_subentry(
+        mock_config_entry, subentry, data={**subentry.data, **apis}
+    )
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    before = hass.states.get(LIVING_ROOM).attributes.get("media_content_id")
+    args = {"media_content_id": "https://evil.example/x.mp3", "media_content_type": "music"}
+
+    result, conn = await _model_calls_tool(
+        hass, realtime_fake, DEFAULT_AGENT, (f"assist__{PLAY_MEDIA_TOOL}", args)
+    )
+
+    assert f"assist__{PLAY_MEDIA_TOOL}" in conn.tool_names
+    assert hass.states.get(LIVING_ROOM).attributes.get("media_content_id") == before
+    assert result["error"] == "SensitiveActionRefused", result
+    assert realtime_fake.protocol_errors == []
 
 
 def _text(**selector: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from .agent_config import session_config_from_options
 from .assist_bridge import PipelineRunInfo, plays_from_tts_end
 from .camera import CameraTool, async_run_paired_camera, camera_in_area_of_device, exposed_cameras
 from .const import (
+    CONF_ALLOWED_SENSITIVE_ACTIONS,
     CONF_CAMERA_FPS,
     CONF_CAMERA_LONG_SIDE,
     CONF_IDLE_TIMEOUT,
@@ -287,6 +288,7 @@ class RealtimeAgent:
             own_tools,
             float(self.options.get(CONF_TOOL_TIMEOUT, DEFAULT_TOOL_TIMEOUT)),
             self.entity_ids.get(Platform.CONVERSATION),
+            self.options.get(CONF_ALLOWED_SENSITIVE_ACTIONS) or (),
         )
 
     def _built_prompt(self, conversation_id: str) -> TurnPrompt | None:

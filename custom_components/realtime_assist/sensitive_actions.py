@@ -164,3 +164,24 @@ def refusal_text(entry: SensitiveAction, entity_id: str | None = None) -> str:
         "Nothing was done. Tell the user you are not allowed to do that; the owner can "
         "allow it in the assistant's settings."
     )
+
+
+# Home Assistant's own tools that make the same call as a sensitive action, by their
+# name in the Assist API: `media_player__play_media` (offered when an exposed player
+# can search and play media) plays whatever it is given, URLs and files included.
+_TOOL_ACTIONS: Final = {"media_player__play_media": "media_player.play_media"}
+
+
+def refused_tool_call(
+    tool_name: str, arguments: Mapping[str, Any], allowed: Iterable[str]
+) -> SensitiveAction | None:
+    """The policy's entry when this call of Home Assistant's own tool is one it refuses.
+
+    Such a tool is held to the action tool's rule for the same action: refused unless
+    the owner allowed the action (`allowed`), or unless the call is a harmless one.
+    """
+    action = _TOOL_ACTIONS.get(tool_name)
+    if action is None or action in allowed:
+        return None
+    entry = _BY_ACTION[action]
+    return entry if entry.arguments is None or entry.arguments(arguments) else None

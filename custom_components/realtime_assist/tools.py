@@ -34,6 +34,7 @@ import probatio
 from .assist_bridge import current_pipeline_run
 from .const import EVENT_TOOL_CALL, LOGGER
 from .realtime.config import ToolSpec
+from .sensitive_actions import refusal_text, refused_tool_call
 
 # JSON-schema keywords the realtime APIs reject at the top of a function's parameters.
 _UNSUPPORTED_TOP_LEVEL = frozenset({"oneOf", "anyOf", "allOf", "enum", "not"})
@@ -160,18 +161,23 @@ class GuardedAPIInstance(llm.APIInstance):
     """The agent's LLM API: a time limit per tool call, no escaping exceptions, a record.
 
     Every tool of the agent (Home Assistant's, the call-service tool, the
-    camera tool) is called here, so each call is recorded exactly once.
+    camera tool) is called here, so each call is recorded exactly once, and
+    Home Assistant's own tools are held to the sensitive-action policy here.
     """
 
     tool_timeout_s: float = 10.0
     # Who the record names: the agent's conversation entity and the conversation.
     agent_id: str | None = None
     conversation_id: str | None = None
+    # The sensitive actions the owner allowed (`CONF_ALLOWED_SENSITIVE_ACTIONS`).
+    allowed_sensitive: tuple[str, ...] = ()
 
     async def async_call_tool(self, tool_input: llm.ToolInput) -> llm.ToolResult:
         try:
             async with asyncio.timeout(self.tool_timeout_s):
-                result = await llm.APIInstance.async_call_tool(self, tool_input)
+                result = self._refusal(tool_input) or await llm.APIInstance.async_call_tool(
+                    self, tool_input
+                )
         except TimeoutError:
             LOGGER.warning(
                 "Tool %s did not finish within %s s", tool_input.tool_name, self.tool_timeout_s
@@ -193,6 +199,22 @@ class GuardedAPIInstance(llm.APIInstance):
             result = error_result(type(err).__name__, str(err))
         self._record(tool_input, _outcome(result), result.data)
         return result
+
+    def _refusal(self, tool_input: llm.ToolInput) -> llm.ToolResult | None:
+        """Refuse a call of Home Assistant's own tool that the policy refuses.
+
+        The action tool applies the policy itself; Home Assistant's play-media tool
+        would play a URL the model was handed (by a camera's picture, say).
+        """
+        tool = next((tool for tool in self.tools if tool.name == tool_input.tool_name), None)
+        while isinstance(tool, llm.NamespacedTool):  # among several APIs: `assist__…`
+            tool = tool.tool
+        if tool is None:
+            return None
+        entry = refused_tool_call(tool.name, tool_input.tool_args, self.allowed_sensitive)
+        if entry is None:
+            return None
+        return error_result("SensitiveActionRefused", refusal_text(entry), refused=True)
 
     def _record(
         self, tool_input: llm.ToolInput, outcome: ToolOutcome, result: JsonObjectType
@@ -269,8 +291,10 @@ def guard_chat_log_tools(
     extra_tools: Iterable[llm.Tool],
     timeout_s: float,
     agent_id: str | None = None,
+    allowed_sensitive: Iterable[str] = (),
 ) -> None:
-    """Give the chat log's LLM API our tools, the time limit and the record's names.
+    """Give the chat log's LLM API our tools, the time limit, the record's names and
+    the sensitive actions the owner allowed.
 
     Once per API instance; `agent_id` is the agent's conversation entity.
     """
@@ -282,6 +306,7 @@ def guard_chat_log_tools(
         # been built for the turn before its chat log (at speech-to-text).
         api.tool_timeout_s = timeout_s
         api.conversation_id = chat_log.conversation_id
+        api.allowed_sensitive = tuple(allowed_sensitive)
         return
     chat_log.llm_api = GuardedAPIInstance(
         api=api.api,
@@ -292,4 +317,5 @@ def guard_chat_log_tools(
         tool_timeout_s=timeout_s,
         agent_id=agent_id,
         conversation_id=chat_log.conversation_id,
+        allowed_sensitive=tuple(allowed_sensitive),
     )
