@@ -118,6 +118,34 @@ async def test_spoken_turn_gives_transcript_audio_and_text(
     assert voice["prebuiltVoiceConfig"]["voiceName"] == "Puck"
 
 
+async def test_usage_packed_with_a_whole_short_turn_goes_to_that_turn(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession
+) -> None:
+    """Gemini 3.x may send a whole short model turn and its usage in one message."""
+    session, events = await make_session(model="gemini-3.8-live")
+    await gemini.connections[0].send(
+        {
+            "serverContent": {
+                "modelTurn": {"role": "model", "parts": [{"text": "Sure."}]},
+                "generationComplete": True,
+                "turnComplete": True,
+            },
+            "usageMetadata": {
+                "promptTokenCount": 100,
+                "responseTokenCount": 5,
+                "totalTokenCount": 105,
+            },
+        }
+    )
+    seen = await until(events, lambda e: isinstance(e, UsageReported))
+
+    started = [e.response_id for e in seen if isinstance(e, ResponseStarted)]
+    reported = seen[-1]
+    assert isinstance(reported, UsageReported)
+    assert [reported.response_id] == started
+    assert session.usage_of(started).total_tokens == 105
+
+
 async def test_tool_call_waits_for_its_result_then_the_model_goes_on(
     gemini: FakeGeminiLiveServer, make_session: MakeSession
 ) -> None:

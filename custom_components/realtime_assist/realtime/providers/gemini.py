@@ -18,7 +18,8 @@ on the wire); the tests validate every message we send against
 - `generationComplete` ends a response; `turnComplete` comes later (the server
   waits for real-time playback) with the model turn's `usageMetadata`, which
   goes out as UsageReported for the response it belongs to (that response's
-  ResponseDone said `usage_follows`). Each report covers one model turn, not
+  ResponseDone said `usage_follows`; usage packed in one message with a whole
+  short turn is that turn's). Each report covers one model turn, not
   the session so far (a three-turn probe logging every `usageMetadata`,
   pydantic/pydantic-ai#7269): reports add up. Its `turnCompleteReason` says
   when a turn did not end normally: a malformed function call fails the
@@ -426,16 +427,13 @@ class GeminiLiveConnection(ProviderConnection):
         update = message.get("sessionResumptionUpdate") or {}
         if update.get("resumable") and update.get("newHandle"):
             self._handle = update["newHandle"]
-        if (metadata := message.get("usageMetadata")) is not None:
-            usage = usage_of(metadata, self._config.output_modality)
-            if self._response is not None:
-                self._usage = usage if self._usage is None else self._usage + usage
-            else:
-                events.append(UsageReported(self._last_response, usage))
         if (content := message.get("serverContent")) is not None:
             events += await self._server_content(content)
         if (tool_call := message.get("toolCall")) is not None:
             events += self._tool_call(tool_call)
+        if (metadata := message.get("usageMetadata")) is not None:
+            # After the content: a message may hold a whole short turn and its usage.
+            events += self._book(usage_of(metadata, self._config.output_modality))
         if (cancellation := message.get("toolCallCancellation")) is not None:
             ids = tuple(cancellation.get("ids") or ())
             self._cancelled_calls.update(ids)
@@ -444,6 +442,13 @@ class GeminiLiveConnection(ProviderConnection):
             _LOGGER.debug("Gemini connection ends in %s", go_away.get("timeLeft"))
             self._go_away = True
         return events
+
+    def _book(self, usage: Usage) -> list[SessionEvent]:
+        """Usage belongs to the response in progress, else to the one that ended last."""
+        if self._response is not None:
+            self._usage = usage if self._usage is None else self._usage + usage
+            return []
+        return [UsageReported(self._last_response, usage)]
 
     def _voice_activity_changed(self, activity: dict[str, Any]) -> list[SessionEvent]:
         """The server heard the user start or stop speaking (`audioOffset` is a Duration)."""
