@@ -361,6 +361,29 @@ async def test_refused_resumption_handle_starts_afresh_with_the_history(
     await _answers(events, "Ada.")
 
 
+@pytest.mark.parametrize("provider", [PROVIDER_GEMINI])
+async def test_answered_turn_without_a_transcript_is_not_replayed_after_a_drop(
+    realtime_fake: FakeProvider, open_session: OpenSession
+) -> None:
+    """Gemini may send no transcription of a spoken turn (and no failure either); once the
+    model answered the turn, a new connection does not hear it again."""
+    assert isinstance(realtime_fake, GeminiFake)
+    session, events = await open_session()
+    realtime_fake.never_transcribe_next_turn()
+    realtime_fake.say("The light is on.")
+    await speak(session, UTTERANCE)
+    await _answers(events, "The light is on.")
+    first = await realtime_fake.server.wait_for_connection(1)
+    await first.wait_idle()
+
+    first.close_abruptly()
+    await until(events, lambda e: isinstance(e, Reconnected), DEADLINE_S)
+    # Answered: the new connection has read everything sent before the text.
+    await _next_turn_works(realtime_fake, session, events)
+
+    assert realtime_fake.connections[1].audio_ms_received == 0
+
+
 @pytest.mark.parametrize("frame_s", [1.0, 0.1])
 async def test_provider_that_stops_reading_is_replaced(
     realtime_fake: FakeProvider,

@@ -12,9 +12,10 @@ on the wire); the tests validate every message we send against
 - The user's speech: where the server sends `voiceActivity` (3.8) its start is
   SpeechStarted at once (a barge-in needs no wait for the model), and its end
   the offset of SpeechStopped. SpeechStopped itself comes when the model takes
-  the turn, its first output (or a finished transcript): until then the session
-  keeps the turn's audio to replay after a drop, which a resumption handle would
-  not bring back (it holds no turn the model has not answered).
+  the turn, its first output (or a finished transcript), transcribed or not
+  (Gemini may send no transcription at all): until then the session keeps the
+  turn's audio to replay after a drop, which a resumption handle would not
+  bring back (it holds no turn the model has not answered).
 - `generationComplete` ends a response; `turnComplete` comes later (the server
   waits for real-time playback) with the model turn's `usageMetadata`, which
   goes out as UsageReported for the response it belongs to (that response's
@@ -355,6 +356,8 @@ class GeminiLiveConnection(ProviderConnection):
         self._answered_in_turn = False
         self._transcript: list[str] = []
         self._user_words: list[str] = []
+        # User audio went in since the model last took the turn.
+        self._user_audio = False
         # The server reports the user's speech itself (`voiceActivity`), and where the
         # last speech ended (ms into the audio), for the SpeechStopped to come.
         self._voice_activity = False
@@ -543,13 +546,17 @@ class GeminiLiveConnection(ProviderConnection):
         return events
 
     def _user_turn_ended(self) -> list[SessionEvent]:
-        """The model answering (or a finished transcript) means the user's turn is over."""
-        if not self._user_words:
+        """The model answering (or a finished transcript) means the user's turn is over,
+        transcribed or not: the session keeps its audio for a replay until told so."""
+        if not (self._user_audio or self._user_words):
             return []
         text = "".join(self._user_words).strip()
-        self._user_words = []
-        stopped, self._speech_end_ms = SpeechStopped(self._speech_end_ms), None
-        return [stopped, InputTranscript(text, final=True)]
+        self._user_words, self._user_audio = [], False
+        events: list[SessionEvent] = [SpeechStopped(self._speech_end_ms)]
+        self._speech_end_ms = None
+        if text:
+            events.append(InputTranscript(text, final=True))
+        return events
 
     def _finish_response(
         self,
@@ -611,11 +618,13 @@ class GeminiLiveConnection(ProviderConnection):
         if self._activity_to_open:
             self._activity_open = True
             await self._send({"realtimeInput": {"activityStart": {}}})
+        self._user_audio = True
         await send_frame(self._socket, _AUDIO_MESSAGE % base64.b64encode(pcm))
 
     def send_audio_now(self, pcm: bytes) -> bool:
         if self._activity_to_open:
             return False  # `send_audio` opens the activity first
+        self._user_audio = True
         return write_now(self._socket, _AUDIO_MESSAGE % base64.b64encode(pcm))
 
     @property
