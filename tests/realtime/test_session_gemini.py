@@ -29,6 +29,7 @@ from custom_components.realtime_assist.realtime.events import (
     TranscriptDelta,
     UsageReported,
 )
+from custom_components.realtime_assist.realtime.providers import gemini as gemini_provider
 from custom_components.realtime_assist.realtime.providers.gemini import GeminiLiveProvider
 from custom_components.realtime_assist.realtime.session import (
     RealtimeSession,
@@ -247,6 +248,91 @@ async def test_go_away_resumes_with_the_conversation_and_no_lost_audio(
     assert answer[-1].transcript == "Ada."  # type: ignore[union-attr]
     # Every frame of the user's turn reached the new connection.
     assert second.audio_ms_received == pytest.approx(2200, abs=20)
+
+
+def _texts(history: list[dict[str, Any]]) -> list[str]:
+    return [part["text"] for turn in history for part in turn.get("parts", []) if "text" in part]
+
+
+async def test_go_away_during_playback_keeps_the_last_exchange(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession
+) -> None:
+    """goAway comes while the server waits for the reply's playback, before `turnComplete`
+    and the handle that holds this exchange: the client leaves once that handle came."""
+    gemini.add_response(ScriptedTurn(SpeechPart("Hello Ada.")))
+    gemini.add_response(ScriptedTurn(SpeechPart("Paris is lovely.")))
+    session, events = await make_session()
+    await session.send_text("My name is Ada.")
+    await until(events, lambda e: isinstance(e, ResponseDone))
+    first = gemini.connections[0]
+    playback = gemini.turn_complete_hold = asyncio.Event()
+    await session.send_text("I live in Paris.")
+    await until(events, lambda e: isinstance(e, ResponseDone))
+
+    await gemini.send_go_away(first, time_left_s=30)
+    playback.set()
+    await until(events, lambda e: isinstance(e, Reconnected))
+
+    second = gemini.connections[1]
+    assert second.resumed_from is not None
+    assert _texts(second.history) == [
+        "My name is Ada.",
+        "Hello Ada.",
+        "I live in Paris.",
+        "Paris is lovely.",
+    ]
+    assert not [m for m in second.messages if "clientContent" in m]
+
+
+async def test_go_away_running_out_replays_only_what_the_handle_lacks(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession
+) -> None:
+    """The conversation does not come to rest before goAway's time runs out: the client
+    leaves anyway, resumes with the handle it has and replays the exchange after it."""
+    gemini.add_response(ScriptedTurn(SpeechPart("Hello Ada.")))
+    gemini.add_response(ScriptedTurn(SpeechPart("Paris is lovely.")))
+    session, events = await make_session()
+    await session.send_text("My name is Ada.")
+    await until(events, lambda e: isinstance(e, ResponseDone))
+    first = gemini.connections[0]
+    gemini.turn_complete_hold = asyncio.Event()  # the playback never ends
+    await session.send_text("I live in Paris.")
+    await until(events, lambda e: isinstance(e, ResponseDone))
+
+    await gemini.send_go_away(first, time_left_s=gemini_provider.GO_AWAY_MARGIN_S + 0.1)
+    await until(events, lambda e: isinstance(e, Reconnected))
+
+    second = gemini.connections[1]
+    replayed = await second.wait_for_message("clientContent")
+    assert second.resumed_from is not None
+    assert _texts(replayed["clientContent"]["turns"]) == ["I live in Paris.", "Paris is lovely."]
+    assert _texts(second.history)[:2] == ["My name is Ada.", "Hello Ada."]
+
+
+async def test_typed_turn_lost_with_the_socket_is_answered_on_the_next(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession
+) -> None:
+    """The typed turn was written but the socket died before the server read it: the
+    handle cannot hold it, so the new connection is asked it again."""
+    gemini.add_response(ScriptedTurn(SpeechPart("Hello Ada.")))
+    session, events = await make_session()
+    await session.send_text("My name is Ada.")
+    await until(events, lambda e: isinstance(e, ResponseDone))
+    first = gemini.connections[0]
+    gemini.responder = lambda conn: (
+        ScriptedTurn(SpeechPart("It is 21 degrees.")) if conn is not first else None
+    )
+    gemini.pause_reading()
+    await session.send_text("How warm is it inside?")
+
+    first.close_abruptly()
+    await until(events, lambda e: isinstance(e, Reconnected))
+    answer = await until(events, lambda e: isinstance(e, ResponseDone))
+
+    assert answer[-1].transcript == "It is 21 degrees."  # type: ignore[union-attr]
+    second = gemini.connections[1]
+    assert second.resumed_from is not None
+    assert _texts(second.history).count("How warm is it inside?") == 1
 
 
 async def test_bad_key_and_unknown_model_fail_to_start(gemini: FakeGeminiLiveServer) -> None:

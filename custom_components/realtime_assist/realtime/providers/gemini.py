@@ -36,9 +36,16 @@ on the wire); the tests validate every message we send against
   `interrupt(played)`) the model is told in a role-tagged note what the user
   heard of each reply that was cut, so its memory matches what was heard.
 - `goAway` and the ~10 minute connection lifetime: the session reconnects with
-  the latest session resumption handle, which carries the conversation. A
-  refused handle (expired, unknown) falls back to a fresh setup, into which the
-  session replays the conversation.
+  the latest session resumption handle, which carries the conversation up to
+  the `turnComplete` before it (so the last exchange only after its playback).
+  After `goAway` the connection ends at rest (the newest handle holds all that
+  was said; no model turn, unanswered typed turn or open tool call), else
+  `GO_AWAY_MARGIN_S` before its time runs out. The turns said after the handle
+  are replayed as text into the resumed connection (a typed turn the old socket
+  may have lost is asked again); a model that takes no mid-session
+  `clientContent` (3.1) starts afresh instead. A refused handle (expired,
+  unknown) falls back to a fresh setup, into which the session replays the
+  conversation.
 - Errors arrive only as close frames (code and reason, cut to 123 bytes); the
   reason's wording says whether it was the key, billing, a rate limit or the
   server (best effort: Google words these like its REST errors).
@@ -50,6 +57,7 @@ on the wire); the tests validate every message we send against
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -114,6 +122,9 @@ _AUDIO_MESSAGE = b'{"realtimeInput":{"audio":{"mimeType":"audio/pcm;rate=%d","da
 )
 # Connections last about 10 minutes; recycle (with the resumption handle) before.
 MAX_CONNECTION_S = 9 * 60
+# After `goAway`, leave this long before its time runs out if the conversation has not
+# come to rest by then (the server closes at the end of `timeLeft`).
+GO_AWAY_MARGIN_S = 2.0
 # Close codes that no new connection can fix: a rejected payload or model.
 FATAL_CLOSE_CODES = frozenset({1007, 1008})
 # Output audio rates we accept; anything else is a broken message.
@@ -155,6 +166,16 @@ _BILLED_AS = {
     "IMAGE": "image",
     "VIDEO": "image",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class _Resumption:
+    """What a new connection resumes from: the newest handle, the turns said after it
+    (which it does not hold), and whether the last of them, typed, awaits its answer."""
+
+    handle: str
+    since: tuple[HistoryItem, ...]
+    answer: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,22 +305,24 @@ class GeminiLiveProvider(Provider):
         A refused handle (expired, unknown) falls back to a fresh setup: the
         session then replays the conversation into it.
         """
-        handle = resume if isinstance(resume, str) else None
+        resumption = resume if isinstance(resume, _Resumption) else None
         try:
-            return await self._connect(config, handle)
+            return await self._connect(config, resumption)
         except _SetupRefused as err:
-            if handle is None:
+            if resumption is None:
                 raise
             _LOGGER.info("Gemini refused the resumption handle (%s); starting afresh", err)
         return await self._connect(config, None)
 
-    async def _connect(self, config: SessionConfig, handle: str | None) -> GeminiLiveConnection:
+    async def _connect(
+        self, config: SessionConfig, resumption: _Resumption | None
+    ) -> GeminiLiveConnection:
         socket = await open_socket(
             live_url(self.endpoint),
             {"x-goog-api-key": self.endpoint.api_key},
             self.endpoint.ssl_context,
         )
-        connection = GeminiLiveConnection(socket, config, handle)
+        connection = GeminiLiveConnection(socket, config, resumption)
         await configure_or_close(socket, connection.configure())
         return connection
 
@@ -336,7 +359,7 @@ class GeminiLiveConnection(ProviderConnection):
     max_duration_s = MAX_CONNECTION_S
 
     def __init__(
-        self, socket: ClientConnection, config: SessionConfig, resume_handle: str | None
+        self, socket: ClientConnection, config: SessionConfig, resumption: _Resumption | None
     ) -> None:
         self._socket = socket
         self._config = config
@@ -347,8 +370,15 @@ class GeminiLiveConnection(ProviderConnection):
             for tool in config.tools
             if self._traits.background_tools and not tool.blocking
         )
-        self._resumed_from = resume_handle
-        self._handle = resume_handle
+        self._resumed_from = resumption.handle if resumption else None
+        self._handle = self._resumed_from
+        # The turns the newest handle does not hold (a new connection resumed with it
+        # gets them replayed), and how many of them a turn's end saw: the handle after
+        # that `turnComplete` holds those.
+        self._unsaved: list[HistoryItem] = list(resumption.since) if resumption else []
+        self._saved_by_next_handle: int | None = None
+        # The typed turn carried over awaits its answer (the old socket lost it).
+        self._answer_carried = resumption.answer if resumption else False
         self._closing = False
         self._response: str | None = None
         self._last_response: str | None = None
@@ -368,7 +398,9 @@ class GeminiLiveConnection(ProviderConnection):
         self._usage: Usage | None = None
         self._playback = PlaybackLedger()
         self._cancelled_calls: set[str] = set()
-        self._go_away = False
+        self._open_calls: set[str] = set()
+        # After `goAway`: the loop time to leave by, at rest or not.
+        self._leave_by: float | None = None
         self._activity_open = False
 
     # -- setup ---------------------------------------------------------------
@@ -383,18 +415,39 @@ class GeminiLiveConnection(ProviderConnection):
             raise ConnectError(f"unexpected first message: {reply!s:.200}", kind=ErrorKind.PROTOCOL)
 
     def resume_state(self) -> object | None:
-        return self._handle
+        """The newest handle and what was said after it; none if this model takes no turns
+        mid-session and something was: a fresh setup then gets the whole history."""
+        if self._handle is None or (self._unsaved and not self._traits.client_content):
+            return None
+        # A typed turn still unanswered went out last: the old socket may have lost it.
+        unanswered = (
+            self._typed_turn and bool(self._unsaved) and self._unsaved[-1].role is HistoryRole.USER
+        )
+        return _Resumption(self._handle, tuple(self._unsaved), unanswered)
+
+    @property
+    def _at_rest(self) -> bool:
+        """The newest handle holds the whole conversation and nothing is under way: no
+        model turn, no typed turn awaiting its answer, no tool call unanswered."""
+        return (
+            not self._unsaved
+            and self._saved_by_next_handle is None
+            and self._response is None
+            and not self._answered_in_turn
+            and not self._typed_turn
+            and not self._open_calls
+        )
 
     # -- output --------------------------------------------------------------
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         yield SessionReady()
         try:
-            async for raw in self._socket:
-                for event in await self._decode(raw):
+            while True:
+                for event in await self._decode(await self._receive()):
                     yield event
-                if self._go_away and self._response is None:
-                    # Leave at a turn boundary; the session resumes on a new connection.
+                if self._leave_by is not None and self._at_rest:
+                    # The session resumes on a new connection, with nothing to replay.
                     raise ConnectionLost("the server asked to reconnect (goAway)")
         except ConnectionClosed as err:
             if self._closing:
@@ -410,8 +463,17 @@ class GeminiLiveConnection(ProviderConnection):
                 kind=kind,
                 retry_after_s=retry_after(reason),
             ) from err
-        if not self._closing:
-            raise ConnectionLost("closed by server")
+
+    async def _receive(self) -> str | bytes:
+        """The next frame; after `goAway`, only until it is time to leave."""
+        if self._leave_by is None:
+            return await self._socket.recv()
+        try:
+            async with asyncio.timeout_at(self._leave_by):
+                return await self._socket.recv()
+        except TimeoutError:
+            # The new connection gets what the handle lacks replayed.
+            raise ConnectionLost("goAway's time ran out before the conversation rested") from None
 
     async def _decode(self, raw: str | bytes) -> list[SessionEvent]:
         """One server message as session events; a malformed one becomes a protocol error."""
@@ -430,6 +492,9 @@ class GeminiLiveConnection(ProviderConnection):
         update = message.get("sessionResumptionUpdate") or {}
         if update.get("resumable") and update.get("newHandle"):
             self._handle = update["newHandle"]
+            if self._saved_by_next_handle is not None:
+                del self._unsaved[: self._saved_by_next_handle]
+                self._saved_by_next_handle = None
         if (content := message.get("serverContent")) is not None:
             events += await self._server_content(content)
         if (tool_call := message.get("toolCall")) is not None:
@@ -440,10 +505,14 @@ class GeminiLiveConnection(ProviderConnection):
         if (cancellation := message.get("toolCallCancellation")) is not None:
             ids = tuple(cancellation.get("ids") or ())
             self._cancelled_calls.update(ids)
+            self._open_calls.difference_update(ids)
             events.append(ToolCallsCancelled(ids))
         if (go_away := message.get("goAway")) is not None:
-            _LOGGER.debug("Gemini connection ends in %s", go_away.get("timeLeft"))
-            self._go_away = True
+            # Leave once at rest (the new connection resumes right there), else at the end.
+            time_left = _seconds(go_away.get("timeLeft") or "0s")
+            _LOGGER.debug("Gemini connection ends in %.1f s", time_left)
+            loop = asyncio.get_running_loop()
+            self._leave_by = loop.time() + max(0.0, time_left - GO_AWAY_MARGIN_S)
         return events
 
     def _book(self, usage: Usage) -> list[SessionEvent]:
@@ -458,7 +527,7 @@ class GeminiLiveConnection(ProviderConnection):
         self._voice_activity = True
         kind = activity.get("voiceActivityType")
         offset = activity.get("audioOffset")
-        at_ms = round(float(offset.removesuffix("s")) * 1000) if offset else None
+        at_ms = round(_seconds(offset) * 1000) if offset else None
         if kind == "ACTIVITY_START":
             return [SpeechStarted(at_ms)]
         if kind == "ACTIVITY_END":
@@ -492,6 +561,8 @@ class GeminiLiveConnection(ProviderConnection):
     def _turn_complete(self, reason: str | None) -> list[SessionEvent]:
         """The model's turn is over; a reason other than the normal ones is not a normal end."""
         answered, self._answered_in_turn = self._answered_in_turn, False
+        # The server's next handle holds the conversation up to here.
+        self._saved_by_next_handle = len(self._unsaved)
         if reason is None or reason in _NORMAL_TURN_ENDS:
             return self._finish_response(ResponseStatus.COMPLETED, usage_follows=False)
         failed = reason in _FAILED_TURN_ENDS
@@ -555,6 +626,7 @@ class GeminiLiveConnection(ProviderConnection):
         events: list[SessionEvent] = [SpeechStopped(self._speech_end_ms)]
         self._speech_end_ms = None
         if text:
+            self._unsaved.append(HistoryItem(HistoryRole.USER, text))
             events.append(InputTranscript(text, final=True))
         return events
 
@@ -568,10 +640,13 @@ class GeminiLiveConnection(ProviderConnection):
     ) -> list[SessionEvent]:
         if self._response is None:
             return []
+        transcript = "".join(self._transcript)
+        if status is not ResponseStatus.FAILED and transcript.strip():
+            self._unsaved.append(HistoryItem(HistoryRole.ASSISTANT, transcript))
         done = ResponseDone(
             self._response,
             status,
-            transcript="".join(self._transcript),
+            transcript=transcript,
             reason=reason,
             usage=self._usage,
             error_kind=error_kind,
@@ -598,6 +673,7 @@ class GeminiLiveConnection(ProviderConnection):
         model_waits = False
         for call in tool_call.get("functionCalls") or []:
             ids.append(call["id"])
+            self._open_calls.add(call["id"])
             model_waits = model_waits or call["name"] not in self._background_tools
             events.append(ToolCall(response_id, call["id"], call["name"], call.get("args") or {}))
         # Either way the results bring the model's continuation, a new response.
@@ -648,15 +724,16 @@ class GeminiLiveConnection(ProviderConnection):
         self._typed_turn = respond
         if not self._traits.client_content:
             await self._send({"realtimeInput": {"text": text}})
-            return
-        await self._send(
-            {
-                "clientContent": {
-                    "turns": [{"role": "user", "parts": [{"text": text}]}],
-                    "turnComplete": respond,
+        else:
+            await self._send(
+                {
+                    "clientContent": {
+                        "turns": [{"role": "user", "parts": [{"text": text}]}],
+                        "turnComplete": respond,
+                    }
                 }
-            }
-        )
+            )
+        self._unsaved.append(HistoryItem(HistoryRole.USER, text))
 
     async def send_image(self, image: bytes, mime_type: str) -> None:
         data = base64.b64encode(image).decode("ascii")
@@ -666,6 +743,7 @@ class GeminiLiveConnection(ProviderConnection):
         if call_id in self._cancelled_calls:
             _LOGGER.debug("Dropping the result of cancelled tool call %s", call_id)
             return
+        self._open_calls.discard(call_id)
         response: dict[str, Any] = {"id": call_id, "name": name, "response": result}
         if name in self._background_tools:
             # Told once the model is idle: it finishes what it is saying first.
@@ -702,20 +780,23 @@ class GeminiLiveConnection(ProviderConnection):
         )
 
     async def restore(self, history: Sequence[HistoryItem]) -> None:
-        """Seed a fresh connection with the turns as text (tool rounds are not replayed:
-        the calls of a lost connection are withdrawn)."""
-        if self._resumed_from is not None:
-            return  # the resumption handle carried the conversation
+        """Replay, as text, the turns this connection lacks: on a resumed one those said
+        after its handle (a typed turn the old socket lost is asked again), on a fresh
+        one all. Tool rounds are not replayed: the calls of a lost connection are
+        withdrawn."""
+        if self._resumed_from is None:
+            self._unsaved = [entry for entry in history if entry.kind is HistoryKind.MESSAGE]
         turns = [
             {
                 "role": "user" if entry.role is HistoryRole.USER else "model",
                 "parts": [{"text": entry.text}],
             }
-            for entry in history
-            if entry.kind is HistoryKind.MESSAGE
+            for entry in self._unsaved
         ]
         if turns:
-            await self._send({"clientContent": {"turns": turns, "turnComplete": False}})
+            await self._send(
+                {"clientContent": {"turns": turns, "turnComplete": self._answer_carried}}
+            )
 
     async def update(self, config: SessionConfig) -> bool:
         """Only a new setup changes the session; instruction changes wait for the next one."""
@@ -751,6 +832,11 @@ def usage_of(metadata: Mapping[str, Any], output_modality: OutputModality) -> Us
         output_text=said["text"] + thoughts,
         output_audio=said["audio"],
     )
+
+
+def _seconds(duration: str) -> float:
+    """A protobuf Duration as JSON ("1.5s") in seconds."""
+    return float(duration.removesuffix("s"))
 
 
 def _split(metadata: Mapping[str, Any], total: str, details: str, rest: str) -> dict[str, int]:
