@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+import json
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -25,12 +26,13 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import llm
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.realtime_assist.agent_config import recommended_agent_options
 from custom_components.realtime_assist.const import (
     CONF_ALLOWED_SENSITIVE_ACTIONS,
     CONF_KEEP_WARM,
+    EVENT_TOOL_CALL,
     SECTION_BEHAVIOUR,
     SUBENTRY_CONVERSATION,
 )
@@ -41,6 +43,7 @@ from custom_components.realtime_assist.sensitive_actions import (
     sensitive_action,
 )
 from custom_components.realtime_assist.service_tool import TOOL_NAME, CallServiceTool
+from custom_components.realtime_assist.tools import REDACTED
 from tests.fakes.providers import Call, FakeProvider, FakeSession, OpenAISession, Reply
 from tests.flow_texts import assert_form_texts, form_fields
 
@@ -589,3 +592,27 @@ async def test_agent_settings_list_each_sensitive_action_with_its_risk(
     )
     assert allowed.get("success") is True, allowed
     assert hass.states.get("lock.front_door").state == "unlocked"
+
+
+async def test_a_code_the_model_passes_is_not_in_the_record(
+    hass: HomeAssistant, realtime_fake: FakeProvider, agents: MockConfigEntry
+) -> None:
+    """The owner let an agent disarm the alarm: the user's code goes to the panel, and the
+    record of the call (bus, logbook, recorder: for every user to read) says it was
+    passed, not what it was."""
+    records = async_capture_events(hass, EVENT_TOOL_CALL)
+
+    result, _conn = await _model_calls(
+        hass,
+        realtime_fake,
+        TRUSTED_AGENT,
+        "alarm_control_panel.alarm_disarm",
+        ALARM,
+        {"code": ALARM_CODE},
+    )
+
+    assert result.get("success") is True, result
+    assert hass.states.get(ALARM).state == "disarmed"
+    [record] = records
+    assert record.data["tool_args"]["data"] == {"code": REDACTED}
+    assert ALARM_CODE not in json.dumps(record.data)

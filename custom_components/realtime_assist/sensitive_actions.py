@@ -116,8 +116,9 @@ _BY_ACTION: Final = {entry.action: entry for entry in SENSITIVE_ACTIONS}
 
 # Field names that take a secret, a path or a URL (`code`, `user_code`, `filename`,
 # `local_path`, `url`...). Erring towards "sensitive" only costs the owner a tick.
+_SECRET_FIELD: Final = re.compile(r"(^|_)(code|pin|passcode|password|usercode)($|_)")
 _FIELD_RISKS: Final = (
-    (re.compile(r"(^|_)(code|pin|passcode|password|usercode)($|_)"), Risk.CODE),
+    (_SECRET_FIELD, Risk.CODE),
     (re.compile(r"(^|_)(file|filename|filepath|path|directory)($|_)"), Risk.FILES),
     (re.compile(r"(^|_)(url|uri)($|_)"), Risk.URL),
 )
@@ -137,6 +138,11 @@ def description_fields(fields: Mapping[str, Any]) -> Iterable[tuple[str, Mapping
             yield from description_fields(field["fields"])
         else:
             yield name, field
+
+
+def is_secret_field(name: str) -> bool:
+    """A field that takes a code, a PIN or a password, by its name."""
+    return _SECRET_FIELD.search(name.lower()) is not None
 
 
 def _field_risk(name: str, field: Mapping[str, Any]) -> Risk | None:

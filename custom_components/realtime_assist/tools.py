@@ -34,7 +34,7 @@ import probatio
 from .assist_bridge import current_pipeline_run
 from .const import EVENT_TOOL_CALL, LOGGER
 from .realtime.config import ToolSpec
-from .sensitive_actions import refusal_text, refused_tool_call
+from .sensitive_actions import is_secret_field, refusal_text, refused_tool_call
 
 # JSON-schema keywords the realtime APIs reject at the top of a function's parameters.
 _UNSUPPORTED_TOP_LEVEL = frozenset({"oneOf", "anyOf", "allOf", "enum", "not"})
@@ -43,6 +43,8 @@ _UNSUPPORTED_TOP_LEVEL = frozenset({"oneOf", "anyOf", "allOf", "enum", "not"})
 _PROVIDER_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_-]{0,63}")
 _NOT_IN_NAMES: Final = re.compile(r"[^a-zA-Z0-9_-]")
 _MAX_NAME: Final = 64
+# What the record holds instead of a code, PIN or password the model passed.
+REDACTED: Final = "**REDACTED**"
 # Arguments and results longer than this (as JSON) are recorded cut short: the
 # recorder drops an event's data past 32 KiB, and a live context can be larger.
 MAX_RECORDED_CHARS: Final = 2000
@@ -229,7 +231,7 @@ class GuardedAPIInstance(llm.APIInstance):
             "device_id": self.llm_context.device_id,
             "satellite_id": run.satellite_id if run is not None else None,
             "tool_name": tool_input.tool_name,
-            "tool_args": _recordable(tool_input.tool_args),
+            "tool_args": _recordable(_without_secrets(tool_input.tool_args)),
             "outcome": outcome.value,
         }
         if outcome in (ToolOutcome.REFUSED, ToolOutcome.FAILED):
@@ -248,6 +250,19 @@ def _outcome(result: llm.ToolResult) -> ToolOutcome:
 
 def _error_data(err: Exception) -> JsonObjectType:
     return {"error": type(err).__name__, "error_text": str(err) or type(err).__name__}
+
+
+def _without_secrets(value: Any) -> Any:
+    """`value` with every code, PIN or password in it redacted: the record is on the
+    bus, in the logbook and the recorder, for every user of the home to read."""
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if is_secret_field(str(key)) else _without_secrets(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_without_secrets(item) for item in value]
+    return value
 
 
 def _recordable(value: Any) -> Any:
