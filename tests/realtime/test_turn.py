@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
+
 from custom_components.realtime_assist.realtime.config import Endpoint, SessionConfig
 from custom_components.realtime_assist.realtime.events import (
     AudioChunk,
@@ -27,7 +29,12 @@ from custom_components.realtime_assist.realtime.events import (
 from custom_components.realtime_assist.realtime.providers.gemini import GeminiLiveProvider
 from custom_components.realtime_assist.realtime.providers.openai import OpenAIRealtimeProvider
 from custom_components.realtime_assist.realtime.session import RealtimeSession, ReconnectPolicy
-from custom_components.realtime_assist.realtime.turn import Turn, TurnTracker
+from custom_components.realtime_assist.realtime.turn import (
+    FailureReason,
+    Turn,
+    TurnError,
+    TurnTracker,
+)
 from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.gemini_live import FakeGeminiLiveServer, ScriptedTurn, SpeechPart
 from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
@@ -139,3 +146,24 @@ async def test_listen_gets_the_transcript_when_it_arrives_after_a_pause(
             assert await turn.listen(satellite(), commit_at_end=False) == "Good night."
             await turn.cancel()
             fake_server.add_input_transcript("Good night.")
+
+
+async def test_a_typed_message_the_session_cannot_take_fails_the_turn(
+    fake_server: FakeOpenAIRealtimeServer,
+) -> None:
+    """The session closed under a typed turn (a fatal provider error, an unload): the
+    turn fails as a turn, whose reason the agent tells the user, not with a session
+    error the conversation stage does not catch (Home Assistant then says only that
+    something unexpected happened)."""
+    provider = OpenAIRealtimeProvider(Endpoint(fake_server.api_key, fake_server.url))
+    session = RealtimeSession(provider, SessionConfig(model="gpt-realtime"))
+    await session.start()
+    turn = Turn(session, typed=True)
+    await session.close()
+
+    with pytest.raises(TurnError) as failed:
+        await turn.send_text("Hello?")
+
+    assert failed.value.reason is FailureReason.CONNECTION
+    assert turn.ended.is_set()
+    assert turn.failure is failed.value

@@ -384,8 +384,17 @@ class Turn:
                 self._end(TurnError(FailureReason.of(err.kind), str(err)))
 
     async def send_text(self, text: str) -> None:
-        """A typed user message starts the turn's reply."""
-        await self.session.send_text(text)
+        """A typed user message starts the turn's reply.
+
+        A session that cannot take it (closed, or its connection not back in time)
+        fails the turn: TurnError, which the agent tells the user, like any failure.
+        """
+        try:
+            await self.session.send_text(text)
+        except RealtimeError as err:
+            failure = TurnError(FailureReason.of(err.kind), str(err))
+            self._end(failure)
+            raise failure from err
         self._user_turn_ended()
 
     # -- the agent ---------------------------------------------------------------
