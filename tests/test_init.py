@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from homeassistant.components import conversation
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import CONF_PROMPT
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, llm
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import device_registry as dr, issue_registry as ir, llm
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from websockets.protocol import State
@@ -17,11 +18,13 @@ from custom_components.realtime_assist.agent_config import (
 )
 from custom_components.realtime_assist.const import (
     CONF_SILENCE_DURATION_MS,
+    CONF_TOOL_TIMEOUT,
     CONF_TURN_DETECTION,
     CONF_VAD_EAGERNESS,
     DOMAIN,
 )
 from custom_components.realtime_assist.entity import RealtimeAssistEntity
+from custom_components.realtime_assist.problems import ISSUE_QUOTA
 from custom_components.realtime_assist.realtime.config import (
     Eagerness,
     ImageDetail,
@@ -33,6 +36,7 @@ from custom_components.realtime_assist.realtime.config import (
 )
 from custom_components.realtime_assist.realtime.providers import PROVIDER_OPENAI
 from tests.fakes.openai_realtime import FakeOpenAIRealtimeServer
+from tests.fakes.providers import FakeProvider
 from tests.helpers import REVOKED_KEY, entry_data
 
 pytestmark = pytest.mark.usefixtures("ha_core")
@@ -87,6 +91,49 @@ async def test_setup_with_unreachable_endpoint_retries(
 
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+
+
+async def test_a_repair_raised_before_a_reload_clears_with_the_next_turn_that_works(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, realtime_fake: FakeProvider
+) -> None:
+    """The owner adds credit and edits the agent (the entry reloads): the notice still goes."""
+    realtime_fake.fail_next_reply("quota")
+    failed = await conversation.async_converse(
+        hass, "Turn on the light", None, Context(), agent_id="conversation.realtime_assist"
+    )
+    assert failed.response.error_code is not None
+    issue_id = f"{ISSUE_QUOTA}_{loaded_entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
+    subentry = next(iter(loaded_entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        loaded_entry, subentry, data={**subentry.data, CONF_TOOL_TIMEOUT: 20}
+    )
+    await hass.async_block_till_done()
+    assert loaded_entry.state is ConfigEntryState.LOADED
+
+    answered = await conversation.async_converse(
+        hass, "Turn on the light", None, Context(), agent_id="conversation.realtime_assist"
+    )
+    assert answered.response.error_code is None
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_removing_the_entry_takes_its_repairs_along(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, realtime_fake: FakeProvider
+) -> None:
+    """A notice about an entry that is gone would stay in Repairs until a restart."""
+    realtime_fake.fail_next_reply("quota")
+    await conversation.async_converse(
+        hass, "Turn on the light", None, Context(), agent_id="conversation.realtime_assist"
+    )
+    issue_id = f"{ISSUE_QUOTA}_{loaded_entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+
+    await hass.config_entries.async_remove(loaded_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
 async def test_agent_entity_device(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:

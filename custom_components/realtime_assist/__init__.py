@@ -43,6 +43,7 @@ from .const import (
     PROVIDER_PROFILES,
     SUBENTRY_CONVERSATION,
 )
+from .problems import clear_problems
 from .realtime.config import Endpoint, SessionConfig
 from .realtime.errors import (
     AuthenticationError,
@@ -299,7 +300,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEnt
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntry) -> None:
-    """The entry is deleted: so are its agents' usage totals."""
+    """The entry is deleted: so are its agents' usage totals and its Repairs issues."""
+    clear_problems(hass, entry)
     for subentry_id in entry.subentries:
         await usage_store(hass, subentry_id).async_remove()
 

@@ -4,7 +4,9 @@ A failed turn is told to the user who spoke (see notices.py); what only the
 home's owner can fix goes where Home Assistant shows such things: the
 re-authentication flow for a key revoked after setup, and a Repairs issue for
 an account out of credit or a provider that stays unreachable. Issues clear
-themselves with the next turn that works.
+themselves with the next turn that works, of any agent of the entry (the account
+has credit, the provider answers), and also after a reload: whoever raised the
+issue may be gone, so a turn that works clears both whether it raised them or not.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .realtime.turn import FailureReason, TurnError
 
 ISSUE_QUOTA = "quota_exhausted"
 ISSUE_UNREACHABLE = "provider_unreachable"
+ISSUES = (ISSUE_QUOTA, ISSUE_UNREACHABLE)
 # Turns that failed to reach the provider in a row before it counts as an outage.
 UNREACHABLE_AFTER = 3
 _CONNECTION_FAILURES = frozenset({FailureReason.CONNECTION, FailureReason.SERVER})
@@ -32,7 +35,6 @@ class ProblemReporter:
         self._hass = hass
         self._entry = entry
         self._unreachable_in_a_row = 0
-        self._raised: set[str] = set()
 
     def turn_failed(self, failure: TurnError) -> None:
         if failure.reason is FailureReason.AUTH:
@@ -47,12 +49,9 @@ class ProblemReporter:
 
     def turn_succeeded(self) -> None:
         self._unreachable_in_a_row = 0
-        for issue in list(self._raised):
-            ir.async_delete_issue(self._hass, DOMAIN, self._issue_id(issue))
-            self._raised.discard(issue)
+        clear_problems(self._hass, self._entry)
 
     def _raise(self, issue: str, severity: ir.IssueSeverity) -> None:
-        self._raised.add(issue)
         ir.async_create_issue(
             self._hass,
             DOMAIN,
@@ -68,4 +67,15 @@ class ProblemReporter:
         )
 
     def _issue_id(self, issue: str) -> str:
-        return f"{issue}_{self._entry.entry_id}"
+        return issue_id(issue, self._entry)
+
+
+def issue_id(issue: str, entry: ConfigEntry[Any]) -> str:
+    """The id of the entry's Repairs issue `issue` (one of ISSUES)."""
+    return f"{issue}_{entry.entry_id}"
+
+
+def clear_problems(hass: HomeAssistant, entry: ConfigEntry[Any]) -> None:
+    """Delete the entry's Repairs issues (deleting one that is not there does nothing)."""
+    for issue in ISSUES:
+        ir.async_delete_issue(hass, DOMAIN, issue_id(issue, entry))
