@@ -238,6 +238,33 @@ async def test_user_flow_unreachable_names_the_endpoint_and_reason(
     await assert_form_texts(hass, result)
 
 
+async def test_azure_deployment_of_another_name_is_set_up(
+    hass: HomeAssistant, fake_server: FakeOpenAIRealtimeServer
+) -> None:
+    """An Azure resource answers a model it has no deployment of with HTTP 404: the key
+    works all the same (its models are listed), and the entry is set up."""
+    fake_server.models = {"contoso-realtime"}
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input(fake_server.azure_url)
+    )
+    await hass.async_block_till_done()
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result.get("errors")
+    assert result["result"].state is ConfigEntryState.LOADED
+
+
+async def test_azure_bad_key_is_still_a_bad_key(
+    hass: HomeAssistant, fake_server: FakeOpenAIRealtimeServer
+) -> None:
+    fake_server.models = {"contoso-realtime"}
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input(fake_server.azure_url, REVOKED_KEY)
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+
+
 async def test_user_flow_unexpected_error_shows_unknown(
     hass: HomeAssistant, fake_server: FakeOpenAIRealtimeServer
 ) -> None:

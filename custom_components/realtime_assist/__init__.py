@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from homeassistant.auth.permissions.const import POLICY_READ
 from homeassistant.components import assist_pipeline, conversation
 from homeassistant.components.homeassistant.exposed_entities import async_should_expose
@@ -27,6 +28,7 @@ from homeassistant.exceptions import (
     Unauthorized,
 )
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 from homeassistant.util import ssl as ssl_util
 import probatio
@@ -74,14 +76,17 @@ class RealtimeAssistData:
 type RealtimeAssistConfigEntry = ConfigEntry[RealtimeAssistData]
 
 
-async def async_build_provider(data: Mapping[str, Any]) -> Provider:
+async def async_build_provider(data: Mapping[str, Any], http: aiohttp.ClientSession) -> Provider:
     """Build the provider for entry data and prove the endpoint takes the key.
 
-    Realtime keys can be scoped or deployment-bound (Azure), so the only
-    reliable check is opening a real session; it is closed right away.
-    Raises AuthenticationError for a rejected key, InvalidEndpointError or
-    UnencryptedEndpointError for an endpoint URL we refuse, and ConnectError
-    when the endpoint cannot be reached.
+    Realtime keys can be scoped or deployment-bound (Azure), so the surest
+    check is opening a real session with the provider's default model; it is
+    closed right away. A server that answers but refuses that model (an Azure
+    resource whose deployment has another name, a project key limited to other
+    models) is asked for the models the key may use (`list_models`, over
+    `http`): if it lists them, the key works. Raises AuthenticationError for a
+    rejected key, InvalidEndpointError or UnencryptedEndpointError for an
+    endpoint URL we refuse, and ConnectError when the endpoint cannot be reached.
     """
     name: str = data[CONF_PROVIDER]
     endpoint = Endpoint(
@@ -93,7 +98,22 @@ async def async_build_provider(data: Mapping[str, Any]) -> Provider:
         ssl_context=ssl_util.get_default_context(),
     )
     provider = create_provider(name, endpoint)
-    connection = await provider.connect(SessionConfig(model=PROVIDER_PROFILES[name].default_model))
+    try:
+        connection = await provider.connect(
+            SessionConfig(model=PROVIDER_PROFILES[name].default_model)
+        )
+    except AuthenticationError, InvalidEndpointError, UnencryptedEndpointError:
+        raise
+    except ConnectError as err:
+        if isinstance(err.__cause__, (OSError, TimeoutError)):
+            raise  # nobody answered: a listing would not either
+        try:
+            await provider.list_models(http)
+        except AuthenticationError:
+            raise
+        except RealtimeError:
+            raise err from None
+        return provider
     await connection.close()
     return provider
 
@@ -194,7 +214,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: RealtimeAssistConfigEntr
     still accepts it from custom integrations.
     """
     try:
-        provider = await async_build_provider(entry.data)
+        provider = await async_build_provider(entry.data, async_get_clientsession(hass))
     except AuthenticationError as err:
         # Home Assistant starts the reauth flow and tells the user.
         raise ConfigEntryAuthFailed(

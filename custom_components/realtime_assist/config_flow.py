@@ -804,7 +804,7 @@ class RealtimeAssistConfigFlow(ConfigFlow, domain=DOMAIN):
                 raise AbortFlow("already_configured")
         url = data.get(CONF_URL) or PROVIDER_PROFILES[data[CONF_PROVIDER]].default_url
         try:
-            await async_build_provider(data)
+            await async_build_provider(data, async_get_clientsession(self.hass))
         except (InvalidEndpointError, UnencryptedEndpointError) as err:
             return {"base": endpoint_error_key(err)}, {"url": url}
         except (AuthenticationError, ConnectError) as err:
