@@ -10,11 +10,14 @@ memory is cut to exactly what the client said it played.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable
+import io
 from typing import Any
 
 from homeassistant.const import STATE_ON
 from homeassistant.core import HomeAssistant
+from PIL import Image
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket, WebSocketGenerator
@@ -290,3 +293,39 @@ async def test_only_a_user_who_may_see_the_agent_starts(
     result = await client.receive_json()
     assert not result["success"]
     assert result["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("provider", [PROVIDER_OPENAI], ids=["snapshots are OpenAI's"])
+async def test_the_card_is_asked_for_a_frame_again_when_it_sent_none(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    realtime_fake: FakeProvider,
+    fake_server: FakeOpenAIRealtimeServer,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """The card had no picture when it was asked for one (its camera still off): the next
+    time the user speaks it is asked again, and the frame it then sends reaches the model."""
+    browser = Card(await hass_ws_client(hass))
+    await browser.start(agent=AGENT_ID, language="en", camera=True)
+    assert browser.ready["camera"] == "snapshot"
+    realtime_fake.hear("Hello.")
+    realtime_fake.say("Hello there.")
+    realtime_fake.hear("What am I holding?")
+    realtime_fake.say("A red square.")
+
+    await browser.speak()
+    await browser.wait_for(lambda e: e["type"] == "snapshot")  # the camera is off: no frame
+    await browser.wait_for(lambda e: e["type"] == "model" and "there" in e["text"])
+
+    await browser.speak()  # the user turned the camera on, and shows it something
+    await browser.wait_for(lambda e: e["type"] == "snapshot")
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 48), (255, 0, 0)).save(jpeg, format="JPEG")
+    image = base64.b64encode(jpeg.getvalue()).decode("ascii")
+    assert (await browser.command("frame", image=image))["success"]
+
+    conn = fake_server.connections[-1]
+    await conn.wait_for_event("conversation.item.create")
+    assert conn.images == [("image/jpeg", jpeg.getvalue())]
+    await browser.wait_for(lambda e: e["type"] == "model" and "square" in e["text"])
+    assert realtime_fake.protocol_errors == []

@@ -642,10 +642,14 @@ class BrowserConversation:
         self._send({"type": "state", "state": state})
 
     def ask_for_frame(self) -> asyncio.Future[None]:
-        """Ask the card for a frame of its camera now (the model wants to look)."""
+        """Ask the card for a frame of its camera now (the model wants to look).
+
+        Asked each time: a card that had no picture at the last request (its camera
+        off, or not started yet) sends none, and would otherwise never be asked again.
+        """
         if self._frame_wanted is None or self._frame_wanted.done():
             self._frame_wanted = asyncio.get_running_loop().create_future()
-            self._send({"type": "snapshot"})
+        self._send({"type": "snapshot"})
         return self._frame_wanted
 
 
