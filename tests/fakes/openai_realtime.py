@@ -1273,6 +1273,14 @@ class FakeConnection:
             or _dig(self.session, "audio", "output", "voice"),
             out_of_band=request.get("conversation") == "none",
         )
+        # Created now, before the next client event is read: items added after it are not
+        # its input (a response reads the conversation as it was when it began).
+        await self.send(
+            {
+                "type": "response.created",
+                "response": self._response_object(self._active, [], None, None),
+            }
+        )
         self._active.task = self._spawn(self._stream_response(self._active, script, failure))
 
     def _response_object(
@@ -1310,12 +1318,6 @@ class FakeConnection:
     ) -> None:
         record = active.record
         try:
-            await self.send(
-                {
-                    "type": "response.created",
-                    "response": self._response_object(active, [], None, None),
-                }
-            )
             if self.server.take_fault("garbage"):
                 for raw in _GARBAGE:
                     await self.server.inject(self, raw)
