@@ -461,6 +461,66 @@ async def _answered_once(
     assert conn.errors_sent == []
 
 
+def _said(conn: Any) -> list[str]:
+    return ["".join(item.text for item in response.items) for response in conn.responses]
+
+
+async def test_answer_asked_for_as_the_vad_answers_comes_once(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """The turn is ended by hand (commit, `response.create`) just as the server's VAD ended
+    it and began answering: the server refuses our request
+    (`conversation_already_has_active_response`), and the VAD's answer, which heard the
+    user, is the one answer: no second one follows it."""
+    fake_server.add_input_transcript("Turn on the porch light.")
+    fake_server.add_response(ScriptedResponse(SpeechItem("Done.")))
+    fake_server.add_response(ScriptedResponse(SpeechItem("You're welcome.")))
+    session, events = await make_session()
+    fake_server.pause_reading()  # the server reads it all in one go: its VAD answers first
+    await speak(session, UTTERANCE)
+    await session.commit_audio()
+    await session.create_response()
+    fake_server.resume_reading()
+    seen = await until(events, _final_done)
+    assert seen[-1].transcript == "Done."  # type: ignore[union-attr]
+    conn = fake_server.connections[0]
+    assert [error["code"] for error in conn.errors_sent] == [
+        "conversation_already_has_active_response"
+    ]
+
+    await session.send_text("Thanks.")
+    thanks = conn.received.index(await conn.wait_for_event("conversation.item.create"))
+    # Read in order: nothing asked for another answer before the next question.
+    asked = [e for e in conn.received[:thanks] if e["type"] == "response.create"]
+    assert len(asked) == 1  # the one refused
+    later = await until(events, _final_done)
+    assert later[-1].transcript == "You're welcome."  # type: ignore[union-attr]
+    assert _said(conn) == ["Done.", "You're welcome."]
+
+
+async def test_text_typed_as_the_vad_answers_is_answered_after(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """A message typed just as the server's VAD began answering the user's speech: the
+    answer it was refused would have been the first to read the message, so it is asked
+    for once the VAD's ends."""
+    fake_server.add_response(ScriptedResponse(SpeechItem("Done.")))
+    fake_server.add_response(ScriptedResponse(SpeechItem("The porch light is on too.")))
+    session, events = await make_session()
+    fake_server.pause_reading()
+    await speak(session, UTTERANCE)
+    await session.send_text("And the porch light?")
+    fake_server.resume_reading()
+    await until(events, _final_done)
+    later = await until(events, _final_done)
+    assert later[-1].transcript == "The porch light is on too."  # type: ignore[union-attr]
+    conn = fake_server.connections[0]
+    assert [error["code"] for error in conn.errors_sent] == [
+        "conversation_already_has_active_response"
+    ]
+    assert _said(conn) == ["Done.", "The porch light is on too."]
+
+
 async def test_session_expiry_rolls_over_to_a_new_connection(
     fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
 ) -> None:

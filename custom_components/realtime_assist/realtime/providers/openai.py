@@ -278,6 +278,9 @@ class OpenAIRealtimeConnection(ProviderConnection):
         self._continue_after_results = False
         # A response was asked for while another was in flight.
         self._response_requested = False
+        # Input of ours (text, an image, tool results) was added while a response
+        # ran: that response did not read it, the next one will.
+        self._unread_input = False
         # The event id of our last `response.create`, until a response starts.
         self._response_request: str | None = None
 
@@ -380,7 +383,13 @@ class OpenAIRealtimeConnection(ProviderConnection):
         response_id = event["response"]["id"]
         self._response = _Response(response_id)
         self._response_request = None
+        self._unread_input = False  # it reads the whole conversation so far
         return [ResponseStarted(response_id)]
+
+    async def _on_item_added(self, event: dict[str, Any]) -> list[SessionEvent]:
+        if self._response is not None and _is_our_input(event["item"]):
+            self._unread_input = True
+        return []
 
     async def _on_audio_delta(self, event: dict[str, Any]) -> list[SessionEvent]:
         pcm = base64.b64decode(event["delta"], validate=True)
@@ -453,7 +462,9 @@ class OpenAIRealtimeConnection(ProviderConnection):
         message = str(error.get("message") or code)
         if code in BENIGN_ERROR_CODES:
             _LOGGER.debug("OpenAI reported a benign race: %s", message)
-            if code == "conversation_already_has_active_response":
+            if code == "conversation_already_has_active_response" and self._unread_input:
+                # Our request raced a response the server began by itself (its VAD):
+                # that one answers what it read, so ask again only for what it did not.
                 self._response_requested = True
             return []
         if code == "session_expired":
@@ -497,6 +508,7 @@ class OpenAIRealtimeConnection(ProviderConnection):
         "conversation.item.input_audio_transcription.delta": _on_transcript_delta,
         "conversation.item.input_audio_transcription.completed": _on_transcript_completed,
         "conversation.item.input_audio_transcription.failed": _on_transcript_failed,
+        "conversation.item.added": _on_item_added,
         "response.created": _on_response_created,
         "response.output_audio.delta": _on_audio_delta,
         "response.output_audio_transcript.delta": _on_text_delta,
@@ -658,6 +670,18 @@ class OpenAIRealtimeConnection(ProviderConnection):
     async def close(self) -> None:
         self._closing = True
         await self._socket.close()
+
+
+def _is_our_input(item: dict[str, Any]) -> bool:
+    """An item we add (typed text, an image, a tool's result), not the user's audio that
+    the server commits, nor a response's own output."""
+    if item.get("type") == "function_call_output":
+        return True
+    return (
+        item.get("type") == "message"
+        and item.get("role") != "assistant"
+        and not any(part.get("type") == "input_audio" for part in item.get("content") or [])
+    )
 
 
 def _configure_error(event: dict[str, Any]) -> Exception:
