@@ -565,6 +565,12 @@ async def test_barge_in_cancels_and_truncation_is_validated(
         truncated = await truncate(heard_ms // 2)
         assert truncated["type"] == "conversation.item.truncated"
         assert conn.truncations == [(sent.item_id, heard_ms // 2)]
+        # Cut again: only shorter, its audio now ends where it was cut.
+        error = (await truncate(heard_ms // 2 + 1))["error"]
+        assert error["message"] == (
+            f"Audio content of {heard_ms // 2}ms is already shorter than {heard_ms // 2 + 1}ms"
+        )
+        assert (await truncate(heard_ms // 4))["type"] == "conversation.item.truncated"
     assert server.protocol_errors == []
 
 

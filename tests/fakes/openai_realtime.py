@@ -1194,7 +1194,10 @@ class FakeConnection:
                 "content_index",
             )
             return
-        audio_ms = int(sent.audio_ms)
+        # A truncated item's audio ends where it was cut: it can only be cut shorter.
+        audio_ms = min(
+            [int(sent.audio_ms)] + [end for cut, end in self.truncations if cut == item_id]
+        )
         if end_ms > audio_ms:
             await self._reply_error(
                 event,
