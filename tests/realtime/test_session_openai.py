@@ -265,6 +265,33 @@ async def test_barge_in_drops_stale_audio_and_truncates_to_what_was_played(
     assert conn.truncations == [(conn.responses[0].item_ids[0], 150)]
 
 
+async def test_what_the_listener_heard_wins_over_the_vads_estimate(
+    fake_server: FakeOpenAIRealtimeServer, make_session: MakeSession
+) -> None:
+    """The server's VAD hears the user over the reply: the reply is cut at once on an
+    estimate (real time since its first audio). The listener's own figure, when it comes
+    later, is exact (it started playing late): the item is cut again, shorter, to it."""
+    fake_server.chunk_delay_s = 0.02
+    fake_server.add_response(ScriptedResponse(SpeechItem(LONG_REPLY)))
+    session, events = await make_session()
+    await session.send_text("Tell me a story")
+    seen = await _until_audio(events, 200)  # 5 chunks paced 20 ms apart: 80 ms at least
+    item_id = next(e.item_id for e in seen if isinstance(e, AudioChunk))
+    assert item_id is not None
+
+    await speak(session, speech_like(0.6, SATELLITE_RATE))  # still speaking: no new answer
+    await until(events, lambda e: isinstance(e, ResponseDone))
+    conn = fake_server.connections[0]
+    estimate = (await conn.wait_for_event("conversation.item.truncate"))["audio_end_ms"]
+    assert estimate >= 80
+    await session.interrupt({item_id: 30})
+    await session.send_text("(later)", respond=False)
+    await conn.wait_for_event("conversation.item.create", count=2)  # read in order
+
+    assert conn.truncations == [(item_id, estimate), (item_id, 30)]
+    assert conn.errors_sent == []
+
+
 @pytest.mark.parametrize(("played_ms", "expected"), [(100, "truncate"), (0, "delete")])
 async def test_interrupt_cancels_and_keeps_only_what_was_heard(
     fake_server: FakeOpenAIRealtimeServer,

@@ -56,7 +56,7 @@ from .base import (
     write_now,
 )
 from .listing import get_json, http_url
-from .playback import PlaybackLedger
+from .playback import MAX_CUT_ITEMS, PlaybackLedger
 from .websocket import configure_or_close, endpoint_url, open_socket, provider_fault
 
 _LOGGER = logging.getLogger(__name__)
@@ -272,6 +272,9 @@ class OpenAIRealtimeConnection(ProviderConnection):
         self._session_id: str | None = None
         self._response: _Response | None = None
         self._playback = PlaybackLedger()
+        # Items an interruption cut, and where their audio ends now (a later, exact
+        # report of what was heard may cut one shorter; truncate never lengthens).
+        self._cut_at: dict[str, int] = {}
         self._has_audio = False
         # Tool calls of the last completed response still waiting for results.
         self._awaiting_results: set[str] = set()
@@ -599,23 +602,42 @@ class OpenAIRealtimeConnection(ProviderConnection):
 
         Each item that may still be playing is truncated to what was heard of it
         (deleted if nothing was: truncate rejects 0); fully played items are
-        left alone. Nothing sent before plays on after an interruption.
+        left alone. Nothing sent before plays on after an interruption. An item
+        cut before on an estimate (the server's VAD heard the user: real time
+        since its first audio, while the listener started late) is cut again to
+        the listener's figure when that is shorter.
         """
+        for item_id, end_ms in list(self._cut_at.items()):
+            heard = played.get(item_id)
+            if heard is not None and heard < end_ms:
+                await self._cut(item_id, max(0, heard))
         for item in self._playback.take():
             heard = item.heard_ms(played.get(item.item_id))
             if heard >= item.received_ms:
-                continue
-            if heard > 0:
-                await self._send(
-                    {
-                        "type": "conversation.item.truncate",
-                        "item_id": item.item_id,
-                        "content_index": 0,
-                        "audio_end_ms": heard,
-                    }
-                )
+                self._remember_cut(item.item_id, item.received_ms)
             else:
-                await self._send({"type": "conversation.item.delete", "item_id": item.item_id})
+                await self._cut(item.item_id, heard)
+
+    async def _cut(self, item_id: str, heard_ms: int) -> None:
+        if heard_ms > 0:
+            await self._send(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "audio_end_ms": heard_ms,
+                }
+            )
+            self._remember_cut(item_id, heard_ms)
+        else:
+            self._cut_at.pop(item_id, None)
+            await self._send({"type": "conversation.item.delete", "item_id": item_id})
+
+    def _remember_cut(self, item_id: str, end_ms: int) -> None:
+        self._cut_at.pop(item_id, None)
+        self._cut_at[item_id] = end_ms
+        while len(self._cut_at) > MAX_CUT_ITEMS:
+            del self._cut_at[next(iter(self._cut_at))]
 
     async def _create_item(self, item: dict[str, Any]) -> None:
         await self._send({"type": "conversation.item.create", "item": item})
