@@ -38,6 +38,7 @@ from custom_components.realtime_assist.realtime.session import (
 )
 from tests.fakes.audio_samples import silence, speech_like
 from tests.fakes.gemini_live import (
+    FakeGeminiConnection,
     FakeGeminiLiveServer,
     ScriptedTurn,
     SpeechPart,
@@ -254,20 +255,29 @@ def _texts(history: list[dict[str, Any]]) -> list[str]:
     return [part["text"] for turn in history for part in turn.get("parts", []) if "text" in part]
 
 
-async def test_go_away_during_playback_keeps_the_last_exchange(
-    gemini: FakeGeminiLiveServer, make_session: MakeSession
-) -> None:
-    """goAway comes while the server waits for the reply's playback, before `turnComplete`
-    and the handle that holds this exchange: the client leaves once that handle came."""
+async def _second_reply_playing(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession, playback: asyncio.Event
+) -> tuple[FakeGeminiConnection, Subscription]:
+    """Two typed exchanges; the server holds the second's `turnComplete` (and the handle
+    after it) until `playback` is set. The first connection, and the session's events."""
     gemini.add_response(ScriptedTurn(SpeechPart("Hello Ada.")))
     gemini.add_response(ScriptedTurn(SpeechPart("Paris is lovely.")))
     session, events = await make_session()
     await session.send_text("My name is Ada.")
     await until(events, lambda e: isinstance(e, ResponseDone))
-    first = gemini.connections[0]
-    playback = gemini.turn_complete_hold = asyncio.Event()
+    gemini.turn_complete_hold = playback
     await session.send_text("I live in Paris.")
     await until(events, lambda e: isinstance(e, ResponseDone))
+    return gemini.connections[0], events
+
+
+async def test_go_away_during_playback_keeps_the_last_exchange(
+    gemini: FakeGeminiLiveServer, make_session: MakeSession
+) -> None:
+    """goAway comes while the server waits for the reply's playback, before `turnComplete`
+    and the handle that holds this exchange: the client leaves once that handle came."""
+    playback = asyncio.Event()
+    first, events = await _second_reply_playing(gemini, make_session, playback)
 
     await gemini.send_go_away(first, time_left_s=30)
     playback.set()
@@ -289,15 +299,8 @@ async def test_go_away_running_out_replays_only_what_the_handle_lacks(
 ) -> None:
     """The conversation does not come to rest before goAway's time runs out: the client
     leaves anyway, resumes with the handle it has and replays the exchange after it."""
-    gemini.add_response(ScriptedTurn(SpeechPart("Hello Ada.")))
-    gemini.add_response(ScriptedTurn(SpeechPart("Paris is lovely.")))
-    session, events = await make_session()
-    await session.send_text("My name is Ada.")
-    await until(events, lambda e: isinstance(e, ResponseDone))
-    first = gemini.connections[0]
-    gemini.turn_complete_hold = asyncio.Event()  # the playback never ends
-    await session.send_text("I live in Paris.")
-    await until(events, lambda e: isinstance(e, ResponseDone))
+    never = asyncio.Event()  # the playback never ends
+    first, events = await _second_reply_playing(gemini, make_session, never)
 
     await gemini.send_go_away(first, time_left_s=gemini_provider.GO_AWAY_MARGIN_S + 0.1)
     await until(events, lambda e: isinstance(e, Reconnected))
