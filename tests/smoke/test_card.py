@@ -228,6 +228,14 @@ async def test_talk_over_the_reply_and_show_the_camera(
             stats = await page.evaluate(STATS)
             await page.click(f"{CARD}.shadowRoot.querySelector('.talk')")  # stop
             await page.wait_for(f"{CARD}.state === 'off'")
+            # Off the page, the card lets go of the camera (its light goes out).
+            await page.click(f"{CARD}.shadowRoot.querySelector('.camera')")
+            await page.wait_for(f"{CARD}.cameraOn")
+            await page.evaluate(
+                f"(() => {{ window.__camera = {CARD}.cameraStream.getVideoTracks()[0];"
+                f" {CARD}.remove(); }})()"
+            )
+            assert await page.evaluate("window.__camera.readyState") == "ended"
         assert fake_openai.protocol_errors == []
     finally:
         fake_openai.responder = None

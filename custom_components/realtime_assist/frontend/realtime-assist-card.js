@@ -99,8 +99,10 @@ class RealtimeAssistCard extends HTMLElement {
     return !users?.length || users.includes(this._hass?.user?.id);
   }
 
+  // Off the page (another view, another dashboard): the microphone and the camera too.
   disconnectedCallback() {
     this.stop();
+    this.stopCamera();
   }
 
   // -- rendering -------------------------------------------------------------
@@ -361,10 +363,7 @@ class RealtimeAssistCard extends HTMLElement {
 
   async toggleCamera() {
     if (this.cameraOn) {
-      this.cameraOn = false;
-      clearInterval(this.cameraTimer);
-      this.cameraStream?.getTracks().forEach((track) => track.stop());
-      this.cameraStream = undefined;
+      this.stopCamera();
       this.render();
       return;
     }
@@ -378,6 +377,13 @@ class RealtimeAssistCard extends HTMLElement {
     this.cameraOn = true;
     this.render();
     if (this.conversation !== undefined) this.streamCamera();
+  }
+
+  stopCamera() {
+    this.cameraOn = false;
+    clearInterval(this.cameraTimer);
+    this.cameraStream?.getTracks().forEach((track) => track.stop());
+    this.cameraStream = undefined;
   }
 
   streamCamera() {
