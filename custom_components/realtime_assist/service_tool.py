@@ -312,10 +312,12 @@ def _place_fields(fields: Mapping[str, Any]) -> frozenset[str]:
     )
 
 
-def _field_names(fields: Mapping[str, Any], states: Collection[State]) -> list[str]:
-    """The names of an action's fields that apply to the entities and may be passed;
-    sections are flattened."""
-    refused = _TARGET_KEYS | _place_fields(fields)
+def _field_names(
+    fields: Mapping[str, Any], states: Collection[State], place_fields: frozenset[str]
+) -> list[str]:
+    """The names of an action's fields that apply to the entities and may be passed (not
+    targets, not `place_fields`); sections are flattened."""
+    refused = _TARGET_KEYS | place_fields
     return [
         name
         for name, field in description_fields(fields)
@@ -440,16 +442,17 @@ async def async_get_services(
             if sensitive is not None and sensitive.device_classes:
                 targets = [state for state in targets if not sensitive.applies_to(state)]
             fields = description.get("fields") or {}
+            place_fields = _place_fields(fields)
             services.append(
                 ServiceInfo(
                     domain=domain,
                     service=name,
-                    fields=tuple(_field_names(fields, targets)),
+                    fields=tuple(_field_names(fields, targets, place_fields)),
                     text=_short_text(text),
                     returns_response="response" in description,
                     sensitive=sensitive,
                     entity_fields=_entity_fields(fields),
-                    place_fields=_place_fields(fields),
+                    place_fields=place_fields,
                 )
             )
     return services
