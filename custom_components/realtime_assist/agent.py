@@ -491,13 +491,6 @@ class RealtimeAgent:
             return turn
         return turn if run is not None and run.run_id == turn.began_in else None
 
-    async def async_answered_without_us(self, turn: Turn) -> None:
-        """Home Assistant answered the turn's run itself: the model's reply is not said."""
-        if turn.answered:
-            return
-        turn.discard_audio()
-        await turn.cancel("Home Assistant answered")
-
     def keep_replying(self, turn: Turn, work: asyncio.Task[None]) -> None:
         """A reply that goes on after the conversation stage returned (see conversation.py)."""
         self._replying[turn] = work

@@ -100,8 +100,9 @@ class RealtimeTextToSpeechEntity(RealtimeSpeechEntity, tts.TextToSpeechEntity):
         failure = agent.failure(conversation_id)
         if turn is not None and not turn.answered:
             # Home Assistant answered the run itself (a sentence trigger, a local
-            # intent): its words are read, not the model's reply to the same audio.
-            await agent.async_answered_without_us(turn)
+            # intent): its words are read, and the model's reply to the same audio,
+            # cut off, keeps nothing the user did not hear.
+            await turn.cancel("Home Assistant answered the run itself")
         if turn is not None and turn.answered and turn.plays_audio:
             # The pipeline streams the agent's text to us too; the voice already has it.
             self.hass.async_create_background_task(
